@@ -1,0 +1,21 @@
+"""Errors that are the user's to fix: the CLI prints them as one line and exits 2, no traceback."""
+
+from __future__ import annotations
+
+
+class UserError(Exception):
+    """A mistake in what the user gave us (config, data, paths); the message says what and where."""
+
+    exit_code = 2
+
+
+class ConfigError(UserError):
+    """A bad recipe: unknown key, wrong type, impossible combination, missing file."""
+
+
+class DataError(UserError):
+    """A malformed data file; the message names file, line and field."""
+
+
+class RunError(UserError):
+    """A run directory problem: busy (locked), changed inputs, nothing to resume."""

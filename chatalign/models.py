@@ -1,0 +1,109 @@
+"""Loading and saving Hugging Face models: safetensors only, no remote code unless a recipe asks for it."""
+
+from __future__ import annotations
+
+import logging
+import os
+import shutil
+import tempfile
+from pathlib import Path
+from typing import Any
+
+from chatalign.embedded import embedded_model_dir, is_embedded
+from chatalign.errors import UserError
+
+log = logging.getLogger(__name__)
+
+
+def resolve_model_path(name: str | os.PathLike | None) -> str:
+    """`embedded`/None -> the cached embedded model; a run directory -> its `model/`; else as given."""
+    if name is None or is_embedded(str(name)):
+        return str(embedded_model_dir())
+    p = Path(name)
+    if (p / "manifest.json").is_file() and (p / "model" / "config.json").is_file():
+        return str(p / "model")
+    if p.exists():
+        if not (p / "config.json").is_file():
+            raise UserError(f"model {name}: no config.json in that directory (not a Hugging Face model?)")
+        return str(p)
+    if str(name).startswith((".", "/")) or os.sep in str(name) and str(name).count("/") > 1:
+        raise UserError(f"model {name}: no such directory")
+    return str(name)  # a hub id; works only where the hub is reachable
+
+
+def torch_dtype(name: str):
+    import torch
+
+    table = {"float32": torch.float32, "fp32": torch.float32, "bfloat16": torch.bfloat16,
+             "bf16": torch.bfloat16, "float16": torch.float16, "fp16": torch.float16}
+    if name == "auto":
+        return torch.bfloat16 if torch.cuda.is_available() else torch.float32
+    return table[name]
+
+
+def load_tokenizer(name: str | os.PathLike | None, trust_remote_code: bool = False):
+    from transformers import AutoTokenizer
+
+    path = resolve_model_path(name)
+    if trust_remote_code:
+        log.warning("trust_remote_code is on: code from %s will run on this machine", path)
+    try:
+        tok = AutoTokenizer.from_pretrained(path, trust_remote_code=trust_remote_code)
+    except OSError as exc:
+        raise UserError(f"cannot load tokenizer from {path}: {exc}") from None
+    if tok.pad_token is None:
+        tok.pad_token = tok.eos_token
+    return tok
+
+
+def load_causal_lm(name: str | os.PathLike | None, dtype: str = "auto", trust_remote_code: bool = False,
+                   attn_implementation: str | None = None, **kwargs: Any):
+    from transformers import AutoModelForCausalLM
+
+    path = resolve_model_path(name)
+    if trust_remote_code:
+        log.warning("trust_remote_code is on: code from %s will run on this machine", path)
+    try:
+        return AutoModelForCausalLM.from_pretrained(
+            path, dtype=torch_dtype(dtype), trust_remote_code=trust_remote_code,
+            use_safetensors=True, attn_implementation=attn_implementation, **kwargs)
+    except OSError as exc:
+        raise UserError(f"cannot load model from {path}: {exc}") from None
+
+
+def save_hf_atomic(model, tokenizer, target: str | os.PathLike, state_dict: dict | None = None) -> Path:
+    """Write an HF directory (safetensors) to a temp dir beside `target`, then rename it into place."""
+    target = Path(target)
+    target.parent.mkdir(parents=True, exist_ok=True)
+    tmp = Path(tempfile.mkdtemp(prefix=f".{target.name}-", dir=target.parent))
+    try:
+        model.save_pretrained(str(tmp), safe_serialization=True, state_dict=state_dict)
+        if tokenizer is not None:
+            tokenizer.save_pretrained(str(tmp))
+        old = None
+        if target.exists():
+            old = target.with_name(f".{target.name}.old")
+            if old.exists():
+                shutil.rmtree(old)
+            os.replace(target, old)
+        os.replace(tmp, target)
+        if old is not None:
+            shutil.rmtree(old, ignore_errors=True)
+    finally:
+        if tmp.exists():
+            shutil.rmtree(tmp, ignore_errors=True)
+    return target
+
+
+def tiny_llama(tokenizer, hidden: int = 64, layers: int = 2, heads: int = 4, kv_heads: int = 2, seed: int = 0):
+    """A random-init Llama sharing `tokenizer`'s vocabulary: for tests only."""
+    import torch
+    from transformers import LlamaConfig, LlamaForCausalLM
+
+    torch.manual_seed(seed)
+    cfg = LlamaConfig(vocab_size=len(tokenizer), hidden_size=hidden, intermediate_size=hidden * 2,
+                      num_hidden_layers=layers, num_attention_heads=heads, num_key_value_heads=kv_heads,
+                      max_position_embeddings=2048, tie_word_embeddings=True,
+                      bos_token_id=tokenizer.bos_token_id, eos_token_id=tokenizer.eos_token_id,
+                      pad_token_id=tokenizer.pad_token_id)
+    return LlamaForCausalLM(cfg)

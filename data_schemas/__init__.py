@@ -1,0 +1,1 @@
+"""chatalign.data_schemas"""

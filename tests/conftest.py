@@ -1,0 +1,43 @@
+"""Shared fixtures: the embedded tokenizer (real) and tiny random-init Llamas that share its vocabulary."""
+
+from __future__ import annotations
+
+import os
+
+import pytest
+
+os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
+os.environ.setdefault("HF_HUB_OFFLINE", "1")
+os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
+os.environ.setdefault("HF_DATASETS_OFFLINE", "1")
+
+
+@pytest.fixture(scope="session")
+def embedded_dir():
+    from chatalign.embedded import embedded_model_dir
+
+    return embedded_model_dir()
+
+
+@pytest.fixture(scope="session")
+def smol_tokenizer(embedded_dir):
+    from chatalign.models import load_tokenizer
+
+    return load_tokenizer(str(embedded_dir))
+
+
+@pytest.fixture()
+def tiny_model(smol_tokenizer):
+    from chatalign.models import tiny_llama
+
+    return tiny_llama(smol_tokenizer)
+
+
+@pytest.fixture(scope="session")
+def tiny_model_dir(tmp_path_factory, smol_tokenizer):
+    """A tiny random Llama saved as an HF directory (safetensors + tokenizer), like a user's model."""
+    from chatalign.models import save_hf_atomic, tiny_llama
+
+    d = tmp_path_factory.mktemp("tiny") / "model"
+    save_hf_atomic(tiny_llama(smol_tokenizer), smol_tokenizer, d)
+    return d

@@ -32,6 +32,11 @@ def parse_override(text: str) -> tuple[list[str], Any]:
         value = yaml.safe_load(raw) if raw.strip() else ""
     except yaml.YAMLError as exc:
         raise ConfigError(f"override {key}: cannot parse value {raw!r}: {exc}") from None
+    if isinstance(value, str):  # YAML 1.1 reads `1e-5` as a string
+        try:
+            value = float(value) if any(c in value for c in ".eE") else value
+        except ValueError:
+            pass
     return key.split("."), value
 
 

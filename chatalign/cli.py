@@ -1,0 +1,170 @@
+"""The `chatalign` command. Stages are imported only when their command runs, so `--help` stays instant."""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import os
+import sys
+from collections.abc import Callable
+
+from chatalign.errors import UserError
+
+STAGES = {
+    "sft": "prompt-masked, packed supervised fine-tuning (Llama 2 sec. 3.1)",
+    "reward": "train a helpfulness or safety reward model from preference pairs (sec. 3.2.2)",
+    "rlhf": "rejection sampling fine-tuning and PPO rounds with the two reward models (sec. 3.2.3)",
+    "gatt": "Ghost Attention: multi-turn data that keeps a system instruction alive (sec. 3.3)",
+    "safety": "safety context distillation (sec. 4.2.4)",
+    "pipeline": "run every stage from one YAML, resumable as a whole",
+}
+
+EPILOG = """examples:
+  chatalign sft --config recipes/quickstart/sft.yaml
+  chatalign sft --config recipes/quickstart/sft.yaml optim.lr=1e-4 train.epochs=1 --dry-run
+  chatalign data validate my_prefs.jsonl --kind preference
+  chatalign data preview data/quickstart/sft_train.jsonl --model embedded
+
+Overrides are dotted keys of the recipe (key.sub=value, values parsed as YAML). Relative data paths in a
+recipe are relative to the recipe file; output_dir is relative to the current directory.
+Exit codes: 0 ok, 2 bad config/data/usage, 3 training stopped on NaN/inf, 130 interrupted (resumable)."""
+
+
+def _add_stage_args(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--config", "-c", required=True, help="recipe YAML (see recipes/)")
+    p.add_argument("overrides", nargs="*", metavar="key.sub=value", help="override recipe keys")
+    p.add_argument("--dry-run", action="store_true", help="validate config and data, print them, exit 0")
+    p.add_argument("--resume", action="store_true", help="continue the run in output_dir from its last checkpoint")
+    p.add_argument("--no-progress", action="store_true", help="no progress bar (logs only)")
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="chatalign", description="Turn a base or instruct model into an aligned chat model, "
+        "the way Llama 2-Chat was built: SFT -> reward models -> rejection sampling + PPO -> GAtt -> safety.",
+        epilog=EPILOG, formatter_class=argparse.RawDescriptionHelpFormatter)
+    from chatalign import __version__
+
+    parser.add_argument("--version", action="version", version=f"chatalign {__version__}")
+    parser.add_argument("-v", "--verbose", action="store_true", help="debug logging")
+    sub = parser.add_subparsers(dest="command", metavar="COMMAND")
+    for name, text in STAGES.items():
+        p = sub.add_parser(name, help=text, description=text)
+        _add_stage_args(p)
+    data = sub.add_parser("data", help="validate, convert and preview data files",
+                          description="Check data files before a run; convert outside formats to ours.")
+    dsub = data.add_subparsers(dest="data_command", metavar="ACTION")
+    kinds = ["conversation", "preference", "prompt"]
+    v = dsub.add_parser("validate", help="exit 0 if FILE is valid, else list file:line: field: problem")
+    v.add_argument("file")
+    v.add_argument("--kind", required=True, choices=kinds)
+    v.add_argument("--format", default="auto", help="input format (default: detected)")
+    c = dsub.add_parser("convert", help="write canonical JSONL from any supported format")
+    c.add_argument("src")
+    c.add_argument("dst")
+    c.add_argument("--kind", required=True, choices=kinds)
+    c.add_argument("--format", default="auto")
+    pv = dsub.add_parser("preview", help="show which tokens are trained (loss mask) per example")
+    pv.add_argument("file")
+    pv.add_argument("--model", default="embedded", help="model/tokenizer whose chat template renders the data")
+    pv.add_argument("--chat-template", default=None, help="chatml, llama2 or zephyr instead of the model's")
+    pv.add_argument("--limit", type=int, default=3)
+    pv.add_argument("--json", action="store_true", help='one {"segments": [{"text", "loss"}]} line per example')
+    sub.add_parser("eval", help="evaluate models (reward, gatt, safety): not built yet")
+    sub.add_parser("chat", help="talk to a model of a run: not built yet")
+    sub.add_parser("plan", help="estimate per-GPU memory for a recipe: not built yet")
+    return parser
+
+
+def cmd_sft(args) -> int:
+    from chatalign.config import load_config
+    from chatalign.sft.config import SFTConfig
+
+    cfg = load_config(SFTConfig, args.config, args.overrides)
+    if args.dry_run:
+        return dry_run(cfg, lambda: __import__("chatalign.sft.run", fromlist=["prepare"]).prepare(cfg)[1].stats)
+    from chatalign.sft.run import run_sft
+
+    summary = run_sft(cfg, resume=args.resume, progress=not args.no_progress)
+    _print_summary(cfg.output_dir, summary)
+    return 0
+
+
+def dry_run(cfg, check_data: Callable[[], dict]) -> int:
+    import json
+
+    import yaml
+
+    print("# resolved config")
+    print(yaml.safe_dump(cfg.model_dump(mode="json"), sort_keys=False).rstrip())
+    stats = check_data()
+    print("# data")
+    print(json.dumps(stats, indent=2))
+    print("dry run: config and data are valid")
+    return 0
+
+
+def _print_summary(output_dir: str, summary: dict) -> None:
+    import json
+
+    print(json.dumps({k: v for k, v in summary.items() if not isinstance(v, (dict, list))}, indent=2))
+    print(f"run directory: {output_dir} (model/, report.md, metrics.jsonl, manifest.json)")
+
+
+def cmd_data(args) -> int:
+    if args.data_command == "validate":
+        from chatalign.data_schemas import validate_file
+
+        issues = validate_file(args.file, args.kind, fmt=args.format)
+        if issues:
+            for issue in issues:
+                print(str(issue), file=sys.stderr)
+            print(f"{args.file}: {len(issues)} problem(s)", file=sys.stderr)
+            return 2
+        print(f"{args.file}: valid {args.kind} data")
+        return 0
+    if args.data_command == "convert":
+        from chatalign.data_schemas import convert_file
+
+        n = convert_file(args.src, args.dst, args.kind, fmt=args.format)
+        print(f"wrote {n} {args.kind} records to {args.dst}")
+        return 0
+    if args.data_command == "preview":
+        from chatalign.mask_preview import preview_file
+
+        print(preview_file(args.file, args.model, limit=args.limit, as_json=args.json,
+                           chat_template=args.chat_template))
+        return 0
+    raise UserError("usage: chatalign data {validate,convert,preview} ... (see chatalign data --help)")
+
+
+def not_built(name: str) -> int:
+    print(f"chatalign {name}: not built yet in this version", file=sys.stderr)
+    return 2
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    logging.basicConfig(level=logging.DEBUG if args.verbose else logging.INFO,
+                        format="%(asctime)s %(levelname)s %(name)s: %(message)s", datefmt="%H:%M:%S")
+    os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
+    handlers = {"sft": cmd_sft, "data": cmd_data}
+    if args.command is None:
+        parser.print_help()
+        return 0
+    try:
+        handler = handlers.get(args.command)
+        if handler is None:
+            return not_built(args.command)
+        return handler(args)
+    except UserError as exc:
+        print(f"chatalign: error: {exc}", file=sys.stderr)
+        return exc.exit_code
+    except KeyboardInterrupt:
+        print("chatalign: interrupted", file=sys.stderr)
+        return 130
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,103 @@
+"""Process-group context: one process, or several ranks (torchrun / deepspeed launcher) with DeepSpeed."""
+
+from __future__ import annotations
+
+import logging
+import os
+from dataclasses import dataclass
+
+log = logging.getLogger(__name__)
+
+
+@dataclass
+class DistContext:
+    rank: int = 0
+    world_size: int = 1
+    local_rank: int = 0
+    initialized: bool = False
+
+    @property
+    def is_main(self) -> bool:
+        return self.rank == 0
+
+    @classmethod
+    def from_env(cls) -> DistContext:
+        """Join the process group when launched by torchrun/deepspeed (WORLD_SIZE > 1)."""
+        world = int(os.environ.get("WORLD_SIZE", "1"))
+        if world <= 1:
+            return cls()
+        import torch
+
+        if not torch.cuda.is_available():
+            os.environ.setdefault("DS_ACCELERATOR", "cpu")
+        import deepspeed
+
+        backend = "nccl" if torch.cuda.is_available() else "gloo"
+        deepspeed.init_distributed(dist_backend=backend)
+        local = int(os.environ.get("LOCAL_RANK", "0"))
+        if torch.cuda.is_available():
+            torch.cuda.set_device(local)
+        return cls(rank=int(os.environ["RANK"]), world_size=world, local_rank=local, initialized=True)
+
+    def use_deepspeed(self, ds) -> bool:
+        return bool(ds.enabled or self.world_size > 1)
+
+    def all_reduce_sum(self, value: float) -> float:
+        if not self.initialized:
+            return value
+        import torch
+        import torch.distributed as tdist
+
+        t = torch.tensor([value], dtype=torch.float64)
+        tdist.all_reduce(t)
+        return float(t.item())
+
+    def any_flag(self, flag: bool) -> bool:
+        return self.all_reduce_sum(1.0 if flag else 0.0) > 0 if self.initialized else flag
+
+    def barrier(self) -> None:
+        if self.initialized:
+            import torch.distributed as tdist
+
+            tdist.barrier()
+
+    def broadcast_object(self, obj):
+        if not self.initialized:
+            return obj
+        import torch.distributed as tdist
+
+        box = [obj]
+        tdist.broadcast_object_list(box, src=0)
+        return box[0]
+
+    def deepspeed_config(self, ds, optim, micro_batch_items: int, bf16: bool = False) -> dict:
+        zero: dict = {"stage": ds.zero_stage}
+        if ds.zero_stage == 3:
+            zero.update({"stage3_gather_16bit_weights_on_model_save": True,
+                         "stage3_param_persistence_threshold": 0})
+        if ds.offload_optimizer != "none":
+            zero["offload_optimizer"] = {"device": ds.offload_optimizer, "nvme_path": ds.nvme_path}
+        if ds.offload_param != "none":
+            zero["offload_param"] = {"device": ds.offload_param, "nvme_path": ds.nvme_path}
+        cfg = {
+            "train_micro_batch_size_per_gpu": micro_batch_items,
+            "gradient_accumulation_steps": 1,  # we mark accumulation boundaries ourselves
+            "zero_optimization": zero,
+            "zero_allow_untested_optimizer": True,
+            "bf16": {"enabled": bf16},
+            "steps_per_print": 10**9,
+            "wall_clock_breakdown": False,
+        }
+        if optim.grad_clip:
+            cfg["gradient_clipping"] = optim.grad_clip
+        return cfg
+
+    def deepspeed_engine(self, module, optimizer, scheduler, ds, optim, micro_batch_items: int):
+        import deepspeed
+        import torch
+
+        bf16 = any(p.dtype == torch.bfloat16 for p in module.parameters())
+        config = self.deepspeed_config(ds, optim, micro_batch_items, bf16=bf16)
+        engine, _, _, _ = deepspeed.initialize(model=module, optimizer=optimizer, lr_scheduler=scheduler,
+                                               config=config)
+        return engine

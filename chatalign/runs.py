@@ -1,0 +1,194 @@
+"""Run directories: manifest (lineage, hashes, versions), metrics log, lock against concurrent use."""
+
+from __future__ import annotations
+
+import datetime as dt
+import hashlib
+import json
+import os
+import platform
+import subprocess
+import tempfile
+from pathlib import Path
+from typing import Any
+
+from chatalign.errors import RunError
+
+MANIFEST = "manifest.json"
+
+
+def now() -> str:
+    return dt.datetime.now(dt.timezone.utc).isoformat(timespec="seconds")
+
+
+def write_text_atomic(path: str | os.PathLike, text: str) -> None:
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}-", dir=path.parent)
+    try:
+        with os.fdopen(fd, "w", encoding="utf-8") as f:
+            f.write(text)
+            f.flush()
+            os.fsync(f.fileno())
+        os.replace(tmp, path)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+
+
+def write_json_atomic(path: str | os.PathLike, obj: Any) -> None:
+    write_text_atomic(path, json.dumps(obj, indent=2, sort_keys=False, default=str) + "\n")
+
+
+def file_sha256(path: str | os.PathLike) -> str:
+    """Content hash of a file, or of every file below a directory (names included)."""
+    p = Path(path)
+    h = hashlib.sha256()
+    files = sorted(q for q in p.rglob("*") if q.is_file()) if p.is_dir() else [p]
+    for q in files:
+        if p.is_dir():
+            h.update(str(q.relative_to(p)).encode())
+        with open(q, "rb") as f:
+            for chunk in iter(lambda: f.read(1 << 20), b""):
+                h.update(chunk)
+    return h.hexdigest()
+
+
+def config_hash(config: dict) -> str:
+    return hashlib.sha256(json.dumps(config, sort_keys=True, default=str).encode()).hexdigest()[:16]
+
+
+def package_versions() -> dict[str, str]:
+    from importlib.metadata import PackageNotFoundError, version
+
+    out = {"python": platform.python_version()}
+    for name in ("chatalign", "torch", "transformers", "trl", "peft", "deepspeed", "accelerate", "datasets"):
+        try:
+            out[name] = version(name)
+        except PackageNotFoundError:
+            pass
+    return out
+
+
+def git_commit() -> str | None:
+    try:
+        here = Path(__file__).resolve().parent
+        r = subprocess.run(["git", "rev-parse", "HEAD"], cwd=here, capture_output=True, text=True, timeout=5)
+        return r.stdout.strip() or None
+    except (OSError, subprocess.SubprocessError):
+        return None
+
+
+class RunDir:
+    """One stage's output directory. Holds an exclusive lock for as long as the run is open."""
+
+    def __init__(self, path: str | os.PathLike, stage: str):
+        self.path = Path(path)
+        self.stage = stage
+        self._lock_fd: int | None = None
+
+    # -- layout
+    @property
+    def manifest_path(self) -> Path:
+        return self.path / MANIFEST
+
+    @property
+    def model_dir(self) -> Path:
+        return self.path / "model"
+
+    @property
+    def checkpoints(self) -> Path:
+        return self.path / "checkpoints"
+
+    @property
+    def metrics_path(self) -> Path:
+        return self.path / "metrics.jsonl"
+
+    def read_manifest(self) -> dict | None:
+        if not self.manifest_path.is_file():
+            return None
+        return json.loads(self.manifest_path.read_text(encoding="utf-8"))
+
+    def is_finished(self) -> bool:
+        m = self.read_manifest()
+        return bool(m and m.get("status") == "finished")
+
+    # -- locking
+    def lock(self) -> None:
+        import fcntl
+
+        self.path.mkdir(parents=True, exist_ok=True)
+        fd = os.open(self.path / ".lock", os.O_RDWR | os.O_CREAT, 0o644)
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            os.close(fd)
+            raise RunError(f"run directory {self.path} is in use by another process (lock held); "
+                           "wait for it or choose another output directory") from None
+        os.ftruncate(fd, 0)
+        os.write(fd, f"{os.getpid()}\n".encode())
+        self._lock_fd = fd
+
+    def unlock(self) -> None:
+        if self._lock_fd is not None:
+            os.close(self._lock_fd)
+            self._lock_fd = None
+
+    # -- manifest
+    def start(self, config: dict, inputs: dict[str, str | os.PathLike], parents: list[str] | None = None,
+              resume: bool = False, allow_changed_inputs: bool = False) -> dict:
+        """Write the manifest of a new run, or check a resumed run's inputs have not changed."""
+        hashes = {k: {"path": str(v), "sha256": file_sha256(v)} for k, v in inputs.items()
+                  if v is not None and Path(v).exists()}
+        old = self.read_manifest()
+        if resume and old:
+            for key, rec in old.get("inputs", {}).items():
+                new = hashes.get(key)
+                if new and new["sha256"] != rec["sha256"] and not allow_changed_inputs:
+                    raise RunError(f"input {key} ({rec['path']}) changed since this run started "
+                                   "(content hash differs); pass allow_changed_inputs=true to resume anyway")
+            manifest = old
+            manifest["resumed_at"] = manifest.get("resumed_at", []) + [now()]
+            manifest["status"] = "running"
+        else:
+            manifest = {
+                "stage": self.stage, "status": "running", "config": config,
+                "config_hash": config_hash(config), "inputs": hashes, "parents": parents or [],
+                "versions": package_versions(), "git_commit": git_commit(), "started_at": now(),
+            }
+        write_json_atomic(self.manifest_path, manifest)
+        return manifest
+
+    def finish(self, metrics: dict, extra: dict | None = None) -> dict:
+        manifest = self.read_manifest() or {"stage": self.stage}
+        manifest.update({"status": "finished", "finished_at": now(), "metrics": metrics})
+        if extra:
+            manifest.update(extra)
+        write_json_atomic(self.manifest_path, manifest)
+        return manifest
+
+    # -- metrics
+    def log_metrics(self, record: dict) -> None:
+        self.path.mkdir(parents=True, exist_ok=True)
+        with open(self.metrics_path, "a", encoding="utf-8") as f:
+            f.write(json.dumps(record, default=float) + "\n")
+
+    def truncate_metrics(self, after_step: int) -> None:
+        """On resume, forget logged steps past the checkpoint so the log has no duplicates."""
+        if not self.metrics_path.is_file():
+            return
+        keep = [ln for ln in self.metrics_path.read_text(encoding="utf-8").splitlines()
+                if ln.strip() and json.loads(ln).get("step", 0) <= after_step]
+        write_text_atomic(self.metrics_path, "".join(x + "\n" for x in keep))
+
+    def read_metrics(self) -> list[dict]:
+        if not self.metrics_path.is_file():
+            return []
+        out = []
+        for ln in self.metrics_path.read_text(encoding="utf-8").splitlines():
+            if ln.strip():
+                try:
+                    out.append(json.loads(ln))
+                except json.JSONDecodeError:
+                    continue  # a line cut by a kill mid-write
+        return out

@@ -1,0 +1,60 @@
+"""Config sections shared by every training stage (model, optimizer, LoRA, DeepSpeed, checkpointing)."""
+
+from __future__ import annotations
+
+from typing import Literal
+
+from pydantic import Field, model_validator
+
+from chatalign.config import StrictModel
+
+
+class ModelConfig(StrictModel):
+    name: str = Field("embedded", description="HF directory, run directory, hub id, or `embedded`")
+    dtype: Literal["auto", "float32", "bfloat16", "float16"] = "auto"
+    trust_remote_code: bool = False
+    chat_template: str | None = Field(None, description="None = the model's own; or chatml/llama2/zephyr")
+    attn_implementation: str | None = None
+    gradient_checkpointing: bool = False
+
+
+class LoraConfig(StrictModel):
+    enabled: bool = False
+    r: int = Field(16, gt=0)
+    alpha: int = Field(32, gt=0)
+    dropout: float = Field(0.05, ge=0, lt=1)
+    target_modules: list[str] | str = "all-linear"
+
+
+class OptimConfig(StrictModel):
+    lr: float = Field(2e-5, gt=0)
+    weight_decay: float = Field(0.1, ge=0)
+    betas: tuple[float, float] = (0.9, 0.95)
+    eps: float = Field(1e-8, gt=0)
+    schedule: Literal["cosine", "linear", "constant"] = "cosine"
+    warmup_ratio: float = Field(0.0, ge=0, le=1)
+    min_warmup_steps: int = Field(0, ge=0)
+    min_lr_ratio: float = Field(0.0, ge=0, le=1)
+    grad_clip: float | None = Field(1.0, gt=0)
+    max_nonfinite_skips: int = Field(3, ge=0, description="steps with NaN/inf loss skipped before stopping")
+
+
+class DeepSpeedConfig(StrictModel):
+    enabled: bool = False
+    zero_stage: Literal[0, 1, 2, 3] = 3
+    offload_optimizer: Literal["none", "cpu", "nvme"] = "none"
+    offload_param: Literal["none", "cpu", "nvme"] = "none"
+    nvme_path: str | None = None
+
+    @model_validator(mode="after")
+    def _check(self):
+        if "nvme" in (self.offload_optimizer, self.offload_param) and not self.nvme_path:
+            raise ValueError("nvme offload needs deepspeed.nvme_path")
+        if self.offload_param != "none" and self.zero_stage != 3:
+            raise ValueError("offload_param needs zero_stage 3")
+        return self
+
+
+class CheckpointConfig(StrictModel):
+    every_steps: int = Field(50, gt=0)
+    keep_last: int = Field(2, gt=0)

@@ -1,0 +1,72 @@
+"""SFT recipe schema. Defaults are the Llama 2 paper's (sec. 3.1): lr 2e-5, cosine, wd 0.1, batch 64, seq 4096,
+2 epochs; a packed row holds several examples, so `global_batch_rows` counts rows of `seq_len` tokens."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Literal
+
+from pydantic import Field, model_validator
+
+from chatalign.config import StrictModel, resolve_path
+from chatalign.train_config import CheckpointConfig, DeepSpeedConfig, LoraConfig, ModelConfig, OptimConfig
+
+
+class SFTData(StrictModel):
+    train: str = Field(..., description="conversations: JSONL/JSON/Parquet/datasets folder, any supported format")
+    eval: str | None = Field(None, description="held-out prompts with `reference` answers and optional `check`")
+    format: str = "auto"
+    on_error: Literal["raise", "skip"] = "raise"
+    quarantine: str | None = None
+    max_rows: int | None = Field(None, gt=0)
+
+
+class SFTTrain(StrictModel):
+    epochs: int = Field(2, gt=0)
+    seq_len: int = Field(4096, gt=8)
+    global_batch_rows: int = Field(64, gt=0)
+    micro_batch_rows: int = Field(1, gt=0)
+    max_steps: int | None = Field(None, gt=0)
+    seed: int = 0
+    train_on: Literal["all_assistant", "last_assistant"] = "all_assistant"
+    truncation: Literal["truncate_right", "drop_oldest_turns"] = "drop_oldest_turns"
+
+
+class SFTEval(StrictModel):
+    max_prompts: int = Field(60, ge=0)
+    max_new_tokens: int = Field(64, gt=0)
+    batch_size: int = Field(16, gt=0)
+    compare_base: bool = True
+
+
+class SFTConfig(StrictModel):
+    stage: Literal["sft"] = "sft"
+    output_dir: str = "runs/sft"
+    model: ModelConfig = ModelConfig()
+    data: SFTData
+    train: SFTTrain = SFTTrain()
+    optim: OptimConfig = OptimConfig(lr=2e-5, weight_decay=0.1, schedule="cosine", warmup_ratio=0.0)
+    lora: LoraConfig = LoraConfig()
+    deepspeed: DeepSpeedConfig = DeepSpeedConfig()
+    checkpoint: CheckpointConfig = CheckpointConfig()
+    eval: SFTEval = SFTEval()
+    allow_changed_inputs: bool = False
+
+    @model_validator(mode="after")
+    def _check(self):
+        if self.train.global_batch_rows % self.train.micro_batch_rows:
+            raise ValueError(f"train.global_batch_rows ({self.train.global_batch_rows}) must be a multiple of "
+                             f"train.micro_batch_rows ({self.train.micro_batch_rows})")
+        if self.data.on_error == "skip" and not self.data.quarantine:
+            raise ValueError("data.on_error=skip needs data.quarantine (a file for the skipped rows)")
+        return self
+
+    def resolve_paths(self, base: Path) -> None:
+        """Data paths in a recipe are relative to the recipe file (output_dir stays relative to the cwd)."""
+        for key in ("train", "eval", "quarantine"):
+            value = getattr(self.data, key)
+            if value is not None:
+                object.__setattr__(self.data, key, str(resolve_path(value, base)))
+        name = self.model.name
+        if name and (name.startswith("./") or name.startswith("../")):
+            object.__setattr__(self.model, "name", str(resolve_path(name, base)))

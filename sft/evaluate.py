@@ -23,11 +23,10 @@ def reference_nll(model, tokenizer, prompts, batch_tokens: int = 4096) -> float 
 
     examples = []
     for p in prompts:
-        ref = (p.check or {}).get("reference") if p.check else None
-        ref = getattr(p, "reference", None) or ref
-        if not ref:
+        if not p.reference:
             continue
-        msgs = [{"role": m.role, "content": m.content} for m in p.messages] + [{"role": "assistant", "content": ref}]
+        msgs = [{"role": m.role, "content": m.content} for m in p.messages]
+        msgs.append({"role": "assistant", "content": p.reference})
         enc = encode_chat(tokenizer, msgs, train_on="last_assistant")
         if enc.n_trained:
             examples.append((enc.input_ids, enc.loss_mask))

@@ -1,0 +1,88 @@
+"""`chatalign sft` end to end on a tiny random model: run directory, HF model, report, errors, dry run."""
+
+import json
+
+import pytest
+import yaml
+
+from chatalign.cli import main
+
+
+def conversations(n=12):
+    rows = []
+    for i in range(n):
+        msgs = [{"role": "user", "content": f"What is {i} plus {i}?"},
+                {"role": "assistant", "content": f"The answer is {2 * i}."}]
+        if i % 3 == 0:
+            msgs += [{"role": "user", "content": "And times two?"},
+                     {"role": "assistant", "content": f"The answer is {4 * i}."}]
+        rows.append({"id": f"c{i}", "messages": msgs})
+    return rows
+
+
+def heldout():
+    return [{"id": f"h{i}", "messages": [{"role": "user", "content": f"What is {i} plus 1?"}],
+             "reference": f"The answer is {i + 1}.", "check": {"type": "number", "value": i + 1},
+             "tags": ["arithmetic"]} for i in range(20, 24)]
+
+
+@pytest.fixture()
+def recipe(tmp_path, tiny_model_dir):
+    data = tmp_path / "data"
+    data.mkdir()
+    (data / "train.jsonl").write_text("".join(json.dumps(r) + "\n" for r in conversations()))
+    (data / "heldout.jsonl").write_text("".join(json.dumps(r) + "\n" for r in heldout()))
+    cfg = {"stage": "sft", "output_dir": str(tmp_path / "runs" / "sft"),
+           "model": {"name": str(tiny_model_dir), "dtype": "float32"},
+           "data": {"train": "data/train.jsonl", "eval": "data/heldout.jsonl"},
+           "train": {"epochs": 2, "seq_len": 128, "global_batch_rows": 2, "seed": 0},
+           "optim": {"lr": 1e-3}, "checkpoint": {"every_steps": 2},
+           "eval": {"max_new_tokens": 8, "batch_size": 4}}
+    path = tmp_path / "sft.yaml"
+    path.write_text(yaml.safe_dump(cfg))
+    return path
+
+
+def test_sft_run_writes_a_loadable_model_and_report(recipe, tmp_path, capsys):
+    from transformers import AutoModelForCausalLM
+
+    assert main(["sft", "--config", str(recipe), "--no-progress"]) == 0
+    run = tmp_path / "runs" / "sft"
+    manifest = json.loads((run / "manifest.json").read_text())
+    assert manifest["status"] == "finished" and manifest["stage"] == "sft"
+    assert len(manifest["inputs"]["train"]["sha256"]) == 64
+    assert manifest["metrics"]["data_rows"] == 12
+    assert "eval_pass_rate" in manifest["metrics"] and "base_reference_nll" in manifest["metrics"]
+    steps = [json.loads(x) for x in (run / "metrics.jsonl").read_text().splitlines()]
+    assert [s["step"] for s in steps] == list(range(1, manifest["metrics"]["steps"] + 1))
+    assert (run / "model" / "model.safetensors").is_file()
+    model = AutoModelForCausalLM.from_pretrained(run / "model")
+    assert model.config.num_hidden_layers == 2
+    assert (run / "loss.png").stat().st_size > 1000
+    report = (run / "report.md").read_text()
+    assert "Held-out evaluation" in report and "loss.png" in report
+    # a second run into a finished directory is refused with a clear message
+    assert main(["sft", "--config", str(recipe), "--no-progress"]) == 2
+    assert "already holds a finished" in capsys.readouterr().err
+
+
+def test_dry_run_prints_config_and_token_stats(recipe, capsys):
+    assert main(["sft", "--config", str(recipe), "--dry-run", "train.seq_len=64"]) == 0
+    out = capsys.readouterr().out
+    assert "seq_len: 64" in out and '"trained_tokens"' in out and "dry run: config and data are valid" in out
+
+
+def test_config_typo_is_one_line_exit_2(recipe, capsys):
+    assert main(["sft", "--config", str(recipe), "optim.lrr=1"]) == 2
+    err = capsys.readouterr().err.strip()
+    assert err.count("\n") == 0 and "optim.lrr: unknown key" in err and "Traceback" not in err
+
+
+def test_bad_data_row_names_file_line_field(recipe, tmp_path, capsys):
+    train = tmp_path / "data" / "train.jsonl"
+    lines = train.read_text().splitlines()
+    lines[3] = json.dumps({"messages": [{"role": "robot", "content": "hi"}]})
+    train.write_text("\n".join(lines) + "\n")
+    assert main(["sft", "--config", str(recipe), "--dry-run"]) == 2
+    err = capsys.readouterr().err
+    assert "train.jsonl:4: messages.0.role" in err and "Traceback" not in err

@@ -175,11 +175,8 @@ class RunDir:
 
     def truncate_metrics(self, after_step: int) -> None:
         """On resume, forget logged steps past the checkpoint so the log has no duplicates."""
-        if not self.metrics_path.is_file():
-            return
-        keep = [ln for ln in self.metrics_path.read_text(encoding="utf-8").splitlines()
-                if ln.strip() and json.loads(ln).get("step", 0) <= after_step]
-        write_text_atomic(self.metrics_path, "".join(x + "\n" for x in keep))
+        keep = [r for r in self.read_metrics() if r.get("step", 0) <= after_step]
+        write_text_atomic(self.metrics_path, "".join(json.dumps(r) + "\n" for r in keep))
 
     def read_metrics(self) -> list[dict]:
         if not self.metrics_path.is_file():

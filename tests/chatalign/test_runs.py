@@ -1,0 +1,54 @@
+import json
+
+import pytest
+
+from chatalign.errors import RunError
+from chatalign.runs import RunDir, file_sha256, write_json_atomic
+
+
+def test_second_process_on_a_busy_run_directory_is_refused(tmp_path):
+    a = RunDir(tmp_path / "run", "sft")
+    a.lock()
+    b = RunDir(tmp_path / "run", "sft")
+    with pytest.raises(RunError, match="in use by another process"):
+        b.lock()
+    a.unlock()
+    b.lock()  # free again once the first one let go
+    b.unlock()
+
+
+def test_manifest_records_hashes_and_refuses_changed_inputs_on_resume(tmp_path):
+    data = tmp_path / "train.jsonl"
+    data.write_text('{"a": 1}\n')
+    run = RunDir(tmp_path / "run", "sft")
+    m = run.start({"x": 1}, {"train": data})
+    assert m["inputs"]["train"]["sha256"] == file_sha256(data)
+    assert m["status"] == "running" and m["config_hash"]
+    data.write_text('{"a": 2}\n')
+    with pytest.raises(RunError, match="changed since this run started"):
+        run.start({"x": 1}, {"train": data}, resume=True)
+    resumed = run.start({"x": 1}, {"train": data}, resume=True, allow_changed_inputs=True)
+    assert len(resumed["resumed_at"]) == 1
+    done = run.finish({"loss": 0.5})
+    assert done["status"] == "finished" and run.is_finished()
+
+
+def test_metrics_truncate_on_resume_and_tolerate_a_cut_line(tmp_path):
+    run = RunDir(tmp_path / "run", "sft")
+    for step in range(1, 6):
+        run.log_metrics({"step": step, "loss": 1.0 / step})
+    run.truncate_metrics(3)
+    assert [r["step"] for r in run.read_metrics()] == [1, 2, 3]
+    with open(run.metrics_path, "a") as f:
+        f.write('{"step": 4, "lo')
+    run.truncate_metrics(2)  # a resume after a kill mid-write
+    assert [r["step"] for r in run.read_metrics()] == [1, 2]
+    with open(run.metrics_path, "a") as f:
+        f.write('{"step": 4, "lo')  # a kill in the middle of a write
+    assert [r["step"] for r in run.read_metrics()] == [1, 2]
+
+
+def test_atomic_json_write_leaves_no_temp_files(tmp_path):
+    write_json_atomic(tmp_path / "m.json", {"a": 1})
+    assert json.loads((tmp_path / "m.json").read_text()) == {"a": 1}
+    assert [p.name for p in tmp_path.iterdir()] == ["m.json"]

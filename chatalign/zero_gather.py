@@ -18,6 +18,9 @@ def gather_full_state(model: torch.nn.Module) -> dict[str, torch.Tensor]:
                 state[name] = p.detach().to("cpu").clone()
     else:
         state = {n: p.detach().to("cpu").clone() for n, p in params}
-    for name, buf in model.named_buffers():
-        state.setdefault(name, buf.detach().to("cpu").clone())
+    for mod_name, mod in model.named_modules():
+        for bname, buf in mod.named_buffers(recurse=False):
+            if buf is None or bname in mod._non_persistent_buffers_set:
+                continue  # e.g. rotary inv_freq: recomputed at load, never saved
+            state.setdefault(f"{mod_name}.{bname}" if mod_name else bname, buf.detach().to("cpu").clone())
     return state

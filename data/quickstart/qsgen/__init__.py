@@ -1,0 +1,1 @@
+"""The quickstart data generator's modules (stdlib only); run ../generate.py, not these."""

@@ -70,7 +70,19 @@ def build_parser() -> argparse.ArgumentParser:
     pv.add_argument("--chat-template", default=None, help="chatml, llama2 or zephyr instead of the model's")
     pv.add_argument("--limit", type=int, default=3)
     pv.add_argument("--json", action="store_true", help='one {"segments": [{"text", "loss"}]} line per example')
-    sub.add_parser("eval", help="evaluate models (reward, gatt, safety): not built yet")
+    ev = sub.add_parser("eval", help="evaluate models: reward accuracy, GAtt adherence, safety rates",
+                        description="Evaluate a model or run directory; tables on stdout, report + PNG in --out.")
+    esub = ev.add_subparsers(dest="eval_command", metavar="WHAT")
+    er = esub.add_parser("reward", help="held-out accuracy per preference strength, source and safety bin")
+    er.add_argument("--model", required=True, help="reward run directory or HF sequence-classification dir")
+    er.add_argument("--data", required=True, nargs="+", help="preference file(s), any supported format")
+    er.add_argument("--out", default=None, help="where to write report.md and PNGs (default: the run dir)")
+    eg = esub.add_parser("gatt", help="instruction adherence at turns 2/4/6/20 (paper Table 30)")
+    eg.add_argument("--model", required=True)
+    eg.add_argument("--data", default=None, help="dialogues {id, user_turns} (default: bundled held-out)")
+    eg.add_argument("--out", default=None)
+    eg.add_argument("--turns", type=int, default=20)
+    eg.add_argument("--dialogues", type=int, default=12)
     sub.add_parser("chat", help="talk to a model of a run: not built yet")
     sub.add_parser("plan", help="estimate per-GPU memory for a recipe: not built yet")
     return parser
@@ -111,6 +123,31 @@ def _print_summary(output_dir: str, summary: dict) -> None:
     print(f"run directory: {output_dir} (model/, report.md, metrics.jsonl, manifest.json)")
 
 
+def cmd_stage(module: str):
+    """`chatalign <stage>` for stages that expose cmd_train(config, overrides, dry_run, resume, progress)."""
+
+    def run(args) -> int:
+        import importlib
+
+        mod = importlib.import_module(f"chatalign.{module}.cli_commands")
+        return mod.cmd_train(args.config, args.overrides, dry_run=args.dry_run, resume=args.resume,
+                             progress=not args.no_progress)
+
+    return run
+
+
+def cmd_eval(args) -> int:
+    if args.eval_command == "reward":
+        from chatalign.reward.cli_commands import cmd_eval as run
+
+        return run(args.model, args.data, args.out)
+    if args.eval_command == "gatt":
+        from chatalign.gatt.cli_commands import cmd_eval as run
+
+        return run(args.model, args.data, args.out, args.turns, args.dialogues)
+    raise UserError("usage: chatalign eval {reward,gatt} ... (see chatalign eval --help)")
+
+
 def cmd_data(args) -> int:
     if args.data_command == "validate":
         from chatalign.data_schemas import validate_file
@@ -149,7 +186,8 @@ def main(argv: list[str] | None = None) -> int:
     logging.basicConfig(level=logging.DEBUG if args.verbose else logging.INFO,
                         format="%(asctime)s %(levelname)s %(name)s: %(message)s", datefmt="%H:%M:%S")
     os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
-    handlers = {"sft": cmd_sft, "data": cmd_data}
+    handlers = {"sft": cmd_sft, "data": cmd_data, "reward": cmd_stage("reward"), "gatt": cmd_stage("gatt"),
+                "eval": cmd_eval}
     if args.command is None:
         parser.print_help()
         return 0

@@ -12,11 +12,9 @@ RECIPES = sorted((ROOT / "recipes").rglob("*.yaml"))
 
 
 def schema_for(stage: str):
-    if stage == "sft":
-        from chatalign.sft.config import SFTConfig
+    from chatalign.stages import config_class
 
-        return SFTConfig
-    pytest.fail(f"no schema known for stage {stage!r}")
+    return config_class(stage)
 
 
 def test_there_are_recipes():

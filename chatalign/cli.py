@@ -136,6 +136,18 @@ def cmd_stage(module: str):
     return run
 
 
+def cmd_pipeline(args) -> int:
+    from chatalign.config import load_config
+    from chatalign.pipeline import run_pipeline
+    from chatalign.pipeline_config import PipelineConfig
+
+    cfg = load_config(PipelineConfig, args.config, args.overrides)
+    run_pipeline(cfg, progress=not args.no_progress, dry_run=args.dry_run)
+    if not args.dry_run:
+        print(f"pipeline finished: {cfg.output_dir} (report.md, report.html)")
+    return 0
+
+
 def cmd_eval(args) -> int:
     if args.eval_command == "reward":
         from chatalign.reward.cli_commands import cmd_eval as run
@@ -187,7 +199,7 @@ def main(argv: list[str] | None = None) -> int:
                         format="%(asctime)s %(levelname)s %(name)s: %(message)s", datefmt="%H:%M:%S")
     os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
     handlers = {"sft": cmd_sft, "data": cmd_data, "reward": cmd_stage("reward"), "gatt": cmd_stage("gatt"),
-                "eval": cmd_eval}
+                "eval": cmd_eval, "pipeline": cmd_pipeline}
     if args.command is None:
         parser.print_help()
         return 0

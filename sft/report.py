@@ -7,6 +7,10 @@ import json
 from chatalign.report import markdown_table, plot_bars, plot_curves
 
 
+def _fmt(x) -> str:
+    return f"{x:.4f}" if isinstance(x, (int, float)) else "n/a"
+
+
 def write_report(run, cfg, summary: dict) -> None:
     records = run.read_metrics()
     plot_curves(records, ["loss", "lr", "tok_per_s"], run.path / "loss.png", "SFT training")
@@ -14,7 +18,7 @@ def write_report(run, cfg, summary: dict) -> None:
              "## Data", "", markdown_table([{k[5:]: v for k, v in summary.items() if k.startswith("data_")}],
                                            [k[5:] for k in summary if k.startswith("data_")]),
              "## Training", "", f"{summary['steps']} optimizer steps over {summary['packed_rows']} packed rows; "
-             f"final loss {summary.get('final_loss', float('nan')):.4f}.", "", "![loss](loss.png)", ""]
+             f"final loss {_fmt(summary.get('final_loss'))}.", "", "![loss](loss.png)", ""]
     base_file, final_file = run.path / "eval_base.json", run.path / "eval_final.json"
     if final_file.is_file():
         tuned = json.loads(final_file.read_text())

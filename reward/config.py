@@ -1,0 +1,124 @@
+"""Reward-model recipe schema. Defaults are the Llama 2 paper's (sec. 3.2.2): 1 epoch, max lr 1e-5, cosine
+decay to 10% of it, warmup 3% of steps (at least 5), 512 pairs per batch. The margin table defaults to
+`small` of Table 27 (the paper reports both tables; which one is a recipe's choice).
+Weight decay 0.1 and AdamW betas (0.9, 0.95) are the paper's pre-training settings (sec. 2.2).
+
+A batch counts pairs (`global_batch_pairs`); its pairs are packed, both sides of a pair in the same
+padding-free row of at most `row_tokens` tokens, `micro_batch_rows` rows per forward.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Literal
+
+from pydantic import Field, field_validator, model_validator
+
+from chatalign.config import StrictModel, resolve_path
+from chatalign.train_config import CheckpointConfig, DeepSpeedConfig, LoraConfig, ModelConfig, OptimConfig
+
+StrengthLabel = Literal["significantly_better", "better", "slightly_better", "negligibly_better", "unsure"]
+
+
+class PrefSource(StrictModel):
+    path: str = Field(..., description="preference file: JSONL/JSON/Parquet/datasets folder, any supported format")
+    name: str | None = Field(None, description="label in reports and the mix (default: the file name's stem)")
+    ratio: float = Field(1.0, gt=0, description="share of the mix (weights, normalised over the sources)")
+    format: str = "auto"
+    quarantine: str | None = Field(None, description="with data.on_error=skip: where this file's bad rows go")
+    max_rows: int | None = Field(None, gt=0, description="read at most this many valid pairs (first ones)")
+
+    @property
+    def label(self) -> str:
+        return self.name or Path(self.path).name.split(".")[0]
+
+
+class RewardData(StrictModel):
+    sources: list[PrefSource] = Field(..., min_length=1)
+    total: int | None = Field(None, gt=0, description="pairs in the mix; None = largest with no source repeated")
+    eval: list[PrefSource] = Field(default_factory=list, description="held-out preference files")
+    on_error: Literal["raise", "skip"] = "raise"
+    exclude_unsafe_chosen: bool = Field(True, description="drop pairs whose chosen answer is unsafe and the "
+                                                          "rejected one safe (Llama 2 sec. 3.2.2)")
+
+    @model_validator(mode="after")
+    def _unique_names(self):
+        for what, group in (("data.sources", self.sources), ("data.eval", self.eval)):
+            labels = [s.label for s in group]
+            dup = sorted({x for x in labels if labels.count(x) > 1})
+            if dup:
+                raise ValueError(f"{what}: names {dup} appear twice; give each source a distinct `name`")
+        return self
+
+
+class RewardTrain(StrictModel):
+    epochs: int = Field(1, gt=0)
+    global_batch_pairs: int = Field(512, gt=0)
+    max_seq_len: int = Field(4096, gt=8, description="tokens per side (prompt + answer)")
+    row_tokens: int = Field(8192, gt=16, description="token budget of one packed row (whole pairs)")
+    micro_batch_rows: int = Field(1, gt=0)
+    max_steps: int | None = Field(None, gt=0)
+    seed: int = 0
+    trainable_layers: int | None = Field(
+        None, gt=0, description="train only the top N decoder layers (+ final norm and head), freezing the "
+        "rest: no backward below them, for CPU-sized runs; None = all layers (the paper)")
+
+
+class RewardEval(StrictModel):
+    batch_tokens: int = Field(8192, gt=16, description="tokens per packed scoring forward")
+    max_pairs: int | None = Field(None, gt=0, description="score at most this many pairs per held-out file")
+
+
+class RewardConfig(StrictModel):
+    stage: Literal["reward"] = "reward"
+    kind: Literal["helpfulness", "safety"]
+    output_dir: str = "runs/reward"
+    model: ModelConfig = ModelConfig()
+    data: RewardData
+    margin: str | dict[str, float] = Field("small", description="small | large | none (Llama 2 Table 27), or "
+                                                               "{strength label: margin} for all five labels")
+    default_strength: StrengthLabel = Field("unsure", description="strength of pairs that have none")
+    train: RewardTrain = RewardTrain()
+    optim: OptimConfig = OptimConfig(lr=1e-5, weight_decay=0.1, schedule="cosine", min_lr_ratio=0.1,
+                                     warmup_ratio=0.03, min_warmup_steps=5)
+    lora: LoraConfig = LoraConfig()
+    deepspeed: DeepSpeedConfig = DeepSpeedConfig()
+    checkpoint: CheckpointConfig = CheckpointConfig()
+    eval: RewardEval = RewardEval()
+    allow_changed_inputs: bool = False
+
+    @field_validator("margin")
+    @classmethod
+    def _known_table(cls, v):
+        from chatalign.reward.margins import resolve_margin_table
+
+        resolve_margin_table(v)  # one clear message for an unknown name or an incomplete mapping
+        return v
+
+    @model_validator(mode="after")
+    def _check(self):
+        if self.train.row_tokens < 2 * self.train.max_seq_len:
+            raise ValueError(f"train.row_tokens ({self.train.row_tokens}) must hold a whole pair: at least "
+                             f"2 * train.max_seq_len ({2 * self.train.max_seq_len})")
+        if self.lora.enabled and self.train.trainable_layers:
+            raise ValueError("train.trainable_layers and lora.enabled are two ways to train part of the model: "
+                             "choose one")
+        if self.lora.enabled and self.deepspeed.enabled and self.deepspeed.zero_stage == 3:
+            raise ValueError("lora with deepspeed.zero_stage 3 is not supported (the LoRA merge needs whole "
+                             "weights): use zero_stage 2, or a full fine-tune")
+        return self
+
+    def resolve_paths(self, base: Path) -> None:
+        """Data paths in a recipe are relative to the recipe file (output_dir stays relative to the cwd)."""
+        for src in [*self.data.sources, *self.data.eval]:
+            object.__setattr__(src, "path", str(resolve_path(src.path, base)))
+            if src.quarantine:
+                object.__setattr__(src, "quarantine", str(resolve_path(src.quarantine, base)))
+        name = self.model.name
+        if name and (name.startswith("./") or name.startswith("../")):
+            object.__setattr__(self.model, "name", str(resolve_path(name, base)))
+
+    def quarantine_for(self, src: PrefSource, group: str) -> str | None:
+        if self.data.on_error != "skip":
+            return None
+        return src.quarantine or str(Path(self.output_dir) / "quarantine" / f"{group}-{src.label}.jsonl")

@@ -1,0 +1,189 @@
+"""The scalar-head reward model: a causal LM's decoder with a `score` head (num_labels=1).
+
+It is a Hugging Face `AutoModelForSequenceClassification` (`LlamaForSequenceClassification` for Llama), so
+a saved RM reloads with `from_pretrained` anywhere. It starts from a chat checkpoint: the decoder weights
+are the chat model's, its LM head is dropped and the scalar head starts from a seeded random init.
+
+Training and scoring never call the HF forward, which runs the head on every position and finds the read
+position from padding: our rows are packed and padding-free (position ids restart per sequence, no
+attention mask, no cache, see chatalign/packing.py), the decoder runs once per row and the head reads only
+the hidden states at each sequence's last answer token.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+
+import torch
+from torch import nn
+
+from chatalign.errors import UserError
+
+log = logging.getLogger(__name__)
+
+
+def unwrap(model: nn.Module) -> nn.Module:
+    """The `XForSequenceClassification` under a peft wrapper (LoRA layers stay injected in it)."""
+    get_base = getattr(model, "get_base_model", None)
+    return get_base() if callable(get_base) else model
+
+
+def decoder_and_score(model: nn.Module) -> tuple[nn.Module, nn.Module]:
+    rm = unwrap(model)
+    decoder = getattr(rm, getattr(rm, "base_model_prefix", "model"), None)
+    score = getattr(rm, "score", None)
+    if decoder is None or score is None:
+        raise TypeError(f"{type(rm).__name__}: no decoder and `score` head (not a sequence-classification RM?)")
+    return decoder, score
+
+
+def packed_rewards(model: nn.Module, input_ids: torch.Tensor, position_ids: torch.Tensor,
+                   read_index: torch.Tensor) -> torch.Tensor:
+    """Scalar rewards (float32) of the sequences of a packed row [1, T], read at flat positions `read_index`."""
+    decoder, score = decoder_and_score(model)
+    out = decoder(input_ids=input_ids, position_ids=position_ids, use_cache=False)
+    hidden = out.last_hidden_state.reshape(-1, out.last_hidden_state.shape[-1])
+    return score(hidden[read_index.to(hidden.device)]).squeeze(-1).float()
+
+
+class PackedRewardLoss(nn.Module):
+    """One module for the training loop (and DeepSpeed): summed ranking loss of the pairs of a packed batch.
+
+    Pair k's chosen sequence is read at read_index[2k], its rejected one at read_index[2k + 1]."""
+
+    def __init__(self, model: nn.Module):
+        super().__init__()
+        self.model = model
+
+    def forward(self, input_ids, position_ids, read_index, margin, **_):
+        from chatalign.reward.loss import ranking_loss
+
+        rewards = packed_rewards(self.model, input_ids.to(self._device()), position_ids.to(self._device()),
+                                 read_index)
+        r_chosen, r_rejected = rewards[0::2], rewards[1::2]
+        losses = ranking_loss(r_chosen, r_rejected, margin.to(rewards.device))
+        with torch.no_grad():
+            gap = r_chosen - r_rejected
+            aux = {"correct": float((gap > 0).sum()), "pairs_seen": float(gap.numel()),
+                   "gap_sum": float(gap.sum()), "chosen_sum": float(r_chosen.sum()),
+                   "rejected_sum": float(r_rejected.sum())}
+        return losses.sum(), aux
+
+    def _device(self):
+        return next(self.model.parameters()).device
+
+
+def freeze_lower_layers(model: nn.Module, trainable_layers: int) -> list[str]:
+    """Freeze embeddings and all but the top `trainable_layers` decoder layers; return the trainable names.
+
+    Autograd then builds no graph below the lowest trainable layer, so the backward pass costs only the top
+    layers (a forward of 30 layers plus a backward of 6 is about half of a full training step)."""
+    decoder, _ = decoder_and_score(model)
+    layers = getattr(decoder, "layers", None)
+    if not isinstance(layers, nn.ModuleList):
+        raise UserError(f"train.trainable_layers: {type(decoder).__name__} has no `layers` list to choose from")
+    if trainable_layers > len(layers):
+        raise UserError(f"train.trainable_layers={trainable_layers}, but the model has {len(layers)} layers")
+    frozen = {id(p) for p in decoder.parameters()}
+    for layer in layers[len(layers) - trainable_layers:]:
+        frozen -= {id(p) for p in layer.parameters()}
+    norm = getattr(decoder, "norm", None)
+    if norm is not None:
+        frozen -= {id(p) for p in norm.parameters()}
+    names = []
+    for name, p in model.named_parameters():
+        p.requires_grad_(id(p) not in frozen)
+        if p.requires_grad:
+            names.append(name)
+    return names
+
+
+def train_metrics(aux: dict) -> dict:
+    """Step metrics from the summed aux values of PackedRewardLoss."""
+    n = aux.get("pairs_seen") or 1.0
+    return {"accuracy": aux["correct"] / n, "reward_gap": aux["gap_sum"] / n,
+            "chosen_reward": aux["chosen_sum"] / n, "rejected_reward": aux["rejected_sum"] / n}
+
+
+def load_reward_model(name: str | os.PathLike | None, dtype: str = "auto", trust_remote_code: bool = False,
+                      attn_implementation: str | None = None, seed: int = 0):
+    """A sequence-classification RM from a chat checkpoint (HF dir, SFT run dir, hub id or `embedded`),
+    or an RM saved earlier; the new scalar head is drawn from `seed`."""
+    from transformers import AutoModelForSequenceClassification
+    from transformers.utils import logging as hf_logging
+
+    from chatalign.models import resolve_model_path, torch_dtype
+
+    path = resolve_model_path(name)
+    if trust_remote_code:
+        log.warning("trust_remote_code is on: code from %s will run on this machine", path)
+    torch.manual_seed(seed)
+    verbosity = hf_logging.get_verbosity()
+    hf_logging.set_verbosity_error()  # "score.weight newly initialized" is the point, not a problem
+    try:
+        model = AutoModelForSequenceClassification.from_pretrained(
+            path, num_labels=1, dtype=torch_dtype(dtype), trust_remote_code=trust_remote_code,
+            use_safetensors=True, attn_implementation=attn_implementation)
+    except (OSError, ValueError) as exc:
+        raise UserError(f"cannot load a reward model from {path}: {exc}") from None
+    finally:
+        hf_logging.set_verbosity(verbosity)
+    model.config.use_cache = False
+    return model
+
+
+def reward_model_from_causal_lm(lm: nn.Module, seed: int = 0) -> nn.Module:
+    """The RM of an in-memory causal LM (its decoder weights copied, a fresh head): for tests and benches."""
+    from transformers import AutoModelForSequenceClassification
+
+    config = lm.config.__class__.from_dict(lm.config.to_dict())
+    config.num_labels = 1
+    config.architectures = None
+    torch.manual_seed(seed)
+    rm = AutoModelForSequenceClassification.from_config(config)
+    prefix = rm.base_model_prefix
+    getattr(rm, prefix).load_state_dict(getattr(lm, lm.base_model_prefix).state_dict())
+    return rm.to(next(lm.parameters()).dtype)
+
+
+def distinct_pad_id(tokenizer, read_token_ids: set[int]) -> int | None:
+    """A pad id that is not a token the head reads at (SmolLM2's pad *is* its end-of-turn token).
+
+    HF's sequence-classification forward reads the rightmost non-pad token; with pad == end-of-turn it
+    would read the token before it, not where our head was trained to read."""
+    pad = tokenizer.pad_token_id
+    if pad is not None and pad not in read_token_ids:
+        return pad
+    for candidate in (tokenizer.unk_token_id, getattr(tokenizer, "eos_token_id", None), tokenizer.bos_token_id):
+        if candidate is not None and candidate not in read_token_ids:
+            return candidate
+    vocab = tokenizer.get_vocab()
+    for text in ("<|endoftext|>", "<pad>", "<unk>"):
+        if text in vocab and vocab[text] not in read_token_ids:
+            return vocab[text]
+    return pad
+
+
+def prepare_for_export(model: nn.Module, tokenizer, read_token_ids: set[int]) -> None:
+    """Set config and tokenizer pad ids so that the HF forward of the saved RM reads where we do."""
+    pad = distinct_pad_id(tokenizer, read_token_ids)
+    if pad is None:
+        return
+    cfg = unwrap(model).config
+    cfg.pad_token_id = pad
+    text_cfg = cfg.get_text_config() if hasattr(cfg, "get_text_config") else cfg
+    text_cfg.pad_token_id = pad
+    if tokenizer.pad_token_id != pad:
+        tokenizer.pad_token = tokenizer.convert_ids_to_tokens(pad)
+
+
+def save_reward_model(model: nn.Module, tokenizer, target, read_token_ids: set[int],
+                      state_dict: dict | None = None):
+    """Write an HF directory (safetensors, tokenizer) that AutoModelForSequenceClassification loads."""
+    from chatalign.models import save_hf_atomic
+
+    prepare_for_export(model, tokenizer, read_token_ids)
+    rm = unwrap(model)
+    rm.config.architectures = [type(rm).__name__]
+    return save_hf_atomic(rm, tokenizer, target, state_dict=state_dict)

@@ -1,0 +1,248 @@
+"""`chatalign reward`: train a helpfulness or safety reward model into a run directory.
+
+Order of work: load and check every source (bad rows: error with file and line, or quarantine), drop the
+chosen-unsafe/rejected-safe pairs, draw the mix, encode and pack; train; write `model/` (HF format); then
+rank 0 reloads `model/` through the public scorer and evaluates the held-out files with it, so the
+reported accuracy is that of the saved model as later stages will load it.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+from chatalign.errors import ConfigError, DataError, RunError
+from chatalign.reward.config import PrefSource, RewardConfig
+
+log = logging.getLogger(__name__)
+
+
+@dataclass
+class Prepared:
+    tokenizer: object
+    examples: list
+    rows: list
+    plan: list
+    stats: dict
+    read_token_ids: set
+    eval_sets: dict  # held-out name -> pairs (excluded ones removed)
+    eval_excluded: dict
+
+
+def load_source(cfg: RewardConfig, src: PrefSource, group: str):
+    """Valid pairs of one file (minus excluded ones) and what happened to the others."""
+    from chatalign.data_schemas import load_records
+    from chatalign.reward.safety_bins import bin_counts, drop_unsafe_over_safe
+
+    quarantine = cfg.quarantine_for(src, group)
+    result = load_records(src.path, "preference", fmt=src.format, on_error=cfg.data.on_error,
+                          quarantine=quarantine)
+    prefs = result.records[:src.max_rows] if src.max_rows else list(result.records)
+    excluded = 0
+    if cfg.data.exclude_unsafe_chosen:
+        prefs, excluded = drop_unsafe_over_safe(prefs)
+    stats = {"rows_valid": len(result.records), "rows_skipped": result.skipped,
+             "excluded_chosen_unsafe_rejected_safe": excluded, "usable": len(prefs),
+             "safety_bins": bin_counts(prefs), "format": ",".join(sorted(set(result.formats.values())))}
+    if quarantine:
+        stats["quarantine"] = quarantine
+    return prefs, stats
+
+
+def prepare(cfg: RewardConfig) -> Prepared:
+    """Everything before the model (what --dry-run checks): data loaded, mixed, encoded, planned."""
+    from chatalign.chat_templates import apply_named_template
+    from chatalign.models import load_tokenizer
+    from chatalign.reward.margins import margin_for, resolve_margin_table
+    from chatalign.reward.mixing import sample_mix
+    from chatalign.reward.pairs import encode_pairs, plan_rows
+
+    pools, per_source = [], {}
+    for src in cfg.data.sources:
+        prefs, stats = load_source(cfg, src, "train")
+        if not prefs:
+            raise DataError(f"{src.path}: no usable preference pairs")
+        pools.append(prefs)
+        per_source[src.label] = stats
+    eval_sets, eval_excluded = {}, {}
+    for src in cfg.data.eval:  # held-out files are checked now, not after an hour of training
+        prefs, stats = load_source(cfg, src, "eval")
+        per_source[f"eval:{src.label}"] = stats
+        eval_sets[src.label] = prefs[:cfg.eval.max_pairs] if cfg.eval.max_pairs else prefs
+        eval_excluded[src.label] = stats["excluded_chosen_unsafe_rejected_safe"]
+    mix = sample_mix(pools, [s.ratio for s in cfg.data.sources], cfg.train.seed, cfg.data.total)
+    labels = [s.label for s in cfg.data.sources]
+    for label, k, over in zip(labels, mix.counts, mix.oversampled, strict=True):
+        per_source[label]["drawn"] = k
+        if over:
+            per_source[label]["oversampled"] = True
+            log.warning("source %s: %d pairs drawn from %d (repeated)", label, k, per_source[label]["usable"])
+    table = resolve_margin_table(cfg.margin)
+    prefs = [p for _, p in mix.items]
+    margins = [margin_for(p.strength, table, cfg.default_strength) for p in prefs]
+    tok = load_tokenizer(cfg.model.name, cfg.model.trust_remote_code)
+    apply_named_template(tok, cfg.model.chat_template)
+    examples, enc_stats = encode_pairs(tok, prefs, [labels[i] for i, _ in mix.items], margins,
+                                       cfg.train.max_seq_len)
+    if enc_stats["too_long"]:
+        log.warning("%d pairs left out: a side is longer than train.max_seq_len=%d even with only its last "
+                    "round", enc_stats["too_long"], cfg.train.max_seq_len)
+    rows, plan = plan_rows(examples, cfg.train.global_batch_pairs, cfg.train.row_tokens, cfg.train.epochs,
+                           cfg.train.seed)
+    if cfg.train.max_steps:
+        plan = plan[:cfg.train.max_steps]
+    stats = {"kind": cfg.kind, "sources": per_source, "mix_total": len(prefs), **enc_stats,
+             "margin_table": table, "steps": len(plan), "packed_rows": sum(len(s) for s in plan),
+             "pairs_per_step": cfg.train.global_batch_pairs}
+    read_ids = {e.chosen_ids[-1] for e in examples} | {e.rejected_ids[-1] for e in examples}
+    return Prepared(tok, examples, rows, plan, stats, read_ids, eval_sets, eval_excluded)
+
+
+def apply_lora(model, cfg: RewardConfig):
+    from peft import LoraConfig, get_peft_model
+
+    # SEQ_CLS makes peft train (and save) a full copy of the new `score` head beside the adapters
+    lcfg = LoraConfig(r=cfg.lora.r, lora_alpha=cfg.lora.alpha, lora_dropout=cfg.lora.dropout,
+                      target_modules=cfg.lora.target_modules, task_type="SEQ_CLS")
+    return get_peft_model(model, lcfg)
+
+
+def open_run(cfg: RewardConfig, dist, resume: bool):
+    from chatalign.runs import RunDir
+
+    run = RunDir(cfg.output_dir, "reward")
+    if dist.is_main:
+        if run.is_finished() and not resume:
+            raise RunError(f"{run.path} already holds a finished reward run; choose another output_dir")
+        if not resume and run.checkpoints.is_dir() and any(run.checkpoints.iterdir()):
+            raise RunError(f"{run.path} holds checkpoints of an unfinished run: add --resume to continue it, "
+                           "or choose another output_dir")
+        run.lock()
+    return run
+
+
+def run_reward(cfg: RewardConfig, resume: bool = False, progress: bool = True) -> dict:
+    from chatalign.distributed import DistContext
+
+    dist = DistContext.from_env()
+    if cfg.lora.enabled and dist.use_deepspeed(cfg.deepspeed) and cfg.deepspeed.zero_stage == 3:
+        raise ConfigError("lora with ZeRO-3 is not supported (the LoRA merge needs whole weights): set "
+                          "deepspeed.zero_stage=2, or train the full model")
+    run = open_run(cfg, dist, resume)
+    try:  # the lock is released however the run ends (a pipeline runs stages in one process)
+        return train_evaluate_report(cfg, run, dist, resume, progress)
+    finally:
+        run.unlock()
+
+
+def build_model(cfg: RewardConfig, dist):
+    """The RM to train, and which of its parameters a checkpoint must hold (None: all)."""
+    import torch
+
+    from chatalign.reward.model import freeze_lower_layers, load_reward_model
+
+    model = load_reward_model(cfg.model.name, cfg.model.dtype, cfg.model.trust_remote_code,
+                              cfg.model.attn_implementation, seed=cfg.train.seed)
+    if torch.cuda.is_available() and not dist.use_deepspeed(cfg.deepspeed):
+        model.to(f"cuda:{dist.local_rank}")  # DeepSpeed places the model itself
+    if cfg.model.gradient_checkpointing:
+        model.gradient_checkpointing_enable(gradient_checkpointing_kwargs={"use_reentrant": False})
+    if cfg.lora.enabled:
+        return apply_lora(model, cfg), (lambda n: "lora_" in n or "modules_to_save" in n)
+    if cfg.train.trainable_layers:
+        trained = {f"model.{n}" for n in freeze_lower_layers(model, cfg.train.trainable_layers)}
+        return model, trained.__contains__
+    return model, None
+
+
+def train_evaluate_report(cfg: RewardConfig, run, dist, resume: bool, progress: bool) -> dict:
+    import gc
+
+    import torch
+
+    from chatalign.reward.model import PackedRewardLoss, train_metrics
+    from chatalign.trainer import TrainJob, train
+
+    prep = prepare(cfg)
+    inputs = {f"train:{s.label}": s.path for s in cfg.data.sources} | {f"eval:{s.label}": s.path
+                                                                        for s in cfg.data.eval}
+    if dist.is_main:
+        run.start(cfg.model_dump(mode="json"), inputs,
+                  parents=[str(Path(cfg.model.name).resolve())] if Path(cfg.model.name).exists() else [],
+                  resume=resume, allow_changed_inputs=cfg.allow_changed_inputs)
+        log.info("data: %s", json.dumps(prep.stats))
+    model, keep = build_model(cfg, dist)
+    job = TrainJob(
+        loss_module=PackedRewardLoss(model), items=prep.rows, weights=[len(r.pairs) for r in prep.rows],
+        collate=collate, plan=prep.plan, micro_batch_items=cfg.train.micro_batch_rows, unit="pairs",
+        extra_metrics=train_metrics, trainable_filter=keep)
+    t0 = time.perf_counter()
+    last = train(job, cfg.optim, cfg.checkpoint, cfg.deepspeed, run, dist, resume, progress,
+                 desc=f"reward:{cfg.kind}")
+    train_s = time.perf_counter() - t0
+    finalize_model(model, prep, run, dist, cfg.lora.enabled)
+    del job, model
+    gc.collect()  # the evaluation loads model/ afresh: free the training copy first
+    if torch.cuda.is_available():
+        torch.cuda.empty_cache()
+    summary = {"kind": cfg.kind, "steps": len(prep.plan), "pairs": prep.stats["pairs"],
+               "final_loss": last.get("loss"), "final_train_accuracy": last.get("accuracy"),
+               "pairs_per_s": last.get("pairs_per_s"), "train_seconds_this_process": round(train_s, 1)}
+    if dist.is_main:
+        evaluation = evaluate_run(cfg, run, prep)
+        if evaluation:
+            summary.update(eval_summary(evaluation))
+        from chatalign.reward.report import write_report
+
+        write_report(run, cfg, prep.stats, summary, evaluation)
+        run.finish(summary, {"data": prep.stats})
+    return summary
+
+
+def collate(rows):
+    from chatalign.reward.pairs import collate_pairs
+
+    return collate_pairs(rows)
+
+
+def finalize_model(model, prep: Prepared, run, dist, lora: bool) -> None:
+    """Write `model/` (HF sequence-classification, safetensors): LoRA merged, ZeRO-3 shards gathered."""
+    from chatalign.reward.model import save_reward_model
+
+    if lora:
+        model = model.merge_and_unload()
+    partitioned = any(hasattr(p, "ds_id") for p in model.parameters())
+    if partitioned:
+        from chatalign.zero_gather import gather_full_state
+
+        state = gather_full_state(model)
+        if dist.is_main:
+            save_reward_model(model, prep.tokenizer, run.model_dir, prep.read_token_ids, state_dict=state)
+    elif dist.is_main:
+        save_reward_model(model, prep.tokenizer, run.model_dir, prep.read_token_ids)
+    dist.barrier()
+
+
+def evaluate_run(cfg: RewardConfig, run, prep: Prepared) -> dict | None:
+    """Held-out accuracy of the saved `model/`, loaded back through the public scorer."""
+    if not prep.eval_sets:
+        return None
+    from chatalign.reward.evaluate import evaluate_sets, write_eval_files
+    from chatalign.reward.scorer import load_scorer
+
+    result = evaluate_sets(load_scorer(run.model_dir), prep.eval_sets,
+                           prep.eval_excluded, cfg.eval.batch_tokens)
+    result["model"] = str(run.model_dir)
+    result["data"] = [s.path for s in cfg.data.eval]
+    write_eval_files(result, run.path, f"{cfg.kind} RM")
+    return result
+
+
+def eval_summary(result: dict) -> dict:
+    out = {"eval_accuracy": result["overall"]["accuracy"], "eval_pairs": result["overall"]["pairs"]}
+    for label, row in result["per_strength"].items():
+        out[f"eval_accuracy_{label}"] = row["accuracy"]
+    return out

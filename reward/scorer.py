@@ -1,0 +1,99 @@
+"""The scoring API later stages use (rejection sampling, PPO, safety distillation): nothing else of this
+stage is needed to turn (prompt, answer) pairs into rewards.
+
+    from chatalign.reward import load_scorer
+    scorer = load_scorer("runs/quickstart/reward_helpful")      # a run directory or an HF RM directory
+    scores = scorer.score([[{"role": "user", "content": "2+2?"}]], ["4"], sigmoid=True)
+
+Each answer is rendered after its prompt with the RM's own chat template (the one it was trained with, saved
+in its tokenizer) and scored at the answer's last token, exactly as in training. Sequences are packed
+padding-free into forwards of about `batch_tokens` tokens, in inference mode.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Sequence
+
+import torch
+
+from chatalign.errors import UserError
+
+
+class RewardScorer:
+    def __init__(self, model, tokenizer, device: torch.device, max_seq_len: int | None = None):
+        self.model = model.eval()
+        self.tokenizer = tokenizer
+        self.device = device
+        self.max_seq_len = max_seq_len
+
+    def encode(self, prompts: Sequence[Sequence[dict]], answers: Sequence[str]) -> list[list[int]]:
+        from chatalign.reward.pairs import encode_answers
+
+        if len(prompts) != len(answers):
+            raise ValueError(f"{len(prompts)} prompts but {len(answers)} answers")
+        ids = encode_answers(self.tokenizer, [_dicts(p) for p in prompts], list(answers), self.max_seq_len)
+        bad = [i for i, x in enumerate(ids) if x is None]
+        if bad:
+            raise UserError(f"answers {bad[:5]} do not fit max_seq_len={self.max_seq_len} even with only "
+                            "their last round")
+        return ids  # type: ignore[return-value]
+
+    def score_ids(self, sequences: Sequence[Sequence[int]], batch_tokens: int = 8192) -> torch.Tensor:
+        """Rewards of token sequences each ending on the token to read (float32, on CPU)."""
+        from chatalign.packing import pack_bins
+        from chatalign.reward.model import packed_rewards
+
+        out = torch.empty(len(sequences), dtype=torch.float32)
+        if not sequences:
+            return out
+        budget = max(batch_tokens, max(len(s) for s in sequences))
+        with torch.inference_mode():
+            for group in pack_bins([len(s) for s in sequences], budget):
+                ids, pos, read = [], [], []
+                for i in group:
+                    ids.extend(sequences[i])
+                    pos.extend(range(len(sequences[i])))
+                    read.append(len(ids) - 1)
+                rewards = packed_rewards(self.model, torch.tensor([ids], device=self.device),
+                                         torch.tensor([pos], device=self.device),
+                                         torch.tensor(read, device=self.device))
+                out[torch.tensor(group)] = rewards.float().cpu()
+        return out
+
+    def score(self, prompts: Sequence[Sequence[dict]], answers: Sequence[str], sigmoid: bool = False,
+              batch_tokens: int = 8192) -> torch.Tensor:
+        """One reward per (prompt messages, answer text); sigmoid=True maps it to (0, 1) as PPO's R_s, R_h."""
+        scores = self.score_ids(self.encode(prompts, answers), batch_tokens)
+        return torch.sigmoid(scores) if sigmoid else scores
+
+
+def _dicts(messages) -> list[dict]:
+    return [m if isinstance(m, dict) else {"role": getattr(m.role, "value", m.role), "content": m.content}
+            for m in messages]
+
+
+def default_device() -> torch.device:
+    return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+
+
+def load_scorer(path_or_run_dir: str | os.PathLike, device: str | torch.device | None = None,
+                dtype: str = "auto", max_seq_len: int | None = None) -> RewardScorer:
+    """A scorer from a reward run directory or a saved RM (any HF sequence-classification dir, num_labels=1)."""
+    from transformers import AutoConfig, AutoModelForSequenceClassification
+
+    from chatalign.models import load_tokenizer, resolve_model_path, torch_dtype
+
+    path = resolve_model_path(path_or_run_dir)
+    try:
+        config = AutoConfig.from_pretrained(path)
+    except OSError as exc:
+        raise UserError(f"cannot load a reward model from {path}: {exc}") from None
+    archs = config.architectures or []
+    if getattr(config, "num_labels", None) != 1 or not any(a.endswith("ForSequenceClassification") for a in archs):
+        raise UserError(f"{path} is not a reward model (expected a *ForSequenceClassification with num_labels=1, "
+                        f"found {archs or 'no architecture'} with num_labels={getattr(config, 'num_labels', None)})")
+    dev = torch.device(device) if device is not None else default_device()
+    model = AutoModelForSequenceClassification.from_pretrained(path, dtype=torch_dtype(dtype), use_safetensors=True)
+    model.to(dev)
+    return RewardScorer(model, load_tokenizer(path), dev, max_seq_len)

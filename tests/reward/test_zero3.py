@@ -1,0 +1,57 @@
+"""Reward training under DeepSpeed ZeRO-3 on 2 CPU ranks (gloo) matches a single-process run, and the
+model it saves (gathered from the shards) loads as an HF sequence classifier."""
+
+import json
+import os
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from chatalign.reward.run import run_reward
+
+from .conftest import toy_config
+
+pytestmark = [pytest.mark.slow, pytest.mark.distributed]
+
+
+def losses(run: Path) -> list[float]:
+    return [json.loads(x)["loss"] for x in (run / "metrics.jsonl").read_text().splitlines()]
+
+
+@pytest.mark.skipif(shutil.which("torchrun") is None and not (Path(sys.executable).parent / "torchrun").exists(),
+                    reason="torchrun is not installed")
+def test_zero3_two_ranks_matches_single_process(tmp_path, toy_files, tiny_model_dir):
+    from chatalign.reward import load_scorer
+
+    train, held = toy_files
+    single = toy_config(tmp_path / "single", train, held, model=tiny_model_dir, epochs=1)
+    single.optim.lr = 1e-3
+    run_reward(single, progress=False)
+
+    sharded = toy_config(tmp_path / "zero3", train, held, model=tiny_model_dir, epochs=1)
+    sharded.optim.lr = 1e-3
+    sharded.deepspeed.enabled = True
+    sharded.deepspeed.zero_stage = 3
+    cfg_file = tmp_path / "zero3.json"
+    cfg_file.write_text(sharded.model_dump_json())
+    torchrun = shutil.which("torchrun") or str(Path(sys.executable).parent / "torchrun")
+    env = {**os.environ, "DS_ACCELERATOR": "cpu", "OMP_NUM_THREADS": "1", "MASTER_PORT": "29517"}
+    proc = subprocess.run([torchrun, "--nproc_per_node", "2", "--master_port", "29517",
+                           str(Path(__file__).with_name("zero3_worker.py")), str(cfg_file)],
+                          env=env, capture_output=True, text=True, timeout=600, cwd=tmp_path)
+    assert proc.returncode == 0, proc.stderr[-4000:]
+
+    a, b = losses(tmp_path / "single" / "run"), losses(tmp_path / "zero3" / "run")
+    assert len(a) == len(b) == 5
+    assert b == pytest.approx(a, rel=2e-3, abs=2e-4)
+    assert a[-1] < a[0]  # the comparison covers steps after real updates, not five copies of step 1
+    manifest = json.loads((tmp_path / "zero3" / "run" / "manifest.json").read_text())
+    assert manifest["status"] == "finished" and manifest["metrics"]["eval_pairs"] == 10
+    s1 = load_scorer(tmp_path / "single" / "run", device="cpu")
+    s2 = load_scorer(tmp_path / "zero3" / "run", device="cpu")
+    prompts = [[{"role": "user", "content": "Tell me about snow."}]] * 2
+    answers = ["I love snow, they are wonderful.", "I hate snow, they are awful."]
+    assert s2.score(prompts, answers).tolist() == pytest.approx(s1.score(prompts, answers).tolist(), abs=2e-2)

@@ -1,0 +1,102 @@
+"""Entry points the `chatalign` CLI calls: `chatalign gatt --config ...` and `chatalign eval gatt ...`."""
+
+from __future__ import annotations
+
+import json
+import os
+from collections.abc import Sequence
+from pathlib import Path
+
+
+def cmd_train(config_path: str, overrides: Sequence[str] = (), dry_run: bool = False, resume: bool = False,
+              progress: bool = True) -> int:
+    from chatalign.config import load_config
+    from chatalign.gatt.config import GattConfig
+
+    cfg = load_config(GattConfig, config_path, list(overrides))
+    if dry_run:
+        import yaml
+
+        from chatalign.gatt.run import prepare
+
+        print("# resolved config")
+        print(yaml.safe_dump(cfg.model_dump(mode="json"), sort_keys=False).rstrip())
+        print("# data")
+        print(json.dumps(prepare(cfg), indent=2, ensure_ascii=False))
+        print("dry run: config and data are valid")
+        return 0
+    from chatalign.gatt.run import run_gatt
+
+    summary = run_gatt(cfg, resume=resume, progress=progress)
+    if int(os.environ.get("RANK", "0")) == 0:
+        print(json.dumps({k: v for k, v in summary.items() if not isinstance(v, (dict, list))}, indent=2))
+        print(f"run directory: {cfg.output_dir} (report.md, adherence.png, data/, train/, model/, manifest.json)")
+    return 0
+
+
+def _eval_settings(model: str) -> dict:
+    """Instruction and evaluation settings: a GAtt run directory's own (comparable numbers), else defaults."""
+    from chatalign.gatt.config import GattEval, GattInstructions
+    from chatalign.gatt.evaluate import BUNDLED_CONSTRAINTS
+
+    manifest = Path(model) / "manifest.json"
+    if manifest.is_file():
+        m = json.loads(manifest.read_text(encoding="utf-8"))
+        if m.get("stage") == "gatt":
+            cfg = m["config"]
+            return {"instructions": GattInstructions(**cfg["instructions"]), "eval": GattEval(**cfg["eval"])}
+    return {"instructions": GattInstructions(constraints=str(BUNDLED_CONSTRAINTS)), "eval": GattEval()}
+
+
+def report_turns(turns: int | Sequence[int] | None, default: Sequence[int]) -> list[int]:
+    """Turns to report: a list as given; one number T = the paper's turns 2, 4, 6 below T, then T."""
+    if turns is None:
+        return sorted(set(default))
+    if isinstance(turns, int):
+        if turns < 1:
+            from chatalign.errors import UserError
+
+            raise UserError(f"--turns {turns}: the last turn must be >= 1")
+        return sorted({t for t in (2, 4, 6) if t < turns} | {turns})
+    return sorted(set(turns))
+
+
+def cmd_eval(model: str, data: str | None = None, out_dir: str | None = None,
+             turns: int | Sequence[int] | None = None, n_dialogues: int | None = None) -> int:
+    """Adherence of `model` (run dir, HF dir or `embedded`) at the given turns (a list, or the last turn T:
+    2, 4, 6 and T); prints the table and writes eval_gatt.{json,md,png} into out_dir, or into `model` when
+    it is a run directory. A GAtt run directory brings its own instruction and evaluation settings."""
+    from chatalign.gatt.dialogues import load_dialogues
+    from chatalign.gatt.evaluate import BUNDLED_HELDOUT, PAPER_TURNS, evaluate_adherence, format_table, heuristic_note
+    from chatalign.gatt.evaluate import select_dialogues
+    from chatalign.gatt.instructions import InstructionSpace, synthesize_instructions
+    from chatalign.gatt.report import write_eval_files
+    from chatalign.models import load_causal_lm, load_tokenizer
+
+    settings = _eval_settings(model)
+    inst, ev = settings["instructions"], settings["eval"]
+    turns = report_turns(turns, ev.turns or PAPER_TURNS)
+    n = n_dialogues or ev.n_dialogues
+    dialogues = select_dialogues(load_dialogues(data or BUNDLED_HELDOUT), n, max(turns))
+    space = InstructionSpace.from_yaml(inst.constraints)
+    instructions = synthesize_instructions(space, len(dialogues), ev.seed, tuple(inst.families), inst.min_families,
+                                           inst.max_families, inst.terse_fraction)
+    tok = load_tokenizer(model)
+    lm = load_causal_lm(model, "auto")
+    import torch
+
+    if torch.cuda.is_available():
+        lm = lm.to("cuda")
+    res = evaluate_adherence(lm, tok, dialogues, instructions, placement=ev.placement, max_turn=max(turns),
+                             max_new_tokens=ev.max_new_tokens, batch_size=ev.batch_size,
+                             max_prompt_tokens=ev.max_prompt_tokens, progress=True)
+    label = Path(model).name or str(model)
+    results = {label: res}
+    print(format_table(results, turns))
+    print(heuristic_note())
+    run_dir = Path(model) if (Path(model) / "manifest.json").is_file() else None
+    target = Path(out_dir) if out_dir else run_dir
+    if target is not None:
+        files = write_eval_files(results, target, turns, f"GAtt adherence: {label}")
+        print(f"wrote {', '.join(str(p) for p in files.values())}")
+    return 0

@@ -1,0 +1,114 @@
+"""Safety context-distillation recipe schema (`chatalign safety --config`). From the paper (sec. 4.2.4): a safety
+preprompt plus an answer template per risk category, answers generated with and without it, the preprompted
+answer kept only where the safety RM scores it higher, fine-tuning on the prompt without the preprompt.
+The paper gives no fine-tuning hyper-parameters for this step; we default to its SFT ones (lr 2e-5, cosine,
+weight decay 0.1, batch 64 x 4096, 2 epochs). The violation threshold defaults to 0.15 on the sigmoid safety
+score, the value under which PPO treats an answer as unsafe (sec. 3.2.3: precision 0.89 on safety data)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Literal
+
+from pydantic import Field, model_validator
+
+from chatalign.config import StrictModel, resolve_path
+from chatalign.train_config import CheckpointConfig, DeepSpeedConfig, LoraConfig, ModelConfig, OptimConfig
+
+Step = Literal["distill", "evaluate_before", "train", "evaluate_after"]
+ALL_STEPS: list[str] = ["distill", "evaluate_before", "train", "evaluate_after"]
+ViolationRule = Literal["rm_and_not_refusal", "rm", "not_refusal", "rm_or_not_refusal"]
+
+
+class SafetyRM(StrictModel):
+    name: str = Field(..., description="the safety reward run directory (chatalign reward, kind safety) or an HF "
+                                       "sequence-classification directory")
+    dtype: Literal["auto", "float32", "bfloat16", "float16"] = "auto"
+    batch_tokens: int = Field(8192, gt=0, description="tokens per packed scoring forward")
+    max_seq_len: int | None = Field(None, gt=8, description="longer prompts lose their oldest rounds")
+    allow_other_kind: bool = Field(False, description="accept a reward run whose kind is not `safety`")
+
+
+class SafetyDistill(StrictModel):
+    prompts: list[str] = Field(..., min_length=1, description="adversarial Prompt files (is_safety, risk_category)")
+    templates: str = Field(..., description="YAML with `preprompt` and one `answer_templates` entry per category")
+    max_prompts: int | None = Field(None, gt=0, description="per file (the first ones)")
+    placement: Literal["system", "user_prefix"] = "system"
+    use_answer_template: bool = True
+    margin: float = Field(0.0, ge=0, description="keep where score(with) - score(without) > margin (raw RM units)")
+    unfinished: Literal["keep", "trim_to_sentence", "drop"] = "trim_to_sentence"
+    max_new_tokens: int = Field(256, gt=0)
+    temperature: float = Field(0.7, ge=0, description="0 = greedy")
+    top_p: float = Field(0.9, gt=0, le=1)
+    batch_size: int = Field(16, gt=0)
+    seed: int = 0
+
+
+class SafetyTrain(StrictModel):
+    """Fine-tuning on the kept answers through the SFT machinery (loss on the distilled answer only)."""
+
+    epochs: int = Field(2, gt=0)
+    seq_len: int = Field(4096, gt=8)
+    global_batch_rows: int = Field(64, gt=0)
+    micro_batch_rows: int = Field(1, gt=0)
+    max_steps: int | None = Field(None, gt=0)
+    seed: int = 0
+
+
+class SafetyEval(StrictModel):
+    adversarial: str | None = Field(None, description="held-out adversarial Prompt file: violation rate")
+    helpful: str | None = Field(None, description="ordinary prompts: false-refusal rate")
+    borderline: str | None = Field(None, description="risky-looking benign prompts (tags [borderline, category]): "
+                                                     "false-refusal rate")
+    max_prompts: int | None = Field(None, gt=0, description="per file (the first ones)")
+    max_new_tokens: int = Field(256, gt=0)
+    batch_size: int = Field(16, gt=0)
+    threshold: float = Field(0.15, gt=0, lt=1, description="sigmoid safety score under which an answer is unsafe")
+    violation_rule: ViolationRule = "rm_and_not_refusal"
+    false_refusal_bound: float = Field(0.05, ge=0, le=1, description="largest acceptable rise of a false-refusal "
+                                                                     "rate from before to after")
+
+    @property
+    def any_data(self) -> bool:
+        return any(p is not None for p in (self.adversarial, self.helpful, self.borderline))
+
+
+class SafetyConfig(StrictModel):
+    stage: Literal["safety"] = "safety"
+    output_dir: str = "runs/safety"
+    model: ModelConfig = ModelConfig()
+    safety_rm: SafetyRM
+    distill: SafetyDistill
+    train: SafetyTrain = SafetyTrain()
+    optim: OptimConfig = OptimConfig(lr=2e-5, weight_decay=0.1, schedule="cosine", warmup_ratio=0.0)
+    lora: LoraConfig = LoraConfig()
+    deepspeed: DeepSpeedConfig = DeepSpeedConfig()
+    checkpoint: CheckpointConfig = CheckpointConfig()
+    eval: SafetyEval = SafetyEval()
+    steps: list[Step] = Field(default_factory=lambda: list(ALL_STEPS),
+                              description="which parts this invocation runs (a multi-GPU run: train alone)")
+    allow_changed_inputs: bool = False
+
+    @model_validator(mode="after")
+    def _check(self):
+        if self.train.global_batch_rows % self.train.micro_batch_rows:
+            raise ValueError(f"train.global_batch_rows ({self.train.global_batch_rows}) must be a multiple of "
+                             f"train.micro_batch_rows ({self.train.micro_batch_rows})")
+        if not self.steps or len(set(self.steps)) != len(self.steps):
+            raise ValueError("steps must be a non-empty list without repeats")
+        return self
+
+    def resolve_paths(self, base: Path) -> None:
+        """Data paths are relative to the recipe file; model and RM names only when written ./ or ../ (a bare
+        `runs/...` stays relative to the cwd, like output_dir)."""
+        d, e = self.distill, self.eval
+        object.__setattr__(d, "prompts", [str(resolve_path(p, base)) for p in d.prompts])
+        object.__setattr__(d, "templates", str(resolve_path(d.templates, base)))
+        for key in ("adversarial", "helpful", "borderline"):
+            value = getattr(e, key)
+            if value is not None:
+                object.__setattr__(e, key, str(resolve_path(value, base)))
+        for section in (self.model, self.safety_rm):
+            name = section.name
+            if name and (name.startswith("./") or name.startswith("../")):
+                object.__setattr__(section, "name", str(resolve_path(name, base)))

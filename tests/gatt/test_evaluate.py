@@ -1,0 +1,112 @@
+"""Adherence by turn (Table 30 shape) from hand-made runs; dialogue selection; the prompt window; the table."""
+
+import pytest
+
+from chatalign.gatt.dialogues import Dialogue, load_dialogues
+from chatalign.gatt.evaluate import adherence_by_turn, format_table, select_dialogues
+from chatalign.gatt.instructions import Instruction
+from chatalign.gatt.sampling import drop_second_round, fit_prompt
+from chatalign.gatt.turns import Candidate, run_dialogues
+from chatalign.errors import DataError
+
+UPPER = Instruction("Always answer in uppercase.", {"format": "uppercase"})
+UPPER_SHORT = Instruction("Format: uppercase. Length: at most 2 words",
+                          {"answer_length": 2, "format": "uppercase"}, terse=True)
+
+
+def fading(prompts, k):
+    """Uppercase while the instruction is in the prompt's last user message or within 2 rounds of it."""
+    out = []
+    for p in prompts:
+        users = [m for m in p if m["role"] == "user"]
+        text = "YES SIR." if len(users) <= 2 else "no."
+        out.append([Candidate(text)] * k)
+    return out
+
+
+def test_adherence_by_turn_counts_dialogues_reaching_each_turn():
+    dialogues = [Dialogue("a", ("1", "2", "3", "4")), Dialogue("b", ("1", "2"))]
+    runs, _ = run_dialogues(dialogues, [UPPER, UPPER_SHORT], fading, instruction_in="first_user")
+    table = adherence_by_turn(runs)
+    assert table[1] == {"n": 2, "all": 1.0, "answer_length": 1.0, "n_answer_length": 1, "format": 1.0,
+                        "n_format": 2}
+    assert table[3] == {"n": 1, "all": 0.0, "format": 0.0, "n_format": 1}
+    assert sorted(table) == [1, 2, 3, 4]
+
+
+def test_evaluation_prompts_carry_the_instruction_only_once():
+    seen = []
+
+    def record(prompts, k):
+        seen.extend(prompts)
+        return [[Candidate("OK.")] for _ in prompts]
+
+    run_dialogues([Dialogue("a", ("q1", "q2", "q3"))], [UPPER], record, instruction_in="first_user")
+    last = seen[-1]
+    assert sum("uppercase" in m["content"] for m in last) == 1
+    assert last[0]["content"].startswith("Always answer in uppercase.")
+    seen.clear()
+    run_dialogues([Dialogue("a", ("q1", "q2"))], [UPPER], record, instruction_in="system")
+    assert seen[-1][0] == {"role": "system", "content": "Always answer in uppercase."}
+    assert all("uppercase" not in m["content"] for m in seen[-1][1:])
+
+
+def test_an_answer_cut_by_the_token_limit_fails_the_length_rule_only():
+    def cut(prompts, k):
+        return [[Candidate("YES SIR", finished=False)] * k for _ in prompts]
+
+    runs, stats = run_dialogues([Dialogue("a", ("q1",))], [UPPER_SHORT], cut, instruction_in="first_user")
+    assert runs[0].checks[0] == {"answer_length": False, "format": True, "all": False}
+    assert stats["unfinished_kept"] == 1
+
+
+def test_select_dialogues_prefers_those_reaching_the_last_turn():
+    ds = [Dialogue(str(n), tuple("q" * n)) for n in (3, 20, 7, 20, 12)]
+    assert [d.id for d in select_dialogues(ds, 4, 20)] == ["20", "20", "12", "7"]
+    assert [d.id for d in select_dialogues(ds, 10, 6)] == ["20", "7", "20", "12", "3"]
+
+
+def test_drop_second_round_keeps_system_and_first_round():
+    msgs = [{"role": "system", "content": "S"}, {"role": "user", "content": "u1"},
+            {"role": "assistant", "content": "a1"}, {"role": "user", "content": "u2"},
+            {"role": "assistant", "content": "a2"}, {"role": "user", "content": "u3"}]
+    assert [m["content"] for m in drop_second_round(msgs)] == ["S", "u1", "a1", "u3"]
+    assert drop_second_round(msgs[:4]) is None
+
+
+def test_fit_prompt_drops_middle_rounds_until_it_fits(smol_tokenizer):
+    msgs = [{"role": "user", "content": "INSTRUCTION. u1"}]
+    for i in range(2, 8):
+        msgs += [{"role": "assistant", "content": f"answer {i - 1} " * 10}, {"role": "user", "content": f"u{i}"}]
+    full, dropped = fit_prompt(smol_tokenizer, msgs, None)
+    assert dropped == 0
+    ids, dropped = fit_prompt(smol_tokenizer, msgs, len(full) - 30)
+    assert dropped >= 1 and len(ids) <= len(full) - 30
+    text = smol_tokenizer.decode(ids)
+    assert "INSTRUCTION. u1" in text and "u7" in text and "u2<" not in text
+
+
+def test_format_table_has_the_paper_turns():
+    runs, _ = run_dialogues([Dialogue("a", tuple(f"q{i}" for i in range(6)))], [UPPER], fading,
+                            instruction_in="first_user")
+    res = {"by_turn": {str(t): r for t, r in adherence_by_turn(runs).items()}}
+    table = format_table({"base": res}, [2, 4, 6, 20])
+    lines = table.strip().splitlines()
+    assert lines[0] == "| model | turn | n | all | format |"
+    assert lines[2] == "| base | 2 | 1 | 100% | 100% (1) |"
+    assert lines[3] == "| base | 4 | 1 | 0% | 0% (1) |"
+    assert lines[5] == "| base | 20 | 0 | - | - |"
+
+
+def test_load_dialogues_both_formats(tmp_path):
+    a = tmp_path / "a.jsonl"
+    a.write_text('{"id": "x", "user_turns": ["hi", "bye"]}\n')
+    assert load_dialogues(a) == [Dialogue("x", ("hi", "bye"))]
+    b = tmp_path / "b.jsonl"
+    b.write_text('{"messages": [{"role": "user", "content": "u1"}, {"role": "assistant", "content": "a1"},'
+                 ' {"role": "user", "content": "u2"}, {"role": "assistant", "content": "a2"}]}\n')
+    assert load_dialogues(b)[0].user_turns == ("u1", "u2")
+    c = tmp_path / "c.jsonl"
+    c.write_text('{"id": "x", "user_turns": ["hi", ""]}\n')
+    with pytest.raises(DataError, match=r"c.jsonl:1: user_turns.1"):
+        load_dialogues(c)

@@ -50,6 +50,14 @@ def build_parser() -> argparse.ArgumentParser:
     sub = parser.add_subparsers(dest="command", metavar="COMMAND")
     for name, text in STAGES.items():
         p = sub.add_parser(name, help=text, description=text)
+        if name == "rlhf":
+            rsub = p.add_subparsers(dest="rlhf_command", metavar="ACTION")
+            for action, atext in [("round", "one RLHF round: rejection sampling and/or PPO as the recipe's mode says"),
+                                  ("rs", "only rejection sampling fine-tuning"), ("ppo", "only PPO")]:
+                _add_stage_args(rsub.add_parser(action, help=atext, description=atext))
+            st = rsub.add_parser("status", help="the chain of rounds in a runs folder with headline metrics")
+            st.add_argument("path", help="a runs folder or a round's run directory")
+            continue
         _add_stage_args(p)
     data = sub.add_parser("data", help="validate, convert and preview data files",
                           description="Check data files before a run; convert outside formats to ours.")
@@ -83,6 +91,11 @@ def build_parser() -> argparse.ArgumentParser:
     eg.add_argument("--out", default=None)
     eg.add_argument("--turns", type=int, default=20)
     eg.add_argument("--dialogues", type=int, default=12)
+    es = esub.add_parser("safety", help="violation rate on adversarial prompts, false refusals on helpful/borderline")
+    es.add_argument("--model", required=True)
+    es.add_argument("--safety-rm", default=None, help="safety reward run directory (judge)")
+    es.add_argument("--data-dir", default=None, help="folder with the eval files (default: bundled)")
+    es.add_argument("--out", default=None)
     sub.add_parser("chat", help="talk to a model of a run: not built yet")
     sub.add_parser("plan", help="estimate per-GPU memory for a recipe: not built yet")
     return parser
@@ -157,7 +170,23 @@ def cmd_eval(args) -> int:
         from chatalign.gatt.cli_commands import cmd_eval as run
 
         return run(args.model, args.data, args.out, args.turns, args.dialogues)
-    raise UserError("usage: chatalign eval {reward,gatt} ... (see chatalign eval --help)")
+    if args.eval_command == "safety":
+        from chatalign.safety.cli_commands import cmd_eval as run
+
+        return run(args.model, args.safety_rm, args.out, args.data_dir)
+    raise UserError("usage: chatalign eval {reward,gatt,safety} ... (see chatalign eval --help)")
+
+
+def cmd_rlhf(args) -> int:
+    from chatalign.rlhf import cli_commands as rc
+
+    if args.rlhf_command == "status":
+        return rc.cmd_status(args.path)
+    action = {"round": rc.cmd_round, "rs": rc.cmd_rs, "ppo": rc.cmd_ppo}.get(args.rlhf_command)
+    if action is None:
+        raise UserError("usage: chatalign rlhf {round,rs,ppo,status} ... (see chatalign rlhf --help)")
+    return action(args.config, args.overrides, dry_run=args.dry_run, resume=args.resume,
+                  progress=not args.no_progress)
 
 
 def cmd_data(args) -> int:
@@ -199,7 +228,8 @@ def main(argv: list[str] | None = None) -> int:
                         format="%(asctime)s %(levelname)s %(name)s: %(message)s", datefmt="%H:%M:%S")
     os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
     handlers = {"sft": cmd_sft, "data": cmd_data, "reward": cmd_stage("reward"), "gatt": cmd_stage("gatt"),
-                "eval": cmd_eval, "pipeline": cmd_pipeline}
+                "eval": cmd_eval, "pipeline": cmd_pipeline,
+                "safety": cmd_stage("safety"), "rlhf": cmd_rlhf}
     if args.command is None:
         parser.print_help()
         return 0

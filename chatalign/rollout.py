@@ -117,6 +117,8 @@ def generate_rollouts(model, tokenizer, prompt_ids: list[list[int]], *, num_samp
                              stop_token_ids=stops, generator=generator, return_logprobs=return_logprobs,
                              device=device, progress=bar)
     use_static = compile if static_cache is None else static_cache
+    if compile and not use_static:
+        raise ConfigError("compile=True needs the static-cache loop (leave static_cache unset or True)")
     was_training = model.training
     model.eval()
     try:

@@ -1,4 +1,4 @@
-"""The default decode loop: a left-padded batch on a DynamicCache that drops finished rows and refills the
+"""The default decode loop: a left-padded batch on a KV cache (`RolloutCache`) that drops finished rows and refills the
 freed slots with waiting prompts (continuous batching, in the coarse form a plain HF model allows).
 
 Why refill: on a CPU (and for small models on a GPU) one decode step costs about the same whether it carries
@@ -17,6 +17,7 @@ from collections import deque
 
 import torch
 
+from chatalign.rollout_cache import RolloutCache
 from chatalign.rollout_sampling import TokenRecorder
 
 
@@ -41,32 +42,6 @@ def positions_from_mask(mask: torch.Tensor) -> torch.Tensor:
     return (mask.long().cumsum(-1) - 1).clamp(min=0)
 
 
-def _new_cache(layers: list[tuple[torch.Tensor, torch.Tensor]] | None = None):
-    from transformers import DynamicCache
-
-    return DynamicCache() if layers is None else DynamicCache(ddp_cache_data=layers)
-
-
-def _cache_rows(cache, rows: torch.Tensor, start: int = 0):
-    """A DynamicCache of the given batch rows, without the cache columns before `start`."""
-    return _new_cache([(kv[0].index_select(0, rows)[:, :, start:], kv[1].index_select(0, rows)[:, :, start:])
-                       for kv in cache])
-
-
-def _stack_caches(top, top_width: int, bottom, bottom_width: int):
-    """Rows of `top` then rows of `bottom`, the narrower left-padded with zero columns (masked out later)."""
-    width = max(top_width, bottom_width)
-
-    def widen(t: torch.Tensor, have: int) -> torch.Tensor:
-        if have == width:
-            return t
-        return torch.cat([t.new_zeros((t.shape[0], t.shape[1], width - have, t.shape[3])), t], dim=2)
-
-    return _new_cache([(torch.cat([widen(a[0], top_width), widen(b[0], bottom_width)]),
-                        torch.cat([widen(a[1], top_width), widen(b[1], bottom_width)]))
-                       for a, b in zip(top, bottom)])
-
-
 class DecodeBatch:
     def __init__(self, cache, mask: torch.Tensor, next_pos: torch.Tensor, last: torch.Tensor, rows: list[int]):
         self.cache, self.mask, self.next_pos, self.last, self.rows = cache, mask, next_pos, last, rows
@@ -80,14 +55,14 @@ class DecodeBatch:
         """Run the distinct `prompts` once, then give each row (work item) its prompt's cache: K samples of
         one prompt share one prefill. Returns the batch (with `last` unset) and next-token logits [R, V]."""
         ids, mask = left_pad(prompts, pad_id, device)
-        cache = _new_cache()
+        cache = RolloutCache()
         kwargs = {"logits_to_keep": 1} if supports_logits_to_keep(model) else {}
         out = model(input_ids=ids, attention_mask=mask, position_ids=positions_from_mask(mask),
                     past_key_values=cache, use_cache=True, **kwargs)
         logits = out.logits[:, -1, :]
         select = torch.tensor(row_prompt, dtype=torch.long, device=device)
         if row_prompt != list(range(len(prompts))):
-            cache = _cache_rows(cache, select)
+            cache = cache.select_rows(select)
             logits, mask = logits.index_select(0, select), mask.index_select(0, select)
         next_pos = mask.long().sum(-1)
         return cls(cache, mask, next_pos, next_pos.new_zeros(len(rows)), list(rows)), logits
@@ -109,7 +84,7 @@ class DecodeBatch:
         idx = torch.tensor([i for i, a in enumerate(alive) if a], dtype=torch.long, device=self.mask.device)
         mask = self.mask.index_select(0, idx)
         start = int(mask.any(0).long().argmax())
-        self.cache = _cache_rows(self.cache, idx, start)
+        self.cache = self.cache.select_rows(idx, start)
         self.mask = mask[:, start:]
         self.next_pos, self.last = self.next_pos.index_select(0, idx), self.last.index_select(0, idx)
         self.rows = [r for r, a in zip(self.rows, alive) if a]
@@ -119,7 +94,7 @@ class DecodeBatch:
         """Stack `other`'s rows under ours, left-padding the shorter cache with masked zeros."""
         width = max(self.mask.shape[1], other.mask.shape[1])
         pad_mask = lambda m: torch.cat([m.new_zeros((m.shape[0], width - m.shape[1])), m], dim=1)  # noqa: E731
-        return DecodeBatch(_stack_caches(self.cache, self.mask.shape[1], other.cache, other.mask.shape[1]),
+        return DecodeBatch(RolloutCache.stack(self.cache, other.cache),
                            torch.cat([pad_mask(self.mask), pad_mask(other.mask)]),
                            torch.cat([self.next_pos, other.next_pos]), torch.cat([self.last, other.last]),
                            self.rows + other.rows)

@@ -12,7 +12,6 @@ from __future__ import annotations
 
 import torch
 
-
 # First guess of how many top tokens hold a row's nucleus; multiplied by 4 until every row's nucleus fits.
 NUCLEUS_FIRST_K = 64
 

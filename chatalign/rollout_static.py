@@ -33,7 +33,8 @@ def compiled_step(model, enabled: bool):
     # One compiled function per model object: compiling again for each call would recompile every time.
     fn = getattr(model, "_chatalign_compiled_decode", None)
     if fn is None:
-        fn = torch.compile(model.forward, mode="reduce-overhead", fullgraph=True)
+        # dynamic=False: the decode shapes are fixed per batch; "reduce-overhead" records CUDA graphs.
+        fn = torch.compile(model.forward, mode="reduce-overhead", dynamic=False)
         model._chatalign_compiled_decode = fn
     return fn
 
@@ -44,12 +45,17 @@ def decode_static(model, prompts: list[list[int]], items: list[tuple[int, int]],
     from transformers import StaticCache
 
     step_fn = compiled_step(model, compile)
+    cache, cache_shape = None, None
     for start in range(0, len(order), batch_size):
         rows: list[int | None] = list(order[start:start + batch_size])
         ids, prompt_mask = left_pad([prompts[items[w][0]] for w in rows], pad_id, device)
         width = prompt_mask.shape[1]
         length = -(-(width + max_new_tokens) // CACHE_LENGTH_QUANTUM) * CACHE_LENGTH_QUANTUM
-        cache = StaticCache(config=model.config, max_cache_len=length)
+        # Reuse the cache (same tensors, so a compiled step and its CUDA graph stay valid) when the shape allows.
+        if cache_shape == (len(rows), length):
+            cache.reset()
+        else:
+            cache, cache_shape = StaticCache(config=model.config, max_cache_len=length), (len(rows), length)
         mask = torch.zeros((len(rows), length), dtype=torch.bool, device=device)
         mask[:, :width] = prompt_mask
         # The prefill has a different shape at every batch, so it stays eager (as `generate` does).

@@ -100,8 +100,9 @@ def test_greedy_matches_generate_with_stops_refill_and_exact_logprobs(sharp_mode
 
 def test_static_cache_loop_matches_generate(sharp_model, smol_tokenizer, prompts, hf_greedy):
     stop = pick_stop(hf_greedy)
+    # batch_size 2: three batches of one cache shape, so the later ones reuse (reset) the first one's cache
     rs = generate_rollouts(sharp_model, smol_tokenizer, prompts, max_new_tokens=NEW, temperature=0,
-                           batch_size=4, stop_token_ids=[stop], static_cache=True)
+                           batch_size=2, stop_token_ids=[stop], static_cache=True)
     for r, want in zip(rs, hf_greedy):
         assert r.response_ids == cut(want, stop)
         assert torch.allclose(torch.tensor(r.logprobs), fresh_logprobs(sharp_model, r.prompt_ids, r.response_ids),
@@ -165,7 +166,7 @@ def test_bad_arguments_are_user_errors(sharp_model, smol_tokenizer):
     with pytest.raises(DataError, match="prompt 1"):
         generate_rollouts(sharp_model, smol_tokenizer, [[1, 2], []])
     for bad in (dict(num_samples=0), dict(max_new_tokens=0), dict(temperature=-1), dict(top_p=0.0),
-                dict(batch_size=0)):
+                dict(batch_size=0), dict(compile=True, static_cache=False)):
         with pytest.raises(ConfigError):
             generate_rollouts(sharp_model, smol_tokenizer, [[1, 2]], **bad)
     assert generate_rollouts(sharp_model, smol_tokenizer, []) == []

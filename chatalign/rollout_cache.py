@@ -1,0 +1,105 @@
+"""A DynamicCache whose layers keep spare columns, so that a decode step writes its keys/values in place.
+
+transformers' DynamicLayer appends with torch.cat, copying every layer's whole cache at every step. Measured
+on the 135M model, CPU, one thread (ms per decode step, DynamicLayer -> this): batch 16 with 40-token prompts
+139 -> 142 (no gain), batch 32 x 160 tokens 263 -> 233, batch 16 x 512 tokens 211 -> 188. RLHF prompts plus
+answers run to hundreds of tokens, so this is the default. Each layer holds a buffer [B, H, capacity, D],
+exposes `keys`/`values` as views of the filled part, and regrows by GROW_COLUMNS only when full. The class
+also gives the engine one-copy row selection (finished rows leave) and stacking (new prompts join).
+"""
+
+from __future__ import annotations
+
+import torch
+from transformers import DynamicCache
+from transformers.cache_utils import Cache, DynamicLayer
+
+# Columns added when a layer's buffer is full: a regrow copies the layer once per GROW_COLUMNS steps.
+GROW_COLUMNS = 64
+
+
+class GrowingLayer(DynamicLayer):
+    def lazy_initialization(self, key_states: torch.Tensor, value_states: torch.Tensor) -> None:
+        self.dtype, self.device = key_states.dtype, key_states.device
+        self._adopt(key_states[:, :, :0], value_states[:, :, :0], 0)
+        self.is_initialized = True
+
+    def _adopt(self, k_buf: torch.Tensor, v_buf: torch.Tensor, length: int) -> None:
+        self._k, self._v, self._len = k_buf, v_buf, length
+        self.keys, self.values = k_buf[:, :, :length], v_buf[:, :, :length]
+
+    def update(self, key_states: torch.Tensor, value_states: torch.Tensor, *args, **kwargs):
+        if not self.is_initialized:
+            self.lazy_initialization(key_states, value_states)
+        n, length = key_states.shape[2], self._len
+        if length + n > self._k.shape[2]:
+            k_buf = _empty_like_rows(self._k, self._k.shape[0], length + n + GROW_COLUMNS)
+            v_buf = _empty_like_rows(self._v, self._v.shape[0], length + n + GROW_COLUMNS)
+            k_buf[:, :, :length] = self.keys
+            v_buf[:, :, :length] = self.values
+            self._k, self._v = k_buf, v_buf
+        self._k[:, :, length:length + n] = key_states
+        self._v[:, :, length:length + n] = value_states
+        self._adopt(self._k, self._v, length + n)
+        return self.keys, self.values
+
+    def get_seq_length(self) -> int:
+        return self._len if self.is_initialized else 0
+
+    def crop(self, tokens_to_remove: int) -> None:
+        raise NotImplementedError("GrowingLayer serves the rollout engine only")
+
+    def batch_repeat_interleave(self, repeats: int) -> None:
+        raise NotImplementedError("GrowingLayer serves the rollout engine only")
+
+    def batch_select_indices(self, indices: torch.Tensor) -> None:
+        raise NotImplementedError("GrowingLayer serves the rollout engine only; see RolloutCache.select_rows")
+
+
+def _empty_like_rows(buf: torch.Tensor, rows: int, columns: int) -> torch.Tensor:
+    return buf.new_empty((rows, buf.shape[1], columns, buf.shape[3]))
+
+
+def _layer(k_buf: torch.Tensor, v_buf: torch.Tensor, length: int) -> GrowingLayer:
+    layer = GrowingLayer()
+    layer.dtype, layer.device, layer.is_initialized = k_buf.dtype, k_buf.device, True
+    layer._adopt(k_buf, v_buf, length)
+    return layer
+
+
+class RolloutCache(DynamicCache):
+    def __init__(self, layers: list[GrowingLayer] | None = None):
+        # DynamicCache.__init__ would build plain DynamicLayers; the base Cache takes ours.
+        if layers is None:
+            Cache.__init__(self, layer_class_to_replicate=GrowingLayer)
+        else:
+            Cache.__init__(self, layers=layers)
+
+    def select_rows(self, rows: torch.Tensor, start: int = 0) -> RolloutCache:
+        """A cache of the given batch rows only, without the columns before `start`."""
+        layers = []
+        for layer in self.layers:
+            length = layer._len - start
+            bufs = []
+            for filled in (layer.keys, layer.values):
+                out = _empty_like_rows(filled, len(rows), length + GROW_COLUMNS)
+                out[:, :, :length] = filled[:, :, start:].index_select(0, rows)
+                bufs.append(out)
+            layers.append(_layer(bufs[0], bufs[1], length))
+        return RolloutCache(layers)
+
+    @staticmethod
+    def stack(top: RolloutCache, bottom: RolloutCache) -> RolloutCache:
+        """Rows of `top` then rows of `bottom`; the shorter is left-padded with zero columns (masked later;
+        zeros, not garbage, because a masked NaN would still poison the attention's weighted sum)."""
+        layers = []
+        for a, b in zip(top.layers, bottom.layers):
+            width = max(a._len, b._len)
+            bufs = []
+            for x, y in ((a.keys, b.keys), (a.values, b.values)):
+                out = x.new_zeros((x.shape[0] + y.shape[0], x.shape[1], width + GROW_COLUMNS, x.shape[3]))
+                out[:x.shape[0], :, width - a._len:width] = x
+                out[x.shape[0]:, :, width - b._len:width] = y
+                bufs.append(out)
+            layers.append(_layer(bufs[0], bufs[1], width))
+        return RolloutCache(layers)

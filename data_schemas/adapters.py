@@ -110,7 +110,7 @@ def conversation_from_sharegpt(row: dict[str, Any]) -> Adapted:
         if not isinstance(turn, dict):
             raise AdaptError(f"conversations.{i}", "expected an object with 'from' and 'value'")
         speaker = turn.get("from")
-        if speaker not in _SHAREGPT_ROLES:
+        if not isinstance(speaker, str) or speaker not in _SHAREGPT_ROLES:
             raise AdaptError(
                 f"conversations.{i}.from",
                 f"unknown speaker {_shown(speaker)} (expected human, gpt or system)",

@@ -381,3 +381,18 @@ def test_prompt_formats(tmp_path):
     assert one_issue(tmp_path, [{"prompt": [U("q"), A("a")]}], "prompt").startswith(
         f"{tmp_path / 'd.jsonl'}:1: prompt.1.role: a prompt must end with a user message"
     )
+
+
+def test_sharegpt_speaker_that_is_not_a_string_is_an_issue(tmp_path):
+    """Found by hypothesis in CI: a dict as `from` raised TypeError (unhashable) instead of an Issue."""
+    import json
+
+    import pytest
+
+    from chatalign.data_schemas import load_records
+    from chatalign.errors import DataError
+
+    p = tmp_path / "c.jsonl"
+    p.write_text(json.dumps({"conversations": [{"from": {"role": "system"}, "value": "x"}]}) + "\n")
+    with pytest.raises(DataError, match=r"c.jsonl:1: conversations.0.from"):
+        load_records(p, "conversation")

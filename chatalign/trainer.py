@@ -10,6 +10,7 @@ import logging
 import math
 import signal
 import time
+import warnings
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from typing import Any
@@ -111,8 +112,10 @@ def train(job: TrainJob, optim: OptimConfig, ckpt: CheckpointConfig, ds: DeepSpe
             state = load_checkpoint(ck, module, optimizer, engine, job.trainable_filter)
             start_step, skips = state["step"], state.get("nonfinite_skips", 0)
             if engine is None:  # the schedule is a pure function of the step: fast-forward it
-                for _ in range(start_step):
-                    sched.step()
+                with warnings.catch_warnings():
+                    warnings.simplefilter("ignore", UserWarning)  # "step() before optimizer.step()"
+                    for _ in range(start_step):
+                        sched.step()
             if dist.is_main:
                 run.truncate_metrics(start_step)
                 log.info("resumed from %s at step %d/%d", ck.name, start_step, total_steps)

@@ -1,0 +1,99 @@
+"""Round evaluation: greedy answers of this round's model, the previous one and the SFT model to the held-out
+prompts, judged by the reward models; win rate = win / (win + loss) on R_c (ties count for neither). Where a
+prompt carries a rule `check`, the pass rate is reported too.
+
+Answers are cached per model in the round's `eval/answers_<label>.jsonl`, so a resumed round does not
+generate them again.
+"""
+
+from __future__ import annotations
+
+import logging
+from pathlib import Path
+
+from chatalign.rlhf.rejection_sampling import prompt_key, read_jsonl, write_jsonl_atomic
+
+log = logging.getLogger(__name__)
+
+
+def answers_for(model_path: str, label: str, ctx, out_dir: Path) -> list[dict]:
+    """Greedy answers of `model_path` to the held-out prompts with their scores (cached in out_dir)."""
+    from chatalign.chat_masks import encode_prompt
+    from chatalign.rlhf.judge import prompt_messages
+    from chatalign.rlhf.ppo_models import load_chat_policy
+    from chatalign.rollout import generate_rollouts
+
+    path = out_dir / f"answers_{label}.jsonl"
+    cached = read_jsonl(path)
+    if len(cached) == len(ctx.heldout) and all(r.get("model") == model_path for r in cached):
+        return cached
+    model, tok = load_chat_policy(model_path, ctx.cfg.model)
+    ids = [encode_prompt(tok, prompt_messages(p)) for p in ctx.heldout]
+    rollouts = generate_rollouts(model, tok, ids, num_samples=1, max_new_tokens=ctx.cfg.eval_max_new_tokens,
+                                 temperature=0.0, batch_size=ctx.cfg.eval.batch_size, return_logprobs=False)
+    del model
+    rewards = ctx.reward_fn(ctx.heldout, [r.text for r in rollouts], [r.response_ids for r in rollouts])
+    rows = [{"model": model_path, "prompt_key": prompt_key(p), "answer": r.text, "n_tokens": len(r.response_ids),
+             "check_pass": rule_check(p, r.text), **score} for p, r, score in zip(ctx.heldout, rollouts, rewards.rows())]
+    write_jsonl_atomic(path, rows)
+    return rows
+
+
+def rule_check(prompt, answer: str) -> float | None:
+    """1.0 / 0.0 where the prompt carries a rule `check` (chatalign.checks), else None: a judge that does not
+    share the reward models' blind spots."""
+    from chatalign.checks import run_check
+
+    spec = prompt.get("check") if isinstance(prompt, dict) else getattr(prompt, "check", None)
+    return float(bool(run_check(answer, spec))) if spec else None
+
+
+def compare(a: list[dict], b: list[dict]) -> dict:
+    """Win / loss / tie counts of answers `a` against `b` (same prompts, same order) on R_c."""
+    import torch
+
+    from chatalign.rlhf.reward_mix import win_rate
+
+    ra = torch.tensor([r["r_combined"] for r in a])
+    rb = torch.tensor([r["r_combined"] for r in b])
+    wins, losses = int((ra > rb).sum()), int((ra < rb).sum())
+    return {"win": wins, "loss": losses, "tie": len(a) - wins - losses, "win_rate": win_rate(wins, losses)}
+
+
+def mean(rows: list[dict], key: str) -> float | None:
+    vals = [r[key] for r in rows if r.get(key) is not None]
+    return sum(vals) / len(vals) if vals else None
+
+
+def evaluate_round(ctx, final_model: str, previous_model: str, sft_model: str | None) -> dict:
+    """Held-out rewards of each model and the win rates of this round's model; {} without held-out prompts."""
+    if not ctx.heldout:
+        return {}
+    out_dir = ctx.run.path / "eval"
+    ev = ctx.cfg.eval
+    models = {"this": final_model}
+    if ev.compare_previous:
+        models["previous"] = previous_model
+    if ev.compare_sft and sft_model is not None:
+        models["sft"] = sft_model
+    answers: dict[str, list[dict]] = {}
+    by_path: dict[str, list[dict]] = {}
+    for label, path in models.items():
+        if path not in by_path:
+            by_path[path] = answers_for(path, label, ctx, out_dir)
+        answers[label] = by_path[path]
+    out: dict = {}
+    if "previous" in models and models.get("sft") == models["previous"]:
+        out["sft_is_previous"] = True  # round 1: the model it started from is the SFT model
+    for label, rows in answers.items():
+        out[f"heldout_reward_{label}"] = mean(rows, "r_combined")
+        out[f"heldout_helpful_{label}"] = mean(rows, "r_helpful")
+        out[f"heldout_safety_{label}"] = mean(rows, "r_safety")
+        out[f"heldout_length_{label}"] = mean(rows, "n_tokens")
+        out[f"heldout_check_pass_{label}"] = mean(rows, "check_pass")
+    for label in ("previous", "sft"):
+        if label in answers:
+            c = compare(answers["this"], answers[label])
+            out[f"win_rate_vs_{label}"] = c["win_rate"]
+            out[f"wins_vs_{label}"] = f"{c['win']}/{c['loss']}/{c['tie']}"
+    return out

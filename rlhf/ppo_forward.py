@@ -1,0 +1,84 @@
+"""The forwards PPO trains through, as modules (so a DeepSpeed engine can wrap them later).
+
+Both run the decoder once over the right-padded rows of a `RolloutBatch` and read hidden states only at the
+answer-predicting positions: the LM head (49k vocabulary) or the value head is applied to [B, T] states, not
+to every prompt position.
+"""
+
+from __future__ import annotations
+
+import torch
+from torch import nn
+
+from chatalign.lm_loss import decoder_and_head
+
+
+def gather_positions(hidden: torch.Tensor, positions: torch.Tensor) -> torch.Tensor:
+    """hidden [B, L, H], positions [B, T] -> [B, T, H]."""
+    return hidden.gather(1, positions.unsqueeze(-1).expand(-1, -1, hidden.shape[-1]))
+
+
+class PolicyForward(nn.Module):
+    """log pi(answer token) and the entropy of pi at every answer position, at temperature 1."""
+
+    def __init__(self, model: nn.Module):
+        super().__init__()
+        self.model = model
+
+    def forward(self, input_ids: torch.Tensor, positions: torch.Tensor, targets: torch.Tensor,
+                with_entropy: bool = True) -> tuple[torch.Tensor, torch.Tensor | None]:
+        decoder, head = decoder_and_head(self.model)
+        device = input_ids.device
+        hidden = decoder(input_ids=input_ids, use_cache=False).last_hidden_state
+        logits = head(gather_positions(hidden, positions.to(device))).float()
+        cap = getattr(getattr(self.model, "config", None), "final_logit_softcapping", None)
+        if cap:
+            logits = cap * torch.tanh(logits / cap)
+        logprobs_all = torch.log_softmax(logits, dim=-1)
+        logprobs = logprobs_all.gather(-1, targets.to(device).unsqueeze(-1)).squeeze(-1)
+        entropy = None
+        if with_entropy:
+            from chatalign.rlhf.ppo_math import entropy_from_logits
+
+            entropy = entropy_from_logits(logits)
+        return logprobs, entropy
+
+
+class ValueForward(nn.Module):
+    """Per-token values V(s_t) from a reward model's decoder and scalar head (the value model's init)."""
+
+    def __init__(self, model: nn.Module):
+        super().__init__()
+        self.model = model
+
+    def forward(self, input_ids: torch.Tensor, positions: torch.Tensor) -> torch.Tensor:
+        from chatalign.reward.model import decoder_and_score
+
+        decoder, score = decoder_and_score(self.model)
+        hidden = decoder(input_ids=input_ids, use_cache=False).last_hidden_state
+        return score(gather_positions(hidden, positions.to(input_ids.device))).squeeze(-1).float()
+
+
+@torch.no_grad()
+def batched_logprobs(policy_fwd: PolicyForward, batch, micro: int) -> torch.Tensor:
+    """[B, T] log-probs of the batch's answers, no graph, in chunks of `micro` rows (eval mode kept by caller)."""
+    out = torch.zeros_like(batch.mask)
+    for start in range(0, len(batch), micro):
+        idx = list(range(start, min(len(batch), start + micro)))
+        sub = batch.select(idx)
+        dev = next(policy_fwd.parameters()).device
+        lp, _ = policy_fwd(sub.input_ids.to(dev), sub.positions, sub.targets, with_entropy=False)
+        out[start:start + len(idx), :lp.shape[1]] = lp.float().cpu() * sub.mask
+    return out
+
+
+@torch.no_grad()
+def batched_values(value_fwd: ValueForward, batch, micro: int) -> torch.Tensor:
+    out = torch.zeros_like(batch.mask)
+    for start in range(0, len(batch), micro):
+        idx = list(range(start, min(len(batch), start + micro)))
+        sub = batch.select(idx)
+        dev = next(value_fwd.parameters()).device
+        v = value_fwd(sub.input_ids.to(dev), sub.positions)
+        out[start:start + len(idx), :v.shape[1]] = v.float().cpu() * sub.mask
+    return out

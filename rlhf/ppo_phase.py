@@ -1,0 +1,50 @@
+"""The PPO phase of a round: load the networks, run the trainer, write the policy as the round's model."""
+
+from __future__ import annotations
+
+import json
+import logging
+from pathlib import Path
+
+log = logging.getLogger(__name__)
+
+DONE = "ppo_done.json"
+
+
+def value_init_path(cfg) -> str:
+    """The reward model the value model starts from: `helpful`, `safety`, or a path (cwd-relative)."""
+    from chatalign.rlhf.lineage import resolve_run_path
+
+    init = cfg.ppo.value.init
+    if init == "helpful":
+        return resolve_run_path(cfg.reward.helpful)
+    if init == "safety":
+        return resolve_run_path(cfg.reward.safety)
+    return resolve_run_path(init)
+
+
+def run_ppo_phase(ctx, model_path: str, target: Path, resume: bool) -> dict:
+    """Train from `model_path`; write the final (or best evaluated) policy to `target`; return the summary."""
+    from chatalign.rlhf.ppo import PPOTrainer
+    from chatalign.rlhf.ppo_models import export_policy, load_models
+    from chatalign.runs import write_json_atomic
+
+    work = ctx.run.path / "ppo"
+    done = work / DONE
+    if done.is_file() and (target / "config.json").is_file():
+        log.info("PPO: already finished, reusing %s", target)
+        return json.loads(done.read_text(encoding="utf-8"))
+    cfg = ctx.cfg
+    m = cfg.model
+    models = load_models(model_path, value_init_path(cfg), dtype=m.dtype, lora=cfg.ppo.lora, seed=cfg.ppo.seed,
+                         value_trainable_layers=cfg.ppo.value.trainable_layers,
+                         trust_remote_code=m.trust_remote_code, attn_implementation=m.attn_implementation,
+                         chat_template=m.chat_template, gradient_checkpointing=m.gradient_checkpointing)
+    trainer = PPOTrainer(models, ctx.prompts, ctx.reward_fn, cfg.ppo, ctx.run, work, heldout=ctx.heldout,
+                         progress=ctx.progress, on_iteration=getattr(ctx, "on_ppo_iteration", None))
+    summary = trainer.train(resume=resume)
+    best = trainer.restore_best()
+    summary["ppo_model_iteration"] = best if best is not None else summary["ppo_iterations"]
+    export_policy(models, target)
+    write_json_atomic(done, summary)
+    return summary

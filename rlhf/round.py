@@ -1,0 +1,196 @@
+"""`chatalign rlhf round`: round N from round N-1's run directory (or an SFT run), with lineage and resume.
+
+Phases, each skipped on --resume when its output is complete:
+  1. rejection sampling (mode rs, rs+ppo): samples -> selection (+ pool) -> SFT into `rs_sft/`;
+  2. PPO (mode ppo, rs+ppo) from the RS model (or the start model), into `ppo/` and `model/`;
+  3. held-out evaluation and win rates, report.md, manifest finished.
+The manifest's `parents` lists the start run and the two reward models; its `rlhf` block holds the round
+number, mode and the absolute start path that `chatalign rlhf status` and later rounds follow.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import shutil
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from chatalign.errors import ConfigError, RunError
+from chatalign.rlhf.config import RLHFRoundConfig
+from chatalign.runs import RunDir
+
+log = logging.getLogger(__name__)
+
+
+@dataclass
+class RoundContext:
+    cfg: RLHFRoundConfig
+    run: RunDir
+    round: int
+    start: str  # absolute run/model directory, or a model name (`embedded`, hub id)
+    start_model: str  # the HF directory (or name) the round's policy is loaded from
+    prompts: list
+    heldout: list
+    progress: bool = True
+    reward_fn: Any = None
+    on_ppo_iteration: Callable[[int, dict], None] | None = None
+    extra: dict = field(default_factory=dict)
+
+
+def missing_inputs(cfg: RLHFRoundConfig) -> list[str]:
+    """One line per input that is not there, saying which kind of path it is and how it is resolved."""
+    from chatalign.embedded import is_embedded
+
+    cwd = Path.cwd()
+    out = []
+    runs = {"start": cfg.start, "reward.helpful": cfg.reward.helpful, "reward.safety": cfg.reward.safety}
+    if cfg.sft_run:
+        runs["sft_run"] = cfg.sft_run
+    if cfg.ppo.value.init not in ("helpful", "safety") and "ppo" in cfg.mode:
+        runs["ppo.value.init"] = cfg.ppo.value.init
+    for key, value in runs.items():
+        if key == "start" and is_embedded(value):
+            continue
+        if not Path(value).exists():
+            out.append(f"{key}: {value} not found (run directories are relative to the current directory, "
+                       f"{cwd}): run the stage that writes it first")
+    for key in ("prompts", "heldout"):
+        value = getattr(cfg.data, key)
+        if value and not Path(value).exists():
+            out.append(f"data.{key}: {value} not found (data files are relative to the recipe file)")
+    return out
+
+
+def load_prompts(cfg: RLHFRoundConfig) -> tuple[list, list]:
+    from chatalign.data_schemas import load_records
+
+    prompts = load_records(cfg.data.prompts, "prompt", fmt=cfg.data.format).records
+    if cfg.data.max_prompts:
+        prompts = prompts[:cfg.data.max_prompts]
+    heldout: list = []
+    if cfg.data.heldout:
+        heldout = load_records(cfg.data.heldout, "prompt", fmt=cfg.data.format).records
+        if cfg.data.max_heldout:
+            heldout = heldout[:cfg.data.max_heldout]
+    if not prompts:
+        raise ConfigError(f"{cfg.data.prompts}: no prompts")
+    return prompts, heldout
+
+
+def plan(cfg: RLHFRoundConfig) -> dict:
+    """What --dry-run prints: resolved inputs, round number, lineage, prompt counts; raises on missing inputs."""
+    from chatalign.rlhf.lineage import chain, next_round_number, resolve_run_path
+
+    missing = missing_inputs(cfg)
+    if missing:
+        raise ConfigError("missing inputs:\n  " + "\n  ".join(missing))
+    prompts, heldout = load_prompts(cfg)
+    start = resolve_run_path(cfg.start)
+    links = chain(start)
+    n = cfg.round or next_round_number(start)
+    info = {"round": n, "mode": cfg.mode, "start": start, "lineage": [link.path for link in links],
+            "train_prompts": len(prompts), "safety_prompts": sum(p.is_safety for p in prompts),
+            "heldout_prompts": len(heldout)}
+    if "rs" in cfg.mode:
+        from chatalign.rlhf.lineage import earlier_selected_files
+        from chatalign.rlhf.rejection_sampling import pools_this_round
+
+        info["rs_pools_earlier_rounds"] = [r for r, _ in earlier_selected_files(start)] \
+            if pools_this_round(n, cfg.rs.pool_from_round) else []
+    if "ppo" in cfg.mode and not heldout:
+        info["ppo_early_stopping"] = "off (no data.heldout)"
+    return info
+
+
+def _link_model(src: Path, target: Path) -> None:
+    """Make `target` a copy of the HF directory `src` (hard links where the filesystem allows)."""
+    tmp = target.with_name(f".{target.name}-tmp")
+    if tmp.exists():
+        shutil.rmtree(tmp)
+    tmp.mkdir(parents=True)
+    for f in src.iterdir():
+        if f.is_file():
+            try:
+                os.link(f, tmp / f.name)
+            except OSError:
+                shutil.copy2(f, tmp / f.name)
+    if target.exists():
+        shutil.rmtree(target)
+    os.replace(tmp, target)
+
+
+def prepare_context(cfg: RLHFRoundConfig, run: RunDir, progress: bool, reward_fn=None) -> RoundContext:
+    from chatalign.models import resolve_model_path
+    from chatalign.rlhf.lineage import next_round_number, resolve_run_path
+
+    missing = missing_inputs(cfg)
+    if missing:
+        raise ConfigError("missing inputs:\n  " + "\n  ".join(missing))
+    prompts, heldout = load_prompts(cfg)
+    start = resolve_run_path(cfg.start)
+    n = cfg.round or next_round_number(start)
+    return RoundContext(cfg=cfg, run=run, round=n, start=start, start_model=resolve_model_path(start),
+                        prompts=prompts, heldout=heldout, progress=progress, reward_fn=reward_fn)
+
+
+def run_round(cfg: RLHFRoundConfig, resume: bool = False, progress: bool = True, reward_fn=None,
+              on_ppo_iteration: Callable[[int, dict], None] | None = None) -> dict:
+    """Run (or resume) one round; return its summary. `reward_fn` replaces the two RMs (tests, smoke runs)."""
+    from chatalign.models import resolve_model_path
+    from chatalign.rlhf.evaluate import evaluate_round
+    from chatalign.rlhf.lineage import chain, resolve_run_path, sft_baseline
+    from chatalign.rlhf.ppo_phase import run_ppo_phase
+    from chatalign.rlhf.report import write_round_report
+    from chatalign.rlhf.rs_phase import run_rs_phase
+    from chatalign.runs import write_json_atomic
+
+    run = RunDir(cfg.output_dir, "rlhf")
+    if run.is_finished() and not resume:
+        raise RunError(f"{run.path} already holds a finished RLHF round; choose another output_dir")
+    if not resume and run.manifest_path.is_file():
+        raise RunError(f"{run.path} holds an unfinished round: add --resume to continue it, or choose another "
+                       "output_dir")
+    run.lock()
+    try:
+        ctx = prepare_context(cfg, run, progress, reward_fn)
+        ctx.on_ppo_iteration = on_ppo_iteration
+        if run.is_finished():
+            log.info("%s is finished: nothing to resume", run.path)
+            return (run.read_manifest() or {}).get("metrics", {})
+        inputs = {"prompts": cfg.data.prompts, "heldout": cfg.data.heldout}
+        parents = [ctx.start, resolve_run_path(cfg.reward.helpful), resolve_run_path(cfg.reward.safety)]
+        manifest = run.start(cfg.model_dump(mode="json"), inputs, parents=parents, resume=resume,
+                             allow_changed_inputs=cfg.allow_changed_inputs)
+        links = chain(ctx.start)
+        sft_link = sft_baseline(ctx.start) if not cfg.sft_run else chain(resolve_run_path(cfg.sft_run))[0]
+        manifest["rlhf"] = {"round": ctx.round, "mode": cfg.mode, "start": ctx.start,
+                            "reward_models": {"helpful": parents[1], "safety": parents[2]},
+                            "sft_run": sft_link.path, "lineage": [link.path for link in links]}
+        write_json_atomic(run.manifest_path, manifest)
+        if ctx.reward_fn is None:
+            from chatalign.rlhf.judge import load_two_reward_models
+
+            r = cfg.reward
+            ctx.reward_fn = load_two_reward_models(parents[1], parents[2], r.safety_threshold, r.batch_tokens,
+                                                   cfg.model.dtype, r.max_seq_len)
+
+        summary: dict = {"round": ctx.round, "mode": cfg.mode}
+        model_path = ctx.start_model
+        if "rs" in cfg.mode:
+            model_path, rs_summary = run_rs_phase(ctx, model_path)
+            summary.update(rs_summary)
+        if "ppo" in cfg.mode:
+            summary.update(run_ppo_phase(ctx, model_path, run.model_dir, resume))
+        else:
+            _link_model(Path(model_path), run.model_dir)
+        sft_model = resolve_model_path(sft_link.path) if cfg.eval.compare_sft else None
+        summary.update(evaluate_round(ctx, str(run.model_dir), ctx.start_model, sft_model))
+        write_round_report(ctx, summary, [chain(str(run.path))[0], *links])
+        flat = {k: v for k, v in summary.items() if not isinstance(v, (list, dict))}
+        run.finish(flat, extra={"rlhf": {**manifest["rlhf"], "summary": flat}})
+        return summary
+    finally:
+        run.unlock()

@@ -1,0 +1,63 @@
+"""Tiny models and prompt files for the RLHF tests (random-init Llamas sharing the embedded tokenizer)."""
+
+import json
+
+import pytest
+
+WORDS = ["cats", "dogs", "rain", "tea", "maps", "jazz", "owls", "boats", "pears", "hills", "lamps", "kites",
+         "soup", "roads", "stars", "ships"]
+
+
+@pytest.fixture(autouse=True, scope="session")
+def one_torch_thread():
+    """Tiny models gain nothing from intra-op threads; on a shared 2-core machine they only contend."""
+    import torch
+
+    before = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(before)
+
+
+def peaky_llama(tokenizer, seed: int = 0):
+    """A 1-layer random Llama whose embeddings (tied to the LM head) are drawn wide (std 0.4), so that its
+    next-token distribution is peaked enough for a chosen token to be sampled at all (about 10-15% of the
+    time for the newline token here; a standard init samples from an almost uniform 49k vocabulary)."""
+    import torch
+
+    from chatalign.models import tiny_llama
+
+    lm = tiny_llama(tokenizer, hidden=32, layers=1, heads=2, kv_heads=1, seed=seed)
+    torch.manual_seed(seed)
+    with torch.no_grad():
+        lm.model.embed_tokens.weight.normal_(0, 0.4)
+    return lm
+
+
+def prompt_dicts(n: int = 16) -> list[dict]:
+    return [{"id": f"p{i}", "messages": [{"role": "user", "content": f"Say something about {WORDS[i % 16]}."}],
+             "is_safety": i % 4 == 3} for i in range(n)]
+
+
+def write_jsonl(path, rows):
+    path.write_text("".join(json.dumps(r) + "\n" for r in rows), encoding="utf-8")
+    return path
+
+
+@pytest.fixture(scope="session")
+def rlhf_files(tmp_path_factory, smol_tokenizer):
+    """A policy model dir, two reward-model dirs and prompt files, all tiny."""
+    from chatalign.models import save_hf_atomic, tiny_llama
+    from chatalign.reward.model import reward_model_from_causal_lm, save_reward_model
+
+    d = tmp_path_factory.mktemp("rlhf_inputs")
+    save_hf_atomic(peaky_llama(smol_tokenizer), smol_tokenizer, d / "policy")
+    end = smol_tokenizer.convert_tokens_to_ids("<|im_end|>")
+    for name, seed in (("rm_helpful", 1), ("rm_safety", 2)):
+        rm = reward_model_from_causal_lm(tiny_llama(smol_tokenizer, hidden=32, layers=1, heads=2, kv_heads=1,
+                                                    seed=seed), seed=seed)
+        save_reward_model(rm, smol_tokenizer, d / name, {end})
+    write_jsonl(d / "prompts.jsonl", prompt_dicts(8))
+    write_jsonl(d / "heldout.jsonl", [{**p, "id": f"h{i}", "check": {"type": "max_words", "value": 3}}
+                                      for i, p in enumerate(prompt_dicts(4))])
+    return d

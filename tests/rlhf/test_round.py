@@ -1,0 +1,105 @@
+"""Rounds end to end on tiny models: RS + PPO with the two reward models, the lineage across rounds, pooling
+from round 3 on, `rlhf status`."""
+
+import json
+
+import pytest
+import torch
+
+from chatalign.rlhf.config import RLHFRoundConfig
+from chatalign.rlhf.judge import RewardBatch
+from chatalign.rlhf.round import run_round
+
+
+def round_cfg(files, out, start, mode, **over):
+    data = {
+        "output_dir": str(out), "mode": mode, "start": str(start), "model": {"dtype": "float32"},
+        "reward": {"helpful": str(files / "rm_helpful"), "safety": str(files / "rm_safety")},
+        "data": {"prompts": str(files / "prompts.jsonl"), "heldout": str(files / "heldout.jsonl")},
+        "rs": {"num_samples": 3, "max_new_tokens": 6, "skip_unfinished": False, "batch_size": 8, "chunk_prompts": 4,
+               "sweep_temperatures": [0.7], "sweep_prompts": 2,
+               "train": {"seq_len": 128, "global_batch_rows": 2, "epochs": 1}, "optim": {"lr": 1e-3}},
+        "ppo": {"iterations": 2, "batch_prompts": 4, "minibatch": 2, "max_new_tokens": 6, "gen_batch_size": 4,
+                "score_batch_size": 4, "optim": {"lr": 1e-3}, "early_stopping": {"eval_every": 1}},
+        "eval": {"max_new_tokens": 6},
+    }
+    for key, value in over.items():
+        data[key] = {**data[key], **value} if isinstance(value, dict) else value
+    return RLHFRoundConfig.model_validate(data)
+
+
+def by_text(prompts, texts, ids):
+    """A reward we can recompute by hand: a deterministic function of the answer text."""
+    return RewardBatch(combined=torch.tensor([(sum(map(ord, t)) % 101) / 101 for t in texts]))
+
+
+def rows(path):
+    return [json.loads(x) for x in path.read_text().splitlines() if x.strip()]
+
+
+@pytest.fixture(scope="module")
+def round_one(rlhf_files, tmp_path_factory):
+    out = tmp_path_factory.mktemp("runs") / "round1"
+    summary = run_round(round_cfg(rlhf_files, out, rlhf_files / "policy", "rs+ppo"), progress=False)
+    return out, summary
+
+
+def test_round_one_rs_and_ppo_with_the_two_reward_models(round_one, rlhf_files):
+    out, summary = round_one
+    manifest = json.loads((out / "manifest.json").read_text())
+    assert manifest["stage"] == "rlhf" and manifest["status"] == "finished"
+    assert manifest["rlhf"]["round"] == 1 and manifest["rlhf"]["mode"] == "rs+ppo"
+    assert manifest["parents"] == [str((rlhf_files / p).resolve()) for p in ("policy", "rm_helpful", "rm_safety")]
+    samples, selected = rows(out / "data" / "samples.jsonl"), rows(out / "data" / "selected.jsonl")
+    assert len(samples) == 8 * 3 and len(selected) == 8
+    for sel in selected:  # the best of its prompt's K samples, with the scores of both RMs
+        mine = [s["r_combined"] for s in samples if s["prompt_key"] == sel["prompt_key"]]
+        assert sel["r_combined"] == max(mine) and 0 < sel["r_helpful"] < 1 and 0 < sel["r_safety"] < 1
+        if sel["is_safety"]:
+            assert sel["r_combined"] == sel["r_safety"]  # piecewise: safety prompts take R_s
+    assert len(rows(out / "data" / "sweep_T0.7.jsonl")) == 2 * 3
+    assert (out / "rs_sft" / "model" / "config.json").is_file()
+    assert (out / "model" / "model.safetensors").is_file()
+    ppo = [r for r in rows(out / "metrics.jsonl") if r["step"] >= 1]
+    assert [r["step"] for r in ppo] == [1, 2] and all(0 < r["reward_safety"] < 1 for r in ppo)
+    assert 0 <= summary["win_rate_vs_previous"] <= 1 or summary["win_rate_vs_previous"] != summary["win_rate_vs_previous"]
+    assert 0 <= summary["heldout_check_pass_this"] <= 1  # the rule checks of the held-out prompts
+    report = (out / "report.md").read_text()
+    assert "win rate" in report and "reward_vs_kl.png" in report and "rs_reward_vs_k.png" in report
+    for png in ("rs_reward_vs_k.png", "ppo_curves.png", "reward_vs_kl.png"):
+        assert (out / png).stat().st_size > 1000
+
+
+def test_lineage_pooling_from_round_three_and_status(round_one, rlhf_files, capsys):
+    from chatalign.rlhf.cli_commands import cmd_status
+
+    r1, _ = round_one
+    r2, r3 = r1.parent / "round2", r1.parent / "round3"
+    fast = {"data": {"heldout": None}, "rs": {"sweep_temperatures": []}}  # no evaluation, no sweep: lineage only
+    s2 = run_round(round_cfg(rlhf_files, r2, r1, "rs", **fast), progress=False, reward_fn=by_text)
+    s3 = run_round(round_cfg(rlhf_files, r3, r2, "rs", **fast), progress=False, reward_fn=by_text)
+    m3 = json.loads((r3 / "manifest.json").read_text())
+    assert (s2["round"], s3["round"]) == (2, 3)
+    assert s2["rs_pooled_from_rounds"] == [] and s3["rs_pooled_from_rounds"] == [1, 2]
+    assert m3["rlhf"]["lineage"] == [str(r2.resolve()), str(r1.resolve()), str((rlhf_files / "policy").resolve())]
+    assert m3["rlhf"]["sft_run"] == str((rlhf_files / "policy").resolve())
+    # round 3 keeps, per prompt, the best of its own samples and of rounds 1-2's selections, all scored by
+    # this round's reward function
+    candidates = {}
+    for s in rows(r3 / "data" / "samples.jsonl"):
+        candidates.setdefault(s["prompt_key"], []).append(s["answer"])
+    for r in (r1, r2):
+        for s in rows(r / "data" / "selected.jsonl"):
+            candidates.setdefault(s["prompt_key"], []).append(s["answer"])
+    selected = {s["prompt_key"]: s for s in rows(r3 / "data" / "selected.jsonl")}
+    assert set(selected) == set(candidates)
+    for key, answers in candidates.items():
+        best = max(float(by_text(None, [a], None).combined[0]) for a in answers)
+        assert selected[key]["r_combined"] == pytest.approx(best)
+    train = rows(r3 / "data" / "rs_train.jsonl")
+    assert len(train) == len(selected) and train[0]["messages"][-1]["role"] == "assistant"
+
+    assert cmd_status(str(r1.parent)) == 0
+    out = capsys.readouterr().out
+    assert out.index("round 1 [rs+ppo] finished") < out.index("round 2 [rs] finished") < out.index("round 3 [rs]")
+    assert "held-out R_c" in out and "start: model" in out

@@ -67,8 +67,15 @@ def cmd_eval(model: str, data: str | None = None, out_dir: str | None = None,
     2, 4, 6 and T); prints the table and writes eval_gatt.{json,md,png} into out_dir, or into `model` when
     it is a run directory. A GAtt run directory brings its own instruction and evaluation settings."""
     from chatalign.gatt.dialogues import load_dialogues
-    from chatalign.gatt.evaluate import BUNDLED_HELDOUT, PAPER_TURNS, evaluate_adherence, format_table, heuristic_note
-    from chatalign.gatt.evaluate import select_dialogues
+    from chatalign.gatt.evaluate import (
+        BUNDLED_HELDOUT,
+        PAPER_TURNS,
+        evaluate_adherence,
+        format_table,
+        heuristic_note,
+        limit_long_dialogues,
+        select_dialogues,
+    )
     from chatalign.gatt.instructions import InstructionSpace, synthesize_instructions
     from chatalign.gatt.report import write_eval_files
     from chatalign.models import load_causal_lm, load_tokenizer
@@ -78,6 +85,7 @@ def cmd_eval(model: str, data: str | None = None, out_dir: str | None = None,
     turns = report_turns(turns, ev.turns or PAPER_TURNS)
     n = n_dialogues or ev.n_dialogues
     dialogues = select_dialogues(load_dialogues(data or BUNDLED_HELDOUT), n, max(turns))
+    dialogues = limit_long_dialogues(dialogues, turns, ev.n_long)
     space = InstructionSpace.from_yaml(inst.constraints)
     instructions = synthesize_instructions(space, len(dialogues), ev.seed, tuple(inst.families), inst.min_families,
                                            inst.max_families, inst.terse_fraction)

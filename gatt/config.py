@@ -70,6 +70,8 @@ class GattTrain(StrictModel):
 class GattEval(StrictModel):
     data: str | None = Field(None, description="held-out dialogues; none: no before/after evaluation")
     n_dialogues: int = Field(20, gt=0)
+    n_long: int | None = Field(None, ge=0, description="how many of them run to the last turn; the others "
+                               "stop at the turn reported before it (None: all)")
     turns: list[int] = Field([2, 4, 6, 20], min_length=1)
     placement: Placement = "first_user"
     max_new_tokens: int = Field(128, gt=0)

@@ -38,6 +38,19 @@ def select_dialogues(dialogues: Sequence[Dialogue], n: int, max_turn: int) -> li
     return (long_enough + shorter)[:n]
 
 
+def limit_long_dialogues(dialogues: Sequence[Dialogue], turns: Sequence[int], n_long: int | None) -> list[Dialogue]:
+    """Only the first `n_long` dialogues run to the last reported turn; the others stop at the one before it.
+
+    A turn costs a prefill of the whole history, so a 20-turn dialogue costs about 8x a 6-turn one: many
+    dialogues for turns 2/4/6 and a few for turn 20 keep a CPU evaluation short. None: all run to the end.
+    """
+    ordered = sorted(set(turns))
+    if n_long is None or len(ordered) < 2:
+        return list(dialogues)
+    stop = ordered[-2]
+    return [d if i < n_long else Dialogue(d.id, d.user_turns[:stop]) for i, d in enumerate(dialogues)]
+
+
 def adherence_by_turn(runs: Sequence[DialogueRun]) -> dict[int, dict]:
     """{turn: {"n", "all", <family>: rate, "n_<family>": count}} over the dialogues answered at that turn."""
     out: dict[int, dict] = {}

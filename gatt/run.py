@@ -45,10 +45,11 @@ def synthesis_inputs(cfg: GattConfig):
 def eval_inputs(cfg: GattConfig, space):
     """Held-out dialogues (those reaching the last reported turn first) and their instructions (eval seed)."""
     from chatalign.gatt.dialogues import load_dialogues
-    from chatalign.gatt.evaluate import select_dialogues
+    from chatalign.gatt.evaluate import limit_long_dialogues, select_dialogues
     from chatalign.gatt.instructions import synthesize_instructions
 
     dialogues = select_dialogues(load_dialogues(cfg.eval.data), cfg.eval.n_dialogues, max(cfg.eval.turns))
+    dialogues = limit_long_dialogues(dialogues, cfg.eval.turns, cfg.eval.n_long)
     instructions = synthesize_instructions(space, len(dialogues), cfg.eval.seed, tuple(cfg.instructions.families),
                                            cfg.instructions.min_families, cfg.instructions.max_families,
                                            cfg.instructions.terse_fraction)

@@ -2,12 +2,12 @@
 
 import pytest
 
+from chatalign.errors import DataError
 from chatalign.gatt.dialogues import Dialogue, load_dialogues
-from chatalign.gatt.evaluate import adherence_by_turn, format_table, select_dialogues
+from chatalign.gatt.evaluate import adherence_by_turn, format_table, limit_long_dialogues, select_dialogues
 from chatalign.gatt.instructions import Instruction
 from chatalign.gatt.sampling import drop_second_round, fit_prompt
 from chatalign.gatt.turns import Candidate, run_dialogues
-from chatalign.errors import DataError
 
 UPPER = Instruction("Always answer in uppercase.", {"format": "uppercase"})
 UPPER_SHORT = Instruction("Format: uppercase. Length: at most 2 words",
@@ -64,6 +64,15 @@ def test_select_dialogues_prefers_those_reaching_the_last_turn():
     ds = [Dialogue(str(n), tuple("q" * n)) for n in (3, 20, 7, 20, 12)]
     assert [d.id for d in select_dialogues(ds, 4, 20)] == ["20", "20", "12", "7"]
     assert [d.id for d in select_dialogues(ds, 10, 6)] == ["20", "7", "20", "12", "3"]
+
+
+def test_only_n_long_dialogues_run_to_the_last_turn():
+    ds = [Dialogue(str(i), tuple(f"q{k}" for k in range(20))) for i in range(4)]
+    out = limit_long_dialogues(ds, [20, 2, 6, 4], n_long=1)
+    assert [len(d.user_turns) for d in out] == [20, 6, 6, 6]
+    assert out[1].user_turns == ds[1].user_turns[:6]
+    assert limit_long_dialogues(ds, [2, 4, 6, 20], None) == ds
+    assert limit_long_dialogues(ds, [20], 0) == ds  # a single reported turn: nothing to stop before
 
 
 def test_drop_second_round_keeps_system_and_first_round():

@@ -53,7 +53,7 @@ def test_cmd_eval_prints_and_writes_into_the_run(tmp_path, capsys, toy_files, ti
     from .conftest import toy_config
 
     train, held = toy_files
-    cfg = toy_config(tmp_path, train, held, model=tiny_model_dir, max_steps=2)
+    cfg = toy_config(tmp_path, train, held, model=tiny_model_dir, max_steps=1)
     cfg.data.eval = []
     run_reward(cfg, progress=False)
     run = tmp_path / "run"

@@ -20,7 +20,7 @@ def losses(run):
 
 def test_sigterm_then_resume_matches_an_uninterrupted_run(tmp_path, toy_files, tiny_model_dir, monkeypatch):
     train, held = toy_files
-    whole = toy_config(tmp_path / "whole", train, held, model=tiny_model_dir, epochs=2)
+    whole = toy_config(tmp_path / "whole", train, held, model=tiny_model_dir, epochs=1)
     run_reward(whole, progress=False)
 
     calls = {"n": 0}
@@ -33,8 +33,8 @@ def test_sigterm_then_resume_matches_an_uninterrupted_run(tmp_path, toy_files, t
         return real(aux)
 
     monkeypatch.setattr(rm_model, "train_metrics", stop_at_step_3)
-    cut = toy_config(tmp_path / "cut", train, held, model=tiny_model_dir, epochs=2)
-    with pytest.raises(Interrupted, match="step 3/10"):
+    cut = toy_config(tmp_path / "cut", train, held, model=tiny_model_dir, epochs=1)
+    with pytest.raises(Interrupted, match="step 3/5"):
         run_reward(cut, progress=False)
     run = tmp_path / "cut" / "run"
     assert (run / "checkpoints" / "step-0000003").is_dir() and not (run / "model").exists()

@@ -11,6 +11,18 @@ from chatalign.gatt.instructions import FAMILIES
 from chatalign.report import markdown_table
 
 
+def n_segments(by_turn: dict) -> str:
+    """How many dialogues each turn range averages over: "n=10 (turns 1-6), n=2 (turns 7-20)"."""
+    parts: list[list[int]] = []  # [n, first turn, last turn]
+    for t in sorted(int(k) for k in by_turn):
+        n = by_turn[str(t)]["n"]
+        if parts and parts[-1][0] == n and parts[-1][2] == t - 1:
+            parts[-1][2] = t
+        else:
+            parts.append([n, t, t])
+    return ", ".join(f"n={n} (turn{'s' if a != b else ''} {a}{'-' + str(b) if a != b else ''})" for n, a, b in parts)
+
+
 def plot_adherence(results: dict[str, dict], path: Path, turns: Sequence[int], title: str) -> Path:
     """One panel for "all" and one per family present: adherence (0-1) against the turn, a line per model."""
     import matplotlib
@@ -33,7 +45,7 @@ def plot_adherence(results: dict[str, dict], path: Path, turns: Sequence[int], t
         ax.grid(alpha=0.3)
     axes[0][0].set_ylabel("adherence")
     axes[0][0].legend(fontsize=8)
-    fig.suptitle(title)
+    fig.suptitle(f"{title}; dialogues per turn: {n_segments(next(iter(results.values()))['by_turn'])}")
     fig.tight_layout()
     path.parent.mkdir(parents=True, exist_ok=True)
     fig.savefig(path, dpi=110)

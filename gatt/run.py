@@ -65,7 +65,9 @@ def prepare(cfg: GattConfig) -> dict:
     from chatalign.models import load_tokenizer
 
     space, dialogues, instructions = synthesis_inputs(cfg)
-    stats = {"dialogues": len(dialogues), "user_turns": sum(len(d.user_turns) for d in dialogues),
+    limit = cfg.synthesis.max_turns
+    stats = {"dialogues": len(dialogues),
+             "turns_to_answer": sum(min(len(d.user_turns), limit or len(d.user_turns)) for d in dialogues),
              "terse_instructions": sum(i.terse for i in instructions),
              "instruction_examples": [i.text for i in instructions[:4]]}
     if cfg.eval.data:

@@ -107,6 +107,14 @@ def test_format_table_has_the_paper_turns():
     assert lines[5] == "| base | 20 | 0 | - | - |"
 
 
+def test_n_segments_describes_the_dialogue_counts():
+    from chatalign.gatt.report import n_segments
+
+    by_turn = {str(t): {"n": 10 if t <= 6 else 2} for t in range(1, 21)}
+    assert n_segments(by_turn) == "n=10 (turns 1-6), n=2 (turns 7-20)"
+    assert n_segments({"1": {"n": 3}}) == "n=3 (turn 1)"
+
+
 def test_load_dialogues_both_formats(tmp_path):
     a = tmp_path / "a.jsonl"
     a.write_text('{"id": "x", "user_turns": ["hi", "bye"]}\n')

@@ -19,7 +19,7 @@ clock). The machine this was written on is shared with other jobs: settings alte
 the best time of each is reported, beside the CPU time the process used (`speedup_cpu_time`; with
 `--threads 1` it is close to what an idle core would take) and the work each did (real and padded tokens).
 
-    .venv/bin/python bench/reward_vs_trl.py             # 64 pairs, batch 16, 4 steps
+    .venv/bin/python bench/reward_vs_trl.py             # 32 pairs, batch 16, 2 steps
     .venv/bin/python bench/reward_vs_trl.py --quick     # 8 pairs, batch 4, 2 steps: a smoke test
 """
 
@@ -140,7 +140,7 @@ def main() -> None:
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--quick", action="store_true", help="8 pairs, batch 4, 2 steps")
     p.add_argument("--batch", type=int, default=16, help="pairs per optimizer step (both sides)")
-    p.add_argument("--steps", type=int, default=4)
+    p.add_argument("--steps", type=int, default=2)
     p.add_argument("--row-tokens", type=int, default=2048, help="chatalign's packed row budget")
     p.add_argument("--max-seq-len", type=int, default=512)
     p.add_argument("--lr", type=float, default=1e-5)

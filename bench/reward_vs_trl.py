@@ -141,7 +141,8 @@ def main() -> None:
     p.add_argument("--quick", action="store_true", help="8 pairs, batch 4, 2 steps")
     p.add_argument("--batch", type=int, default=16, help="pairs per optimizer step (both sides)")
     p.add_argument("--steps", type=int, default=2)
-    p.add_argument("--row-tokens", type=int, default=2048, help="chatalign's packed row budget")
+    p.add_argument("--row-tokens", type=int, default=512,
+                   help="chatalign's packed row budget (CPU: short rows, since sdpa attends densely over a row)")
     p.add_argument("--max-seq-len", type=int, default=512)
     p.add_argument("--lr", type=float, default=1e-5)
     p.add_argument("--repeat", type=int, default=1, help="run each setting this many times, alternating")

@@ -65,7 +65,9 @@ def write_round_report(ctx, summary: dict, links) -> Path:
     run = ctx.run
     records = run.read_metrics()
     iters = [r for r in records if r.get("step", 0) >= 1 and "reward" in r]
-    parts = [f"# RLHF round {ctx.round} ({ctx.cfg.mode})", "", f"Started from `{ctx.start}`.", "",
+    times = ", ".join(f"{p} {summary[f'time_{p}_s']:.0f} s" for p in ("rs", "ppo", "eval") if f"time_{p}_s" in summary)
+    parts = [f"# RLHF round {ctx.round} ({ctx.cfg.mode})", "", f"Started from `{ctx.start}`.",
+             f"Wall time in the process that finished the round: {times}.", "",
              "## Lineage (newest first)", "", *lineage_lines(links), ""]
     ev_rows = []
     for label in ("this", "previous", "sft"):

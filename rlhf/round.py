@@ -13,6 +13,7 @@ from __future__ import annotations
 import logging
 import os
 import shutil
+import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -136,6 +137,14 @@ def prepare_context(cfg: RLHFRoundConfig, run: RunDir, progress: bool, reward_fn
                         prompts=prompts, heldout=heldout, progress=progress, reward_fn=reward_fn)
 
 
+def _phase_done(summary: dict, phase: str, since: float, round_number: int) -> float:
+    """Record a phase's wall seconds (in this process: a resumed round counts what it redid) and log them."""
+    now = time.perf_counter()
+    summary[f"time_{phase}_s"] = round(now - since, 1)
+    log.info("round %d: %s done in %.0f s", round_number, phase, now - since)
+    return now
+
+
 def run_round(cfg: RLHFRoundConfig, resume: bool = False, progress: bool = True, reward_fn=None,
               on_ppo_iteration: Callable[[int, dict], None] | None = None) -> dict:
     """Run (or resume) one round; return its summary. `reward_fn` replaces the two RMs (tests, smoke runs)."""
@@ -178,16 +187,22 @@ def run_round(cfg: RLHFRoundConfig, resume: bool = False, progress: bool = True,
                                                    cfg.model.dtype, r.max_seq_len)
 
         summary: dict = {"round": ctx.round, "mode": cfg.mode}
+        clock = time.perf_counter()
         model_path = ctx.start_model
         if "rs" in cfg.mode:
             model_path, rs_summary = run_rs_phase(ctx, model_path)
             summary.update(rs_summary)
+            clock = _phase_done(summary, "rs", clock, ctx.round)
         if "ppo" in cfg.mode:
             summary.update(run_ppo_phase(ctx, model_path, run.model_dir, resume))
+            clock = _phase_done(summary, "ppo", clock, ctx.round)
         else:
             _link_model(Path(model_path), run.model_dir)
         sft_model = resolve_model_path(sft_link.path) if cfg.eval.compare_sft else None
         summary.update(evaluate_round(ctx, str(run.model_dir), ctx.start_model, sft_model))
+        _phase_done(summary, "eval", clock, ctx.round)
+        summary["time_round_s"] = round(sum(summary[f"time_{p}_s"] for p in ("rs", "ppo", "eval")
+                                            if f"time_{p}_s" in summary), 1)
         write_round_report(ctx, summary, [chain(str(run.path))[0], *links])
         flat = {k: v for k, v in summary.items() if not isinstance(v, (list, dict))}
         run.finish(flat, extra={"rlhf": {**manifest["rlhf"], "summary": flat}})

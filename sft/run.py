@@ -41,15 +41,23 @@ def apply_lora(model, cfg: SFTConfig):
 
 
 def run_sft(cfg: SFTConfig, resume: bool = False, progress: bool = True) -> dict:
+    from chatalign.runs import RunDir
+
+    run = RunDir(cfg.output_dir, "sft")
+    try:
+        return _run_sft(cfg, run, resume, progress)
+    finally:
+        run.unlock()  # also on errors: a pipeline running stages in one process must not keep the lock
+
+
+def _run_sft(cfg: SFTConfig, run, resume: bool, progress: bool) -> dict:
     from chatalign.distributed import DistContext
     from chatalign.lm_loss import PackedLMLoss
     from chatalign.models import load_causal_lm
     from chatalign.packing import collate_rows, pack_examples, step_plan
-    from chatalign.runs import RunDir
     from chatalign.trainer import TrainJob, train
 
     dist = DistContext.from_env()
-    run = RunDir(cfg.output_dir, "sft")
     if dist.is_main:
         if run.is_finished() and not resume:
             raise RunError(f"{run.path} already holds a finished SFT run; choose another output_dir")
@@ -107,7 +115,6 @@ def run_sft(cfg: SFTConfig, resume: bool = False, progress: bool = True) -> dict
 
         write_report(run, cfg, summary)
         run.finish(summary)
-        run.unlock()
     dist.barrier()
     return summary
 

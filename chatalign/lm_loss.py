@@ -9,6 +9,7 @@ from __future__ import annotations
 import torch
 from torch import nn
 
+from chatalign.packed_attention import packed_decoder_forward
 from chatalign.packing import IGNORE
 
 
@@ -50,6 +51,5 @@ class PackedLMLoss(nn.Module):
 
     def forward(self, input_ids, position_ids, labels, **_):
         decoder, head = decoder_and_head(self.model)
-        # no attention mask and no cache: transformers then masks attention per packed example
-        out = decoder(input_ids=input_ids, position_ids=position_ids, use_cache=False)
+        out = packed_decoder_forward(decoder, input_ids, position_ids)
         return selected_token_nll(out.last_hidden_state, head, labels)

@@ -11,6 +11,7 @@ from typing import Any
 
 from chatalign.embedded import embedded_model_dir, is_embedded
 from chatalign.errors import UserError
+from chatalign.packed_attention import default_attention
 
 log = logging.getLogger(__name__)
 
@@ -66,7 +67,7 @@ def load_causal_lm(name: str | os.PathLike | None, dtype: str = "auto", trust_re
     try:
         return AutoModelForCausalLM.from_pretrained(
             path, dtype=torch_dtype(dtype), trust_remote_code=trust_remote_code,
-            use_safetensors=True, attn_implementation=attn_implementation, **kwargs)
+            use_safetensors=True, attn_implementation=default_attention(attn_implementation), **kwargs)
     except OSError as exc:
         raise UserError(f"cannot load model from {path}: {exc}") from None
 

@@ -88,7 +88,13 @@ def build_optimizer(params, cfg: OptimConfig) -> torch.optim.Optimizer:
             continue
         (no_decay if p.ndim < 2 or "norm" in name.lower() else decay).append(p)
     groups = [{"params": decay, "weight_decay": cfg.weight_decay}, {"params": no_decay, "weight_decay": 0.0}]
-    return torch.optim.AdamW(groups, lr=cfg.lr, betas=cfg.betas, eps=cfg.eps)
+    return torch.optim.AdamW(groups, lr=cfg.lr, betas=cfg.betas, eps=cfg.eps, fused=can_fuse(decay + no_decay))
+
+
+def can_fuse(params: list[torch.Tensor]) -> bool:
+    """Fused AdamW (one kernel over all tensors) where torch has it: about 6x faster a step on CPU than the
+    per-tensor loop for a 135M model (bench/README.md)."""
+    return bool(params) and all(p.device.type in ("cpu", "cuda") and p.is_floating_point() for p in params)
 
 
 def train(job: TrainJob, optim: OptimConfig, ckpt: CheckpointConfig, ds: DeepSpeedConfig, run: RunDir,

@@ -19,6 +19,7 @@ import torch
 from torch import nn
 
 from chatalign.errors import UserError
+from chatalign.packed_attention import default_attention, packed_decoder_forward
 
 log = logging.getLogger(__name__)
 
@@ -42,7 +43,7 @@ def packed_rewards(model: nn.Module, input_ids: torch.Tensor, position_ids: torc
                    read_index: torch.Tensor) -> torch.Tensor:
     """Scalar rewards (float32) of the sequences of a packed row [1, T], read at flat positions `read_index`."""
     decoder, score = decoder_and_score(model)
-    out = decoder(input_ids=input_ids, position_ids=position_ids, use_cache=False)
+    out = packed_decoder_forward(decoder, input_ids, position_ids)
     hidden = out.last_hidden_state.reshape(-1, out.last_hidden_state.shape[-1])
     return score(hidden[read_index.to(hidden.device)]).squeeze(-1).float()
 
@@ -124,7 +125,7 @@ def load_reward_model(name: str | os.PathLike | None, dtype: str = "auto", trust
     try:
         model = AutoModelForSequenceClassification.from_pretrained(
             path, num_labels=1, dtype=torch_dtype(dtype), trust_remote_code=trust_remote_code,
-            use_safetensors=True, attn_implementation=attn_implementation)
+            use_safetensors=True, attn_implementation=default_attention(attn_implementation))
     except (OSError, ValueError) as exc:
         raise UserError(f"cannot load a reward model from {path}: {exc}") from None
     finally:

@@ -43,9 +43,12 @@ def _examples(vocab, n=4, seed=0):
     return out
 
 
-@pytest.mark.parametrize("attn", ["sdpa", "eager"])
+@pytest.mark.parametrize("attn", ["sdpa", "eager", "chatalign_packed"])
 def test_packed_loss_equals_examples_one_by_one(tiny_model, attn):
     """Packing must not let an example attend to another: packed NLL == sum of separate NLLs."""
+    from chatalign.packed_attention import register_packed_attention
+
+    register_packed_attention()
     tiny_model.config._attn_implementation = attn
     tiny_model.eval()
     loss = PackedLMLoss(tiny_model)

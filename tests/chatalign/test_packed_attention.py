@@ -1,0 +1,66 @@
+import pytest
+import torch
+
+from chatalign.lm_loss import PackedLMLoss
+from chatalign.packed_attention import (
+    PACKED_ATTENTION,
+    default_attention,
+    document_bounds,
+    register_packed_attention,
+)
+from chatalign.packing import collate_rows, pack_examples
+
+
+def test_document_bounds_from_position_resets():
+    pos = torch.tensor([[0, 1, 2, 0, 1, 0, 1, 2, 3]])
+    assert document_bounds(pos) == (0, 3, 5, 9)
+    assert document_bounds(torch.tensor([[0, 1, 2]])) == (0, 3)
+
+
+def test_default_attention_is_ours_unless_named():
+    assert default_attention(None) == PACKED_ATTENTION
+    assert default_attention("packed") == PACKED_ATTENTION
+    assert default_attention("eager") == "eager"
+
+
+def _packed_batch(vocab, lengths, seed=0):
+    g = torch.Generator().manual_seed(seed)
+    examples = []
+    for n in lengths:
+        ids = torch.randint(5, vocab, (n,), generator=g).tolist()
+        examples.append((ids, [0] * (n // 3) + [1] * (n - n // 3)))
+    rows = pack_examples(examples, sum(lengths))
+    assert len(rows) == 1
+    return collate_rows(rows)
+
+
+def _loss_and_grads(model, impl, batch):
+    model.config._attn_implementation = impl
+    model.zero_grad()
+    loss = PackedLMLoss(model)(**batch)
+    loss.backward()
+    return float(loss.detach()), {n: p.grad.clone() for n, p in model.named_parameters()}
+
+
+def test_per_document_attention_matches_sdpa_loss_and_gradients(tiny_model):
+    """The fast path must train exactly what transformers' SDPA (block-diagonal mask) trains."""
+    register_packed_attention()
+    batch = _packed_batch(tiny_model.config.vocab_size, [17, 5, 30, 9, 1 + 1])
+    ref_loss, ref_grads = _loss_and_grads(tiny_model, "sdpa", batch)
+    loss, grads = _loss_and_grads(tiny_model, PACKED_ATTENTION, batch)
+    assert loss == pytest.approx(ref_loss, rel=1e-5)
+    for name, g in ref_grads.items():
+        assert torch.allclose(grads[name], g, rtol=1e-4, atol=1e-6), name
+
+
+def test_without_bounds_it_is_plain_sdpa_for_padded_generation(tiny_model):
+    register_packed_attention()
+    tiny_model.eval()
+    ids = torch.tensor([[0, 0, 7, 8, 9], [3, 4, 5, 6, 7]])
+    mask = torch.tensor([[0, 0, 1, 1, 1], [1, 1, 1, 1, 1]])
+    with torch.no_grad():
+        tiny_model.config._attn_implementation = "sdpa"
+        ref = tiny_model(input_ids=ids, attention_mask=mask).logits
+        tiny_model.config._attn_implementation = PACKED_ATTENTION
+        ours = tiny_model(input_ids=ids, attention_mask=mask).logits
+    assert torch.allclose(ours[mask.bool()], ref[mask.bool()], atol=1e-5)

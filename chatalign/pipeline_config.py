@@ -1,7 +1,10 @@
 """The pipeline recipe: an ordered list of stage steps, each a stage recipe plus overrides.
 
 Overrides may reference `${data.KEY}` (a path from the pipeline's `data` section, resolved against the
-pipeline file) and `${runs.STEP}` (the run directory of an earlier step). Nothing else is expanded.
+pipeline file), `${runs.STEP}` (the run directory of an earlier step) and `${last.STAGE}` (the run directory
+of the latest enabled earlier step of that stage: GAtt reads `${last.rlhf}`, so enabling a second RLHF round
+needs no other edit). References may sit anywhere inside a value (lists of sources included). Nothing else
+is expanded.
 """
 
 from __future__ import annotations
@@ -14,9 +17,32 @@ from pydantic import Field, model_validator
 
 from chatalign.config import StrictModel, resolve_path
 
-REF = re.compile(r"\$\{(data|runs)\.([A-Za-z0-9_\-]+)\}")
+REF = re.compile(r"\$\{(data|runs|last)\.([A-Za-z0-9_\-]+)\}")
+STAGES = ("sft", "reward", "rlhf", "gatt", "safety")
 STAGE_COMMANDS = {"sft": ["sft"], "reward": ["reward"], "rlhf": ["rlhf", "round"], "gatt": ["gatt"],
                   "safety": ["safety"]}
+
+
+def walk_strings(value: Any):
+    """Every string inside a value (nested lists and dicts included)."""
+    if isinstance(value, str):
+        yield value
+    elif isinstance(value, dict):
+        for v in value.values():
+            yield from walk_strings(v)
+    elif isinstance(value, (list, tuple)):
+        for v in value:
+            yield from walk_strings(v)
+
+
+def map_strings(value: Any, fn):
+    if isinstance(value, str):
+        return fn(value)
+    if isinstance(value, dict):
+        return {k: map_strings(v, fn) for k, v in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [map_strings(v, fn) for v in value]
+    return value
 
 
 class PipelineStep(StrictModel):
@@ -31,21 +57,26 @@ class PipelineConfig(StrictModel):
     stage: Literal["pipeline"] = "pipeline"
     output_dir: str = "runs/pipeline"
     data: dict[str, str] = {}
-    steps: list[PipelineStep]
+    steps: list[PipelineStep] = Field(..., min_length=1)
     report: bool = True
+    report_examples: int = Field(4, ge=0, le=8, description="held-out prompts shown side by side in the report")
 
     @model_validator(mode="after")
     def _check(self):
         seen: set[str] = set()
-        for step in self.steps:
+        for i, step in enumerate(self.steps):
             if step.name in seen:
                 raise ValueError(f"steps: duplicate step name {step.name!r}")
             for key, value in step.set.items():
-                for kind, ref in REF.findall(str(value)):
-                    if kind == "data" and ref not in self.data:
-                        raise ValueError(f"steps.{step.name}.set.{key}: unknown data key {ref!r}")
-                    if kind == "runs" and ref not in seen:
-                        raise ValueError(f"steps.{step.name}.set.{key}: {ref!r} is not an earlier step")
+                for text in walk_strings(value):
+                    for kind, ref in REF.findall(text):
+                        where = f"steps.{step.name}.set.{key}"
+                        if kind == "data" and ref not in self.data:
+                            raise ValueError(f"{where}: unknown data key {ref!r}")
+                        if kind == "runs" and ref not in seen:
+                            raise ValueError(f"{where}: {ref!r} is not an earlier step")
+                        if kind == "last" and step.enabled and self.last_step(ref, i) is None:
+                            raise ValueError(f"{where}: no enabled {ref} step before this one")
             seen.add(step.name)
         return self
 
@@ -57,15 +88,37 @@ class PipelineConfig(StrictModel):
     def step_dir(self, name: str) -> Path:
         return Path(self.output_dir).resolve() / name
 
+    def last_step(self, stage: str, before: int) -> str | None:
+        """The name of the latest enabled step of `stage` before index `before`."""
+        for step in reversed(self.steps[:before]):
+            if step.enabled and step.stage == stage:
+                return step.name
+        return None
+
+    def references(self, step: PipelineStep) -> tuple[list[str], list[str]]:
+        """(data keys, earlier step names) that the step's overrides read, in order of first use."""
+        index = self.steps.index(step)
+        data: list[str] = []
+        runs: list[str] = []
+        for value in step.set.values():
+            for text in walk_strings(value):
+                for kind, ref in REF.findall(text):
+                    if kind == "data":
+                        data.append(ref)
+                    else:
+                        runs.append(ref if kind == "runs" else (self.last_step(ref, index) or f"<no {ref}>"))
+        return list(dict.fromkeys(data)), list(dict.fromkeys(runs))
+
     def expand(self, step: PipelineStep) -> dict[str, Any]:
         """The step's overrides with references replaced by absolute paths."""
+        index = self.steps.index(step)
 
-        def sub(value):
-            if not isinstance(value, str):
-                return value
-            return REF.sub(lambda m: self.data[m.group(2)] if m.group(1) == "data"
-                           else str(self.step_dir(m.group(2))), value)
+        def one(m: re.Match) -> str:
+            kind, ref = m.group(1), m.group(2)
+            if kind == "data":
+                return self.data[ref]
+            return str(self.step_dir(ref if kind == "runs" else self.last_step(ref, index)))
 
-        out = {k: sub(v) for k, v in step.set.items()}
+        out = {k: map_strings(v, lambda s: REF.sub(one, s)) for k, v in step.set.items()}
         out["output_dir"] = str(self.step_dir(step.name))
         return out

@@ -38,6 +38,31 @@ def _add_stage_args(p: argparse.ArgumentParser) -> None:
     p.add_argument("--no-progress", action="store_true", help="no progress bar (logs only)")
 
 
+def _add_chat_args(p: argparse.ArgumentParser) -> None:
+    p.add_argument("run", metavar="RUN", help="run directory, pipeline output dir, HF model dir, or `embedded`")
+    p.add_argument("--step", default=None, help="pipeline step to talk to (default: the last finished chat model)")
+    p.add_argument("--system", default=None, help="system message")
+    p.add_argument("--prompt", default=None, help="one turn, non-interactive: print the answer and exit")
+    p.add_argument("--temperature", type=float, default=0.7, help="0 = greedy (default 0.7)")
+    p.add_argument("--top-p", type=float, default=0.9)
+    p.add_argument("--max-new-tokens", type=int, default=512)
+    p.add_argument("--dtype", default="auto", choices=["auto", "float32", "bfloat16", "float16"])
+    p.add_argument("--chat-template", default=None, help="chatml, llama2 or zephyr instead of the model's")
+    p.add_argument("--seed", type=int, default=0)
+
+
+def _add_plan_args(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--config", "-c", required=True, help="a stage recipe (sft, reward, rlhf, gatt, safety)")
+    p.add_argument("overrides", nargs="*", metavar="key.sub=value", help="override recipe keys")
+    p.add_argument("--gpus", type=int, default=8)
+    p.add_argument("--gpu-memory", default="80GB", help="per GPU, e.g. 80GB (= 80 GiB, as nvidia-smi counts)")
+    p.add_argument("--model-config", default=None,
+                   help="model shape: a model dir, a config.json, or llama2-7b / llama2-13b / llama2-70b")
+    p.add_argument("--prompt-tokens", type=int, default=1024, help="prompt length assumed for generation")
+    p.add_argument("--headroom", type=float, default=0.1, help="fraction of GPU memory kept free (default 0.1)")
+    p.add_argument("--json", action="store_true", help="the plan as JSON")
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="chatalign", description="Turn a base or instruct model into an aligned chat model, "
@@ -47,6 +72,8 @@ def build_parser() -> argparse.ArgumentParser:
 
     parser.add_argument("--version", action="version", version=f"chatalign {__version__}")
     parser.add_argument("-v", "--verbose", action="store_true", help="debug logging")
+    # the deepspeed launcher passes --local_rank=N unless told --no_local_rank; the rank is read from the env
+    parser.add_argument("--local_rank", "--local-rank", type=int, default=None, help=argparse.SUPPRESS)
     sub = parser.add_subparsers(dest="command", metavar="COMMAND")
     for name, text in STAGES.items():
         p = sub.add_parser(name, help=text, description=text)
@@ -96,8 +123,11 @@ def build_parser() -> argparse.ArgumentParser:
     es.add_argument("--safety-rm", default=None, help="safety reward run directory (judge)")
     es.add_argument("--data-dir", default=None, help="folder with the eval files (default: bundled)")
     es.add_argument("--out", default=None)
-    sub.add_parser("chat", help="talk to a model of a run: not built yet")
-    sub.add_parser("plan", help="estimate per-GPU memory for a recipe: not built yet")
+    _add_chat_args(sub.add_parser("chat", help="talk to a model of a run, streaming its answer",
+                                  description="Chat with a run's model (run dir, pipeline dir, HF dir or embedded)."))
+    _add_plan_args(sub.add_parser("plan", help="estimate per-GPU memory of a stage recipe and the GPUs it needs",
+                                  description="Per-GPU memory of a recipe's stage (weights, gradients, optimizer, "
+                                  "activations, KV cache), with the arithmetic, the fit and what to change."))
     return parser
 
 
@@ -216,6 +246,19 @@ def cmd_data(args) -> int:
     raise UserError("usage: chatalign data {validate,convert,preview} ... (see chatalign data --help)")
 
 
+def cmd_chat(args) -> int:
+    from chatalign.chat import cmd_chat as run
+
+    return run(args)
+
+
+def cmd_plan(args) -> int:
+    from chatalign.plan_report import cmd_plan as run
+
+    return run(args.config, args.overrides, args.gpus, args.gpu_memory, args.model_config, args.prompt_tokens,
+               args.headroom, args.json)
+
+
 def not_built(name: str) -> int:
     print(f"chatalign {name}: not built yet in this version", file=sys.stderr)
     return 2
@@ -229,7 +272,7 @@ def main(argv: list[str] | None = None) -> int:
     os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
     handlers = {"sft": cmd_sft, "data": cmd_data, "reward": cmd_stage("reward"), "gatt": cmd_stage("gatt"),
                 "eval": cmd_eval, "pipeline": cmd_pipeline,
-                "safety": cmd_stage("safety"), "rlhf": cmd_rlhf}
+                "safety": cmd_stage("safety"), "rlhf": cmd_rlhf, "chat": cmd_chat, "plan": cmd_plan}
     if args.command is None:
         parser.print_help()
         return 0

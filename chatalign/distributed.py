@@ -70,6 +70,25 @@ class DistContext:
         tdist.broadcast_object_list(box, src=0)
         return box[0]
 
+    def run_on_main(self, fn):
+        """fn() on rank 0 only (file writes, reports); every rank returns its result. If it fails on rank 0,
+        the other ranks raise a RunError saying so instead of waiting for it at the next collective."""
+        if not self.initialized:
+            return fn()
+        outcome = None
+        if self.is_main:
+            try:
+                outcome = ("ok", fn())
+            except BaseException as exc:
+                self.broadcast_object(("error", f"{type(exc).__name__}: {exc}"))
+                raise
+        status, value = self.broadcast_object(outcome)
+        if status == "error":
+            from chatalign.errors import RunError
+
+            raise RunError(f"rank 0 failed: {value}")
+        return value
+
     def deepspeed_config(self, ds, optim, micro_batch_items: int, bf16: bool = False) -> dict:
         zero: dict = {"stage": ds.zero_stage}
         if ds.zero_stage == 3:
@@ -90,9 +109,15 @@ class DistContext:
         }
         if optim.grad_clip:
             cfg["gradient_clipping"] = optim.grad_clip
+        if ds.offload_optimizer != "none":
+            # our torch AdamW (fused, where torch has it) steps the offloaded fp32 partitions on the CPU;
+            # DeepSpeedCPUAdam would be faster but needs its C++ op compiled at first use
+            cfg["zero_force_ds_cpu_optimizer"] = False
         return cfg
 
     def deepspeed_engine(self, module, optimizer, scheduler, ds, optim, micro_batch_items: int):
+        if not self.initialized:
+            single_rank_group()
         import deepspeed
         import torch
 
@@ -101,3 +126,27 @@ class DistContext:
         engine, _, _, _ = deepspeed.initialize(model=module, optimizer=optimizer, lr_scheduler=scheduler,
                                                config=config)
         return engine
+
+
+def single_rank_group() -> None:
+    """A 1-rank process group for `deepspeed.enabled` in a process started without a launcher: DeepSpeed needs
+    a group, and without launcher variables it goes looking for MPI (mpi4py) instead. Free local port."""
+    import socket
+
+    import torch
+
+    if not torch.cuda.is_available():
+        os.environ.setdefault("DS_ACCELERATOR", "cpu")
+    import torch.distributed as tdist
+
+    if tdist.is_available() and tdist.is_initialized():
+        return
+    import deepspeed
+
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        port = sock.getsockname()[1]
+    for key, value in {"MASTER_ADDR": "127.0.0.1", "MASTER_PORT": str(port), "RANK": "0", "WORLD_SIZE": "1",
+                       "LOCAL_RANK": "0"}.items():
+        os.environ.setdefault(key, value)
+    deepspeed.init_distributed(dist_backend="nccl" if torch.cuda.is_available() else "gloo")

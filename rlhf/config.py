@@ -134,6 +134,9 @@ class PPOSection(StrictModel):
     optim: PPOOptim = PPOOptim()
     lora: LoraConfig = LoraConfig(dropout=0.0)
     value: ValueModel = ValueModel()
+    deepspeed: DeepSpeedConfig = Field(
+        DeepSpeedConfig(), description="policy and value each trained by a DeepSpeed engine (ZeRO 0-3, offload); "
+        "on by itself under several ranks. Reference and reward models stay replicated, in inference mode")
     early_stopping: EarlyStopping = EarlyStopping()
     guards: Guards = Guards()
     checkpoint_every: int = Field(1, gt=0, description="iterations between checkpoints")
@@ -147,6 +150,10 @@ class PPOSection(StrictModel):
         if self.micro_batch and self.minibatch % self.micro_batch:
             raise ValueError(f"ppo.minibatch ({self.minibatch}) must be a multiple of ppo.micro_batch "
                              f"({self.micro_batch})")
+        if self.lora.enabled and self.deepspeed.enabled and self.deepspeed.zero_stage == 3:
+            raise ValueError("ppo.lora with ppo.deepspeed.zero_stage 3 is not supported (the reference is the "
+                             "adapter-disabled policy and the export merges whole weights): use zero_stage 2, "
+                             "or a full-weight policy")
         return self
 
 

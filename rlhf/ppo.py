@@ -10,11 +10,13 @@ from seeds derived from (ppo.seed, i), and dropout is off, so an iteration depen
 optimizer states at its start. Those are checkpointed atomically after each iteration (every
 `checkpoint_every`), which is why a killed run resumes from the last completed iteration and produces the
 same next iteration as an unbroken run.
+
+Under several ranks (or `ppo.deepspeed.enabled`) policy and value train in DeepSpeed engines and each rank
+samples its share of the batch: see `ppo_dist`. One process with DeepSpeed off is plain torch, as before.
 """
 
 from __future__ import annotations
 
-import json
 import logging
 import math
 import time
@@ -33,21 +35,24 @@ from chatalign.rlhf.ppo_batch import (
     iteration_prompt_indices,
     pad_ragged,
 )
+from chatalign.rlhf.ppo_clock import PhaseClock
+from chatalign.rlhf.ppo_eval import SALT_EVAL, EvalMixin  # noqa: F401 (re-exported)
 from chatalign.rlhf.ppo_models import PPOModels
 from chatalign.runs import RunDir
 
 log = logging.getLogger(__name__)
 
-SALT_GENERATE, SALT_MINIBATCH, SALT_EVAL = 1, 2, 3
+SALT_GENERATE, SALT_MINIBATCH = 1, 2  # SALT_EVAL = 3 lives in ppo_eval
 
 
-class PPOTrainer:
+class PPOTrainer(EvalMixin):
     """Runs PPO iterations for one round into `work_dir` (checkpoints, best policy) and `run` (metrics)."""
 
     def __init__(self, models: PPOModels, prompts: Sequence, reward_fn: RewardFn, cfg: PPOSection, run: RunDir,
                  work_dir: Path, heldout: Sequence | None = None, progress: bool = False,
-                 on_iteration: Callable[[int, dict], None] | None = None):
+                 on_iteration: Callable[[int, dict], None] | None = None, dist=None):
         from chatalign.chat_masks import encode_prompt
+        from chatalign.distributed import DistContext
         from chatalign.rlhf.ppo_forward import PolicyForward, ValueForward
         from chatalign.rlhf.ppo_models import build_optimizers
 
@@ -68,6 +73,13 @@ class PPOTrainer:
         o = cfg.optim
         self.policy_opt, self.value_opt = build_optimizers(models, o.lr, o.value_lr, o.betas, o.eps, o.weight_decay)
         self.micro = cfg.micro_batch or cfg.minibatch
+        self.dist = dist or DistContext()
+        self.engines = None
+        if self.dist.use_deepspeed(cfg.deepspeed):
+            from chatalign.rlhf.ppo_dist import build_engines
+
+            self.engines = build_engines(self.dist, self.policy_fwd, self.value_fwd, self.policy_opt, self.value_opt,
+                                         cfg.deepspeed, o.grad_clip, self.micro, models.uses_lora)
         # early-stopping state (checkpointed)
         self.best_reward: float | None = None
         self.best_iteration: int | None = None
@@ -89,33 +101,35 @@ class PPOTrainer:
         """Sample, score and prepare the targets of iteration `iteration` (0-based); nothing is trained."""
         from chatalign.rlhf.ppo_forward import batched_logprobs, batched_values
         from chatalign.rlhf.ppo_math import gae, kl_per_token, masked_mean, masked_whiten, token_rewards
-        from chatalign.rollout import generate_rollouts
 
         cfg = self.cfg
         clock = PhaseClock()
         chosen = iteration_prompt_indices(len(self.prompts), cfg.batch_prompts, iteration, cfg.seed)
-        rollouts = generate_rollouts(
-            self.models.policy, self.models.tokenizer, [self.prompt_ids[i] for i in chosen], num_samples=1,
-            max_new_tokens=cfg.max_new_tokens, temperature=cfg.temperature, top_p=cfg.top_p,
-            batch_size=cfg.gen_batch_size, seed=derived_seed(cfg.seed, iteration, SALT_GENERATE),
-            return_logprobs=True)
-        clock.lap("generation")
-        prompts = [self.prompts[i] for i in chosen]
-        rewards = self.reward_fn(prompts, [r.text for r in rollouts], [r.response_ids for r in rollouts])
-        clock.lap("scoring")
+        seed = derived_seed(cfg.seed, iteration, SALT_GENERATE)
+        if self.engines is not None:
+            from chatalign.rlhf.ppo_dist import collect_shared
 
-        batch = build_batch([r.prompt_ids for r in rollouts], [r.response_ids for r in rollouts], self.pad_id)
-        width = batch.mask.shape[1]
-        old_logprobs = pad_ragged([r.logprobs for r in rollouts], width) * batch.mask
-        clock.lap(None)
-        ref_model = self.models.reference_model()
-        with self.models.reference_context():
-            from chatalign.rlhf.ppo_forward import PolicyForward
+            rollouts, rewards, batch, old_logprobs, ref_logprobs, old_values = collect_shared(
+                self, chosen, seed, clock)
+        else:
+            rollouts = self.generate([self.prompt_ids[i] for i in chosen], seed)
+            clock.lap("generation")
+            prompts = [self.prompts[i] for i in chosen]
+            rewards = self.reward_fn(prompts, [r.text for r in rollouts], [r.response_ids for r in rollouts])
+            clock.lap("scoring")
 
-            ref_logprobs = batched_logprobs(PolicyForward(ref_model), batch, cfg.score_batch_size)
-        clock.lap("reference")
-        old_values = batched_values(self.value_fwd, batch, cfg.score_batch_size)
-        clock.lap("values")
+            batch = build_batch([r.prompt_ids for r in rollouts], [r.response_ids for r in rollouts], self.pad_id)
+            width = batch.mask.shape[1]
+            old_logprobs = pad_ragged([r.logprobs for r in rollouts], width) * batch.mask
+            clock.lap(None)
+            ref_model = self.models.reference_model()
+            with self.models.reference_context():
+                from chatalign.rlhf.ppo_forward import PolicyForward
+
+                ref_logprobs = batched_logprobs(PolicyForward(ref_model), batch, cfg.score_batch_size)
+            clock.lap("reference")
+            old_values = batched_values(self.value_fwd, batch, cfg.score_batch_size)
+            clock.lap("values")
 
         r_c = rewards.combined.float()
         score = self.transform_reward(r_c)
@@ -143,7 +157,17 @@ class PPOTrainer:
             "value_mean": float(masked_mean(old_values, batch.mask)),
             "return_mean": float(masked_mean(returns, batch.mask)),
         }
-        return batch, {"targets": targets}, {"record": record, "clock": clock}
+        return batch, {"targets": targets, "rollouts": rollouts}, {"record": record, "clock": clock}
+
+    def generate(self, prompt_ids: list[list[int]], seed: int) -> list:
+        """One sampled answer per prompt from the current policy, with log pi_old per token."""
+        from chatalign.rollout import generate_rollouts
+
+        cfg = self.cfg
+        return generate_rollouts(
+            self.models.policy, self.models.tokenizer, prompt_ids, num_samples=1, max_new_tokens=cfg.max_new_tokens,
+            temperature=cfg.temperature, top_p=cfg.top_p, batch_size=cfg.gen_batch_size, seed=seed,
+            return_logprobs=True)
 
     def transform_reward(self, r_c: torch.Tensor) -> torch.Tensor:
         """R~c per answer: whiten(logit(R_c)) (paper), logit(R_c), or R_c as is."""
@@ -176,6 +200,12 @@ class PPOTrainer:
         from chatalign.rlhf.ppo_update import ppo_update
 
         g = torch.Generator().manual_seed(derived_seed(self.cfg.seed, iteration, SALT_MINIBATCH))
+        if self.engines is not None:
+            from chatalign.rlhf.ppo_update_ds import ppo_update_ds
+
+            return ppo_update_ds(self.engines, self.dist, batch, targets, minibatch=self.cfg.minibatch,
+                                 micro_batch=self.micro, epochs=self.cfg.epochs, clip=self.cfg.clip,
+                                 value_clip=self.cfg.value_clip, generator=g)
         return ppo_update(self.policy_fwd, self.value_fwd, self.policy_opt, self.value_opt, batch, targets,
                           minibatch=self.cfg.minibatch, micro_batch=self.micro, epochs=self.cfg.epochs,
                           clip=self.cfg.clip, value_clip=self.cfg.value_clip, grad_clip=self.cfg.optim.grad_clip,
@@ -194,39 +224,6 @@ class PPOTrainer:
         record["time_iteration_s"] = round(time.perf_counter() - t0, 3)
         return record
 
-    # ------------------------------------------------------------------ held-out evaluation
-    def evaluate(self, iteration: int) -> dict:
-        """Mean combined reward of the policy's answers to the held-out prompts (greedy by default)."""
-        from chatalign.rollout import generate_rollouts
-
-        es = self.cfg.early_stopping
-        rollouts = generate_rollouts(
-            self.models.policy, self.models.tokenizer, self.heldout_ids, num_samples=1,
-            max_new_tokens=es.max_new_tokens or self.cfg.max_new_tokens, temperature=es.temperature,
-            # the same seed at every evaluation: sampled evaluations then compare policies on paired draws
-            batch_size=self.cfg.gen_batch_size, seed=derived_seed(self.cfg.seed, 0, SALT_EVAL),
-            return_logprobs=False)
-        rewards = self.reward_fn(self.heldout, [r.text for r in rollouts], [r.response_ids for r in rollouts])
-        return {"heldout_reward": float(rewards.combined.float().mean()),
-                "heldout_reward_helpful": _mean_or_none(rewards.helpful),
-                "heldout_reward_safety": _mean_or_none(rewards.safety),
-                "heldout_length": sum(len(r.response_ids) for r in rollouts) / len(rollouts)}
-
-    def _after_eval(self, iteration: int, ev: dict) -> None:
-        from chatalign.rlhf.ppo_checkpoint import save_weights_atomic
-
-        es = self.cfg.early_stopping
-        value = ev["heldout_reward"]
-        self.evals.append({"iteration": iteration, **ev})
-        if self.best_reward is None or value > self.best_reward + es.min_delta:
-            self.best_reward, self.best_iteration, self.bad_evals = value, iteration, 0
-            save_weights_atomic(self.models.policy, self.best_dir, {"iteration": iteration, "heldout_reward": value})
-        else:
-            self.bad_evals += 1
-            if self.bad_evals >= es.patience:
-                self.stop_reason = (f"early stopping: held-out reward has not improved on {self.best_reward:.4f} "
-                                    f"(iteration {self.best_iteration}) for {self.bad_evals} evaluations")
-
     # ------------------------------------------------------------------ state
     def loop_state(self) -> dict:
         return {"best_reward": self.best_reward, "best_iteration": self.best_iteration, "bad_evals": self.bad_evals,
@@ -239,7 +236,12 @@ class PPOTrainer:
         ck = latest_checkpoint(self.checkpoints)
         if ck is None:
             return 0
-        state = load_ppo_checkpoint(ck, self.models.policy, self.models.value, self.policy_opt, self.value_opt)
+        if self.engines is not None:
+            from chatalign.rlhf.ppo_checkpoint_ds import load_ppo_checkpoint_ds
+
+            state = load_ppo_checkpoint_ds(ck, self.engines)
+        else:
+            state = load_ppo_checkpoint(ck, self.models.policy, self.models.value, self.policy_opt, self.value_opt)
         self.best_reward, self.best_iteration = state.get("best_reward"), state.get("best_iteration")
         self.bad_evals, self.evals = state.get("bad_evals", 0), state.get("evals", [])
         self.stop_reason = state.get("stop_reason")
@@ -249,9 +251,16 @@ class PPOTrainer:
     def save(self, done: int) -> None:
         from chatalign.rlhf.ppo_checkpoint import prune_checkpoints, save_ppo_checkpoint
 
-        save_ppo_checkpoint(self.checkpoints, done, self.models.policy, self.models.value, self.policy_opt,
-                            self.value_opt, self.loop_state())
-        prune_checkpoints(self.checkpoints, self.cfg.keep_checkpoints)
+        if self.engines is not None:
+            from chatalign.rlhf.ppo_checkpoint_ds import save_ppo_checkpoint_ds
+
+            save_ppo_checkpoint_ds(self.checkpoints, done, self.engines, self.dist, self.loop_state())
+        else:
+            save_ppo_checkpoint(self.checkpoints, done, self.models.policy, self.models.value, self.policy_opt,
+                                self.value_opt, self.loop_state())
+        if self.dist.is_main:
+            prune_checkpoints(self.checkpoints, self.cfg.keep_checkpoints)
+        self.dist.barrier()
 
     # ------------------------------------------------------------------ the loop
     def train(self, resume: bool = False) -> dict:
@@ -262,14 +271,16 @@ class PPOTrainer:
             raise RunError(f"{self.checkpoints} holds PPO checkpoints of an unfinished run: add --resume to "
                            "continue it, or choose another output_dir")
         start = self.restore() if resume else 0
-        self.run.truncate_metrics(start if start else -1)
+        if self.dist.is_main:
+            self.run.truncate_metrics(start if start else -1)
         use_eval = bool(self.heldout)
         if use_eval and start == 0:
             ev = self.evaluate(0)
             self._after_eval(0, ev)
-            self.run.log_metrics({"step": 0, **ev})
+            if self.dist.is_main:
+                self.run.log_metrics({"step": 0, **ev})
         bar = None
-        if self.progress:
+        if self.progress and self.dist.is_main:
             from tqdm.auto import tqdm
 
             bar = tqdm(total=cfg.iterations, initial=start, desc="ppo", dynamic_ncols=True)
@@ -303,9 +314,10 @@ class PPOTrainer:
                 self._after_eval(done, ev)
                 record.update(ev)
                 record["time_eval_s"] = round(time.perf_counter() - t, 3)
-            self.run.log_metrics(record)
+            if self.dist.is_main:
+                self.run.log_metrics(record)
             last = record
-            interrupted = stop.signum is not None
+            interrupted = self.dist.any_flag(stop.signum is not None)  # every rank saves, and stops, together
             if done % cfg.checkpoint_every == 0 or done == cfg.iterations or self.stop_reason or interrupted:
                 self.save(done)
                 saved = done
@@ -320,21 +332,6 @@ class PPOTrainer:
             self.save(done)  # the signal came between iterations
         return done, last
 
-    def restore_best(self) -> int | None:
-        """Load the best evaluated policy weights (when early stopping asks for it); return its iteration."""
-        from chatalign.rlhf.ppo_checkpoint import load_weights
-
-        if not (self.cfg.early_stopping.restore_best and (self.best_dir / "policy.safetensors").is_file()):
-            return None
-        meta = json.loads((self.best_dir / "meta.json").read_text())
-        if meta.get("iteration") != self.best_iteration:
-            # best/ was written by a killed attempt after its last checkpoint and not rewritten on resume
-            log.warning("PPO: %s holds iteration %s, not the best iteration %s: keeping the final policy",
-                        self.best_dir, meta.get("iteration"), self.best_iteration)
-            return None
-        load_weights(self.models.policy, self.best_dir / "policy.safetensors")
-        return self.best_iteration
-
     def summary(self, done: int, last: dict) -> dict:
         if not last:  # resumed after the last iteration: take it from the log
             logged = [r for r in self.run.read_metrics() if "reward" in r]
@@ -344,28 +341,6 @@ class PPOTrainer:
                "ppo_last_reward": last.get("reward"), "ppo_last_kl": last.get("kl"),
                "ppo_heldout_reward_start": first_eval, "ppo_heldout_reward_best": self.best_reward,
                "ppo_best_iteration": self.best_iteration}
-        return out
-
-
-class PhaseClock:
-    """Wall and process-CPU seconds per phase: on a shared machine CPU seconds are the steadier figure."""
-
-    def __init__(self):
-        self.wall: dict[str, float] = {}
-        self.cpu: dict[str, float] = {}
-        self._w, self._c = time.perf_counter(), time.process_time()
-
-    def lap(self, phase: str | None) -> None:
-        """Charge the time since the last lap to `phase` (None: to nothing)."""
-        w, c = time.perf_counter(), time.process_time()
-        if phase is not None:
-            self.wall[phase] = self.wall.get(phase, 0.0) + w - self._w
-            self.cpu[phase] = self.cpu.get(phase, 0.0) + c - self._c
-        self._w, self._c = w, c
-
-    def record(self) -> dict:
-        out = {f"time_{k}_s": round(v, 3) for k, v in self.wall.items()}
-        out.update({f"cpu_{k}_s": round(v, 3) for k, v in self.cpu.items()})
         return out
 
 

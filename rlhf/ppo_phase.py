@@ -25,8 +25,9 @@ def value_init_path(cfg) -> str:
 
 def run_ppo_phase(ctx, model_path: str, target: Path, resume: bool) -> dict:
     """Train from `model_path`; write the final (or best evaluated) policy to `target`; return the summary."""
+    from chatalign.distributed import DistContext
     from chatalign.rlhf.ppo import PPOTrainer
-    from chatalign.rlhf.ppo_models import export_policy, load_models
+    from chatalign.rlhf.ppo_models import load_models
     from chatalign.runs import write_json_atomic
 
     work = ctx.run.path / "ppo"
@@ -41,10 +42,13 @@ def run_ppo_phase(ctx, model_path: str, target: Path, resume: bool) -> dict:
                          trust_remote_code=m.trust_remote_code, attn_implementation=m.attn_implementation,
                          chat_template=m.chat_template, gradient_checkpointing=m.gradient_checkpointing)
     trainer = PPOTrainer(models, ctx.prompts, ctx.reward_fn, cfg.ppo, ctx.run, work, heldout=ctx.heldout,
-                         progress=ctx.progress, on_iteration=getattr(ctx, "on_ppo_iteration", None))
+                         progress=ctx.progress, on_iteration=getattr(ctx, "on_ppo_iteration", None),
+                         dist=DistContext.from_env())
     summary = trainer.train(resume=resume)
     best = trainer.restore_best()
     summary["ppo_model_iteration"] = best if best is not None else summary["ppo_iterations"]
-    export_policy(models, target)
-    write_json_atomic(done, summary)
+    trainer.export(target)  # a whole HF model, gathered from the ZeRO shards under several ranks
+    if trainer.dist.is_main:
+        write_json_atomic(done, summary)
+    trainer.dist.barrier()
     return summary

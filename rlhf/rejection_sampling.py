@@ -8,7 +8,8 @@ scores and the round it comes from), `data/rs_train.jsonl` (the same as conversa
 
 Sampling runs in chunks of prompts, each appended to its file in one write once scored; the seed of a chunk
 is derived from (seed, chunk), so a killed round resumes after its last complete chunk and draws the same
-samples an unbroken run would.
+samples an unbroken run would. Under several ranks each rank samples and scores its share of every chunk
+(with its own seed stream) and rank 0 appends the merged chunk.
 """
 
 from __future__ import annotations
@@ -105,36 +106,48 @@ def complete_chunks(path: Path, expected: dict[int, int]) -> tuple[list[dict], s
 # ---------------------------------------------------------------------------------------------- sampling
 def sample_and_score(policy, tokenizer, prompts: Sequence, reward_fn: RewardFn, out_path: Path, *,
                      num_samples: int, temperature: float, top_p: float, max_new_tokens: int, batch_size: int,
-                     seed: int, chunk_prompts: int, progress: bool = False) -> list[dict]:
-    """K scored samples per prompt, appended to `out_path` chunk by chunk (resumable); all rows returned."""
+                     seed: int, chunk_prompts: int, progress: bool = False, dist=None) -> list[dict]:
+    """K scored samples per prompt, appended to `out_path` chunk by chunk (resumable); all rows returned on
+    every rank."""
     from chatalign.chat_masks import encode_prompt
+    from chatalign.distributed import DistContext
     from chatalign.rlhf.ppo_batch import derived_seed
     from chatalign.rollout import generate_rollouts
 
     chunks = [list(range(i, min(len(prompts), i + chunk_prompts))) for i in range(0, len(prompts), chunk_prompts)]
     expected = {c: len(idx) * num_samples for c, idx in enumerate(chunks)}
-    rows, done = complete_chunks(out_path, expected)
+    dist = dist or DistContext()
+    rows, done = dist.run_on_main(lambda: complete_chunks(out_path, expected))
     bar = None
-    if progress:
+    if progress and dist.is_main:
         from tqdm.auto import tqdm
 
         bar = tqdm(total=len(chunks), initial=len(done), desc=f"rs samples T={temperature:g}", unit="chunk")
     for c, idx in enumerate(chunks):
         if c in done:
             continue
-        ids = [encode_prompt(tokenizer, prompt_messages(prompts[i])) for i in idx]
+        mine = idx[dist.rank::dist.world_size]
+        ids = [encode_prompt(tokenizer, prompt_messages(prompts[i])) for i in mine]
         rollouts = generate_rollouts(policy, tokenizer, ids, num_samples=num_samples, max_new_tokens=max_new_tokens,
                                      temperature=temperature, top_p=top_p, batch_size=batch_size,
-                                     seed=derived_seed(seed, c, int(temperature * 1000)), return_logprobs=False)
-        chunk_prompts_list = [prompts[idx[r.prompt_index]] for r in rollouts]
-        rewards = reward_fn(chunk_prompts_list, [r.text for r in rollouts], [r.response_ids for r in rollouts])
+                                     seed=derived_seed(seed, c, int(temperature * 1000)) + dist.rank,
+                                     return_logprobs=False)
+        chunk_prompts_list = [prompts[mine[r.prompt_index]] for r in rollouts]
         new = []
-        for r, p, score in zip(rollouts, chunk_prompts_list, rewards.rows()):
-            new.append({"chunk": c, "prompt_index": idx[r.prompt_index], "prompt_key": prompt_key(p),
-                        "sample_index": r.sample_index, "temperature": temperature,
-                        "is_safety": prompt_is_safety(p), "answer": r.text, "n_tokens": len(r.response_ids),
-                        "finished": r.finished, **score})
-        append_jsonl(out_path, new)
+        if rollouts:
+            rewards = reward_fn(chunk_prompts_list, [r.text for r in rollouts], [r.response_ids for r in rollouts])
+            for r, p, score in zip(rollouts, chunk_prompts_list, rewards.rows()):
+                new.append({"chunk": c, "prompt_index": mine[r.prompt_index], "prompt_key": prompt_key(p),
+                            "sample_index": r.sample_index, "temperature": temperature,
+                            "is_safety": prompt_is_safety(p), "answer": r.text, "n_tokens": len(r.response_ids),
+                            "finished": r.finished, **score})
+        if dist.initialized:
+            from chatalign.rlhf.ppo_dist import gather_rows
+
+            parts = gather_rows(dist, [new], dist.world_size)  # one list per rank
+            new = sorted((x for part in parts for x in part), key=lambda r: (r["prompt_index"], r["sample_index"]))
+        if dist.is_main:
+            append_jsonl(out_path, new)
         rows.extend(new)
         if bar is not None:
             bar.update(1)

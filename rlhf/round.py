@@ -6,6 +6,10 @@ Phases, each skipped on --resume when its output is complete:
   3. held-out evaluation and win rates, report.md, manifest finished.
 The manifest's `parents` lists the start run and the two reward models; its `rlhf` block holds the round
 number, mode and the absolute start path that `chatalign rlhf status` and later rounds follow.
+
+Under a launcher (several ranks) every rank runs the round: sampling is split over the ranks, training runs
+in DeepSpeed engines (`rs.deepspeed`, `ppo.deepspeed`), and rank 0 alone holds the lock and writes the
+manifest, the data files, the held-out evaluation and the report while the others wait for it.
 """
 
 from __future__ import annotations
@@ -148,6 +152,7 @@ def _phase_done(summary: dict, phase: str, since: float, round_number: int) -> f
 def run_round(cfg: RLHFRoundConfig, resume: bool = False, progress: bool = True, reward_fn=None,
               on_ppo_iteration: Callable[[int, dict], None] | None = None) -> dict:
     """Run (or resume) one round; return its summary. `reward_fn` replaces the two RMs (tests, smoke runs)."""
+    from chatalign.distributed import DistContext
     from chatalign.models import resolve_model_path
     from chatalign.rlhf.evaluate import evaluate_round
     from chatalign.rlhf.lineage import chain, resolve_run_path, sft_baseline
@@ -162,7 +167,10 @@ def run_round(cfg: RLHFRoundConfig, resume: bool = False, progress: bool = True,
     if not resume and run.manifest_path.is_file():
         raise RunError(f"{run.path} holds an unfinished round: add --resume to continue it, or choose another "
                        "output_dir")
-    run.lock()
+    dist = DistContext.from_env()
+    dist.barrier()  # every rank has looked at the run directory before rank 0 writes into it
+    if dist.is_main:
+        run.lock()
     try:
         ctx = prepare_context(cfg, run, progress, reward_fn)
         ctx.on_ppo_iteration = on_ppo_iteration
@@ -171,14 +179,19 @@ def run_round(cfg: RLHFRoundConfig, resume: bool = False, progress: bool = True,
             return (run.read_manifest() or {}).get("metrics", {})
         inputs = {"prompts": cfg.data.prompts, "heldout": cfg.data.heldout}
         parents = [ctx.start, resolve_run_path(cfg.reward.helpful), resolve_run_path(cfg.reward.safety)]
-        manifest = run.start(cfg.model_dump(mode="json"), inputs, parents=parents, resume=resume,
-                             allow_changed_inputs=cfg.allow_changed_inputs)
         links = chain(ctx.start)
         sft_link = sft_baseline(ctx.start) if not cfg.sft_run else chain(resolve_run_path(cfg.sft_run))[0]
-        manifest["rlhf"] = {"round": ctx.round, "mode": cfg.mode, "start": ctx.start,
-                            "reward_models": {"helpful": parents[1], "safety": parents[2]},
-                            "sft_run": sft_link.path, "lineage": [link.path for link in links]}
-        write_json_atomic(run.manifest_path, manifest)
+
+        def start_manifest() -> dict:
+            manifest = run.start(cfg.model_dump(mode="json"), inputs, parents=parents, resume=resume,
+                                 allow_changed_inputs=cfg.allow_changed_inputs)
+            manifest["rlhf"] = {"round": ctx.round, "mode": cfg.mode, "start": ctx.start,
+                                "reward_models": {"helpful": parents[1], "safety": parents[2]},
+                                "sft_run": sft_link.path, "lineage": [link.path for link in links]}
+            write_json_atomic(run.manifest_path, manifest)
+            return manifest
+
+        manifest = dist.run_on_main(start_manifest)
         if ctx.reward_fn is None:
             from chatalign.rlhf.judge import load_two_reward_models
 
@@ -190,22 +203,29 @@ def run_round(cfg: RLHFRoundConfig, resume: bool = False, progress: bool = True,
         clock = time.perf_counter()
         model_path = ctx.start_model
         if "rs" in cfg.mode:
-            model_path, rs_summary = run_rs_phase(ctx, model_path)
+            model_path, rs_summary = run_rs_phase(ctx, model_path, dist)
             summary.update(rs_summary)
             clock = _phase_done(summary, "rs", clock, ctx.round)
         if "ppo" in cfg.mode:
             summary.update(run_ppo_phase(ctx, model_path, run.model_dir, resume))
             clock = _phase_done(summary, "ppo", clock, ctx.round)
         else:
-            _link_model(Path(model_path), run.model_dir)
+            dist.run_on_main(lambda: _link_model(Path(model_path), run.model_dir))
         sft_model = resolve_model_path(sft_link.path) if cfg.eval.compare_sft else None
-        summary.update(evaluate_round(ctx, str(run.model_dir), ctx.start_model, sft_model))
+        # held-out answers of three models, then the report: rank 0 (the others wait; at scale, mind the
+        # launcher's collective timeout, or evaluate in a separate single-process `--resume`)
+        summary.update(dist.run_on_main(lambda: evaluate_round(ctx, str(run.model_dir), ctx.start_model,
+                                                               sft_model)))
         _phase_done(summary, "eval", clock, ctx.round)
         summary["time_round_s"] = round(sum(summary[f"time_{p}_s"] for p in ("rs", "ppo", "eval")
                                             if f"time_{p}_s" in summary), 1)
-        write_round_report(ctx, summary, [chain(str(run.path))[0], *links])
-        flat = {k: v for k, v in summary.items() if not isinstance(v, (list, dict))}
-        run.finish(flat, extra={"rlhf": {**manifest["rlhf"], "summary": flat}})
+
+        def finish() -> None:
+            write_round_report(ctx, summary, [chain(str(run.path))[0], *links])
+            flat = {k: v for k, v in summary.items() if not isinstance(v, (list, dict))}
+            run.finish(flat, extra={"rlhf": {**manifest["rlhf"], "summary": flat}})
+
+        dist.run_on_main(finish)
         return summary
     finally:
         run.unlock()

@@ -1,4 +1,7 @@
-"""The rejection-sampling phase of a round: sample, score, select (and pool), write the data, fine-tune."""
+"""The rejection-sampling phase of a round: sample, score, select (and pool), write the data, fine-tune.
+
+Under several ranks every rank loads the policy and samples its share of each chunk; rank 0 selects, pools and
+writes the data; the fine-tune runs on all ranks through the SFT trainer (DeepSpeed, `rs.deepspeed`)."""
 
 from __future__ import annotations
 
@@ -39,17 +42,16 @@ def rs_sft_config(ctx, model_path: str, train_file: Path):
         deepspeed=rs.deepspeed, checkpoint=rs.checkpoint, eval=SFTEval(compare_base=False), allow_changed_inputs=cfg.allow_changed_inputs)
 
 
-def sample_phase(ctx, model_path: str) -> dict:
+def sample_phase(ctx, model_path: str, dist=None) -> dict:
     """Samples, sweeps, selection and pooling; writes the data files and the RS summary (the phase marker)."""
-    from chatalign.rlhf.lineage import earlier_selected_files
+    from chatalign.distributed import DistContext
     from chatalign.rlhf.ppo_models import load_chat_policy
-    from chatalign.rlhf.rs_curves import plot_rs_curves, reward_vs_k, reward_vs_temperature
-    from chatalign.runs import write_json_atomic
 
+    dist = dist or DistContext()
     rs, data = ctx.cfg.rs, ctx.run.path / "data"
     policy, tok = load_chat_policy(model_path, ctx.cfg.model)
     common = dict(top_p=rs.top_p, max_new_tokens=rs.max_new_tokens, batch_size=rs.batch_size, seed=rs.seed,
-                  chunk_prompts=rs.chunk_prompts, progress=ctx.progress)
+                  chunk_prompts=rs.chunk_prompts, progress=ctx.progress, dist=dist)
     samples = sample_and_score(policy, tok, ctx.prompts, ctx.reward_fn, data / "samples.jsonl",
                                num_samples=rs.num_samples, temperature=rs.temperature, **common)
     by_temp = {rs.temperature: scores_per_prompt([s for s in samples if s["prompt_index"] < rs.sweep_prompts])}
@@ -61,7 +63,16 @@ def sample_phase(ctx, model_path: str) -> dict:
                                 **common)
         by_temp[temp] = scores_per_prompt(rows)
     del policy
+    return dist.run_on_main(lambda: select_and_write(ctx, samples, by_temp))
 
+
+def select_and_write(ctx, samples: list[dict], by_temp: dict) -> dict:
+    """Selection, pooling, data files, curves and the summary (one process: rank 0)."""
+    from chatalign.rlhf.lineage import earlier_selected_files
+    from chatalign.rlhf.rs_curves import plot_rs_curves, reward_vs_k, reward_vs_temperature
+    from chatalign.runs import write_json_atomic
+
+    rs, data = ctx.cfg.rs, ctx.run.path / "data"
     # An empty answer cannot be a training conversation; an answer cut at max_new_tokens would teach the model
     # to end its turn mid-sentence (SFT appends the end-of-turn token), so it is skipped unless allowed.
     usable = [s for s in samples if s["answer"].strip() and (s["finished"] or not rs.skip_unfinished)]
@@ -102,22 +113,26 @@ def sample_phase(ctx, model_path: str) -> dict:
     return summary
 
 
-def run_rs_phase(ctx, model_path: str) -> tuple[str, dict]:
+def run_rs_phase(ctx, model_path: str, dist=None) -> tuple[str, dict]:
     """Return (path of the rejection-sampling model, summary); each part is skipped when already done."""
+    from chatalign.distributed import DistContext
     from chatalign.runs import RunDir
     from chatalign.sft.run import run_sft
 
+    dist = dist or DistContext()
     marker = ctx.run.path / SUMMARY
     if marker.is_file():
         summary = json.loads(marker.read_text(encoding="utf-8"))
         log.info("rejection sampling: samples and selection already done, reusing them")
     else:
-        summary = sample_phase(ctx, model_path)
+        summary = sample_phase(ctx, model_path, dist)
     sft_dir = ctx.run.path / "rs_sft"
     sft_run = RunDir(sft_dir, "sft")
-    if not sft_run.is_finished():
+    # rank 0's view: it writes the SFT manifest, possibly before another rank would look
+    finished, resume = dist.broadcast_object((sft_run.is_finished(), sft_run.manifest_path.is_file()))
+    if not finished:
         cfg = rs_sft_config(ctx, model_path, ctx.run.path / "data" / "rs_train.jsonl")
-        sft_summary = run_sft(cfg, resume=sft_run.manifest_path.is_file(), progress=ctx.progress)
+        sft_summary = run_sft(cfg, resume=resume, progress=ctx.progress)
     else:
         sft_summary = (sft_run.read_manifest() or {}).get("metrics", {})
     summary["rs_sft_final_loss"] = sft_summary.get("final_loss")

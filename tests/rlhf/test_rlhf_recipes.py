@@ -28,6 +28,7 @@ def test_llama2_round_has_the_paper_numbers():
         (1e-6, (0.9, 0.95), 1e-5, 0.1, 1.0)
     assert p.reward_transform == "whiten_logit" and cfg.reward.safety_threshold == 0.15
     assert cfg.rs.pool_from_round == 3 and cfg.rs.deepspeed.enabled and cfg.rs.deepspeed.zero_stage == 3
+    assert cfg.ppo.deepspeed.enabled and cfg.ppo.deepspeed.zero_stage == 3 and not cfg.ppo.lora.enabled
 
 
 def test_quickstart_round_reads_the_quickstart_runs():

@@ -1,0 +1,28 @@
+"""Run by test_round_zero3.py under torchrun: one RLHF round (RS + PPO) from a JSON config (not a test module).
+
+The reward is a deterministic function of the answer text, so every rank scores alike without reward models.
+Writes report-rank<R>.json (in the cwd) per rank with the round's summary."""
+
+import json
+import sys
+
+import torch
+
+from chatalign.rlhf.config import RLHFRoundConfig
+from chatalign.rlhf.judge import RewardBatch
+from chatalign.rlhf.round import run_round
+
+
+def by_text(prompts, texts, ids):
+    return RewardBatch(combined=torch.tensor([(sum(map(ord, t)) % 101) / 101 for t in texts]))
+
+
+if __name__ == "__main__":
+    import os
+
+    torch.set_num_threads(1)
+    cfg = RLHFRoundConfig.model_validate(json.loads(open(sys.argv[1]).read()))
+    summary = run_round(cfg, progress=False, reward_fn=by_text)
+    flat = {k: v for k, v in summary.items() if isinstance(v, (int, float, str)) or v is None}
+    rank = int(os.environ.get("RANK", "0"))  # a file per rank: printed lines of two ranks can interleave
+    open(f"report-rank{rank}.json", "w").write(json.dumps({"rank": rank, "summary": flat}))

@@ -2,7 +2,8 @@
 
 Layout of `checkpoints/step-0000042/`: `model.safetensors` (trainable weights), `optimizer.pt` (tensors
 and plain values only: read back with `weights_only=True`, never unpickling code), `state.json`.
-Under DeepSpeed the engine's own sharded checkpoint is written in `ds/` inside the same atomic directory.
+Under DeepSpeed the engine's own sharded checkpoint is written in `ds/` inside the same atomic directory;
+it is read back with `weights_only=True` too (DeepSpeed itself would unpickle it: `safe_deepspeed_load`).
 """
 
 from __future__ import annotations
@@ -12,7 +13,9 @@ import os
 import re
 import shutil
 import tempfile
-from collections.abc import Callable
+import time
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
 import torch
@@ -20,6 +23,16 @@ import torch
 from chatalign.errors import RunError
 
 STEP_RE = re.compile(r"^step-(\d+)$")
+
+
+def pause_for_fault_tests(tmp: Path) -> None:
+    """`CHATALIGN_FAULT_PAUSE_IN_CHECKPOINT=S` sleeps S seconds once a checkpoint's files are written under
+    their temporary name and before the rename, so the reliability tests can SIGKILL a run in the middle of a
+    checkpoint write deterministically (a tiny model's checkpoint is otherwise written in milliseconds)."""
+    pause = float(os.environ.get("CHATALIGN_FAULT_PAUSE_IN_CHECKPOINT") or 0)
+    if pause > 0:
+        (tmp / ".writing").touch()
+        time.sleep(pause)
 
 
 def list_checkpoints(root: Path) -> list[Path]:
@@ -69,6 +82,7 @@ def save_checkpoint(root: Path, step: int, module, optimizer, engine, dist, extr
         if dist.is_main:
             state = {"step": step, "rng": torch.get_rng_state().tolist(), **extra}
             (tmp / "state.json").write_text(json.dumps(state))
+            pause_for_fault_tests(tmp)
             if final.exists():
                 shutil.rmtree(final)
             os.replace(tmp, final)
@@ -81,12 +95,35 @@ def save_checkpoint(root: Path, step: int, module, optimizer, engine, dist, extr
     return final
 
 
+@contextmanager
+def safe_deepspeed_load() -> Iterator[None]:
+    """DeepSpeed's checkpoint engine calls `torch.load(..., weights_only=False)`: a crafted checkpoint would run
+    code. While it loads ours, force `weights_only=True` and allow only the two plain classes its ZeRO
+    optimizer state holds (found with `torch.serialization.get_unsafe_globals_in_checkpoint`)."""
+    from deepspeed.runtime.fp16.loss_scaler import DynamicLossScaler, LossScaler
+    from deepspeed.runtime.zero.config import ZeroStageEnum
+
+    real = torch.load
+
+    def safe_load(*args, **kwargs):
+        kwargs["weights_only"] = True
+        return real(*args, **kwargs)
+
+    torch.load = safe_load
+    try:
+        with torch.serialization.safe_globals([LossScaler, DynamicLossScaler, ZeroStageEnum]):
+            yield
+    finally:
+        torch.load = real
+
+
 def load_checkpoint(path: Path, module, optimizer, engine, keep: Callable[[str], bool] | None = None) -> dict:
     from safetensors.torch import load_file
 
     state = json.loads((path / "state.json").read_text())
     if engine is not None:
-        engine.load_checkpoint(str(path / "ds"), tag="state", load_module_strict=False)
+        with safe_deepspeed_load():
+            engine.load_checkpoint(str(path / "ds"), tag="state", load_module_strict=False)
     else:
         weights = load_file(str(path / "model.safetensors"))
         params = dict(module.named_parameters())

@@ -94,11 +94,29 @@ def validate(model_cls: type[M], data: dict[str, Any], source: str = "config") -
         raise ConfigError(format_validation_error(exc, source)) from None
 
 
+class PathTemplateError(ConfigError):
+    """A recipe path that looks like `$VAR`, `~` or `{{ }}`: `load_config` names the key that holds it."""
+
+    def __init__(self, text: str):
+        self.text = text
+        super().__init__(f"path {text!r}: shell expansion and templates are not allowed in recipe paths")
+
+
+def _looks_expanded(text: str) -> bool:
+    return "$" in text or text.startswith("~") or "{{" in text
+
+
+# Paths that are not resolved against the recipe (run directories, model names, the output) but must not look
+# like shell expansion or templates either: nothing expands them, so `~/runs/x` would silently be `./~/runs/x`.
+UNRESOLVED_PATH_KEYS = ("output_dir", "model.name", "start", "sft_run", "reward.helpful", "reward.safety",
+                        "safety_rm.name")
+
+
 def resolve_path(value: str | os.PathLike, base_dir: Path) -> Path:
     """Relative paths in a recipe are relative to the recipe file; no `~`/`$VAR` expansion on purpose."""
     text = os.fspath(value)
-    if "$" in text or text.startswith("~") or "{{" in text:
-        raise ConfigError(f"path {text!r}: shell expansion and templates are not allowed in recipe paths")
+    if _looks_expanded(text):
+        raise PathTemplateError(text)
     p = Path(text)
     return p if p.is_absolute() else (base_dir / p)
 
@@ -110,6 +128,27 @@ def load_config(model_cls: type[M], path: str | os.PathLike | None, overrides: l
     source = str(path) if path else "command line"
     cfg = validate(model_cls, data, source)
     base = Path(path).resolve().parent if path else Path.cwd()
+    for key in UNRESOLVED_PATH_KEYS:
+        value: Any = cfg
+        for part in key.split("."):
+            value = getattr(value, part, None)
+        if isinstance(value, str) and _looks_expanded(value):
+            raise ConfigError(f"{source}: {key}: {PathTemplateError(value)}")
     if hasattr(cfg, "resolve_paths"):
-        cfg.resolve_paths(base)
+        try:
+            cfg.resolve_paths(base)
+        except PathTemplateError as exc:
+            keys = _keys_holding(data, exc.text)
+            raise ConfigError(f"{source}: {keys[0] if keys else 'a path'}: {exc}") from None
     return cfg
+
+
+def _keys_holding(data: Any, text: str, prefix: str = "") -> list[str]:
+    """Dotted keys (list items by index) whose value is `text`: where a bad path came from."""
+    if isinstance(data, dict):
+        items = data.items()
+    elif isinstance(data, list):
+        items = enumerate(data)
+    else:
+        return [prefix] if data == text and prefix else []
+    return [k for key, v in items for k in _keys_holding(v, text, f"{prefix}.{key}" if prefix else str(key))]

@@ -117,6 +117,7 @@ class RunDir:
     def lock(self) -> None:
         import fcntl
 
+        self._made_dir = not self.path.exists()
         self.path.mkdir(parents=True, exist_ok=True)
         fd = os.open(self.path / ".lock", os.O_RDWR | os.O_CREAT, 0o644)
         try:
@@ -131,6 +132,10 @@ class RunDir:
 
     def unlock(self) -> None:
         if self._lock_fd is not None:
+            # a run that failed before writing anything (bad data, bad inputs) leaves no directory behind
+            if getattr(self, "_made_dir", False) and [p.name for p in self.path.iterdir()] == [".lock"]:
+                (self.path / ".lock").unlink()
+                self.path.rmdir()
             os.close(self._lock_fd)
             self._lock_fd = None
 

@@ -176,9 +176,10 @@ def train(job: TrainJob, optim: OptimConfig, ckpt: CheckpointConfig, ds: DeepSpe
             else:
                 grad_norm = float("nan")
                 if finite:
-                    if optim.grad_clip:
-                        grad_norm = float(torch.nn.utils.clip_grad_norm_(
-                            [p for _, p in named], optim.grad_clip))
+                    # without clipping the norm is still measured (max_norm=inf scales by 1): NaN gradients
+                    # under a finite loss must be caught, and a healthy step must not look non-finite
+                    grad_norm = float(torch.nn.utils.clip_grad_norm_(
+                        [p for _, p in named], optim.grad_clip or float("inf")))
                     finite = math.isfinite(grad_norm)
                 if finite:
                     optimizer.step()

@@ -201,6 +201,8 @@ def run_gatt(cfg: GattConfig, resume: bool = False, progress: bool = True) -> di
         if run.manifest_path.is_file() and not resume:
             raise RunError(f"{run.path} holds an unfinished GAtt run: add --resume to continue it, "
                            "or choose another output_dir")
+        if not resume:  # bad data or inputs fail here, before a run directory or manifest exists
+            prepare(cfg)
         run.lock()
     try:
         if main:

@@ -18,7 +18,7 @@ from pathlib import Path
 
 import torch
 
-from chatalign.checkpoint import latest_checkpoint, list_checkpoints, prune_checkpoints
+from chatalign.checkpoint import latest_checkpoint, list_checkpoints, pause_for_fault_tests, prune_checkpoints
 from chatalign.errors import RunError
 
 __all__ = ["save_ppo_checkpoint", "load_ppo_checkpoint", "latest_checkpoint", "list_checkpoints",
@@ -73,6 +73,7 @@ def _atomic_dir(final: Path, write) -> Path:
     tmp = Path(tempfile.mkdtemp(prefix=".tmp-", dir=final.parent))
     try:
         write(tmp)
+        pause_for_fault_tests(tmp)
         old = None
         if final.exists():
             old = final.with_name(f".old-{final.name}")

@@ -64,9 +64,10 @@ def _run_sft(cfg: SFTConfig, run, resume: bool, progress: bool) -> dict:
         if not resume and run.checkpoints.is_dir() and any(run.checkpoints.iterdir()):
             raise RunError(f"{run.path} holds checkpoints of an unfinished run: add --resume to continue it, "
                            "or choose another output_dir")
-        run.lock()
+    # the data is checked before the run directory is made or locked: bad data leaves nothing behind
     tok, enc = prepare(cfg)
     if dist.is_main:
+        run.lock()
         run.start(cfg.model_dump(mode="json"), {"train": cfg.data.train, "eval": cfg.data.eval},
                   parents=[str(Path(cfg.model.name).resolve())] if Path(cfg.model.name).exists() else [],
                   resume=resume, allow_changed_inputs=cfg.allow_changed_inputs)

@@ -18,6 +18,7 @@ from collections.abc import Sequence
 import torch
 
 from chatalign.errors import UserError
+from chatalign.packed_attention import default_attention
 
 
 class RewardScorer:
@@ -94,6 +95,8 @@ def load_scorer(path_or_run_dir: str | os.PathLike, device: str | torch.device |
         raise UserError(f"{path} is not a reward model (expected a *ForSequenceClassification with num_labels=1, "
                         f"found {archs or 'no architecture'} with num_labels={getattr(config, 'num_labels', None)})")
     dev = torch.device(device) if device is not None else default_device()
-    model = AutoModelForSequenceClassification.from_pretrained(path, dtype=torch_dtype(dtype), use_safetensors=True)
+    # per-document attention: scoring packs many answers per row, and dense SDPA would compute every block
+    model = AutoModelForSequenceClassification.from_pretrained(path, dtype=torch_dtype(dtype), use_safetensors=True,
+                                                               attn_implementation=default_attention(None))
     model.to(dev)
     return RewardScorer(model, load_tokenizer(path), dev, max_seq_len)

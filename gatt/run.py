@@ -144,28 +144,10 @@ def run_eval(cfg: GattConfig, model, tok, path: Path) -> dict:
 
 def sft_config_for(cfg: GattConfig, run_path: Path):
     """The SFT run that trains on the GAtt rows: the loss on the last assistant turn only."""
-    from chatalign.sft.config import SFTConfig, SFTData, SFTEval, SFTTrain
+    # truncate_right, not drop_oldest_turns: dropping the oldest round would drop the instruction itself
+    from chatalign.sft.derived_run import last_turn_sft_config
 
-    t = cfg.train
-    return SFTConfig(
-        output_dir=str(run_path / "train"), model=cfg.model,
-        data=SFTData(train=str(run_path / "data" / "gatt_train.jsonl")),
-        # truncate_right, not drop_oldest_turns: dropping the oldest round would drop the instruction itself
-        train=SFTTrain(epochs=t.epochs, seq_len=t.seq_len, global_batch_rows=t.global_batch_rows,
-                       micro_batch_rows=t.micro_batch_rows, max_steps=t.max_steps, seed=t.seed,
-                       train_on="last_assistant", truncation="truncate_right"),
-        optim=cfg.optim, lora=cfg.lora, deepspeed=cfg.deepspeed, checkpoint=cfg.checkpoint,
-        eval=SFTEval(compare_base=False), allow_changed_inputs=cfg.allow_changed_inputs)
-
-
-def _link_model(run_path: Path) -> None:
-    """model -> train/model (relative), so `model: <this run dir>` loads the GAtt model."""
-    link = run_path / "model"
-    if link.is_symlink() or link.exists():
-        if link.is_symlink() and os.readlink(link) == os.path.join("train", "model"):
-            return
-        raise RunError(f"{link} exists and is not the link to train/model")
-    os.symlink(os.path.join("train", "model"), link)
+    return last_turn_sft_config(cfg, run_path, "gatt_train.jsonl", "truncate_right")
 
 
 def _lineage(cfg: GattConfig) -> tuple[list[str], dict]:
@@ -223,7 +205,9 @@ def run_gatt(cfg: GattConfig, resume: bool = False, progress: bool = True) -> di
                 has_ckpt = train_run.checkpoints.is_dir() and any(train_run.checkpoints.iterdir())
                 run_sft(sft_config_for(cfg, run.path), resume=resume and has_ckpt, progress=progress)
             if main:
-                _link_model(run.path)
+                from chatalign.sft.derived_run import link_trained_model
+
+                link_trained_model(run.path)
         if not main:
             return {}
         if "evaluate_after" in cfg.steps and cfg.eval.data and not after_file.is_file():

@@ -148,27 +148,9 @@ def run_eval(cfg: SafetyConfig, model, tok, scorer, path: Path, progress: bool) 
 
 def sft_config_for(cfg: SafetyConfig, run_path: Path):
     """The SFT run on the kept rows: the loss on the distilled (last) answer only."""
-    from chatalign.sft.config import SFTConfig, SFTData, SFTEval, SFTTrain
+    from chatalign.sft.derived_run import last_turn_sft_config
 
-    t = cfg.train
-    return SFTConfig(
-        output_dir=str(run_path / "train"), model=cfg.model,
-        data=SFTData(train=str(run_path / "data" / "distill_train.jsonl")),
-        train=SFTTrain(epochs=t.epochs, seq_len=t.seq_len, global_batch_rows=t.global_batch_rows,
-                       micro_batch_rows=t.micro_batch_rows, max_steps=t.max_steps, seed=t.seed,
-                       train_on="last_assistant", truncation="drop_oldest_turns"),
-        optim=cfg.optim, lora=cfg.lora, deepspeed=cfg.deepspeed, checkpoint=cfg.checkpoint,
-        eval=SFTEval(compare_base=False), allow_changed_inputs=cfg.allow_changed_inputs)
-
-
-def _link_model(run_path: Path) -> None:
-    """model -> train/model (relative), so `model: <this run dir>` loads the distilled model."""
-    link = run_path / "model"
-    if link.is_symlink() or link.exists():
-        if link.is_symlink() and os.readlink(link) == os.path.join("train", "model"):
-            return
-        raise RunError(f"{link} exists and is not the link to train/model")
-    os.symlink(os.path.join("train", "model"), link)
+    return last_turn_sft_config(cfg, run_path, "distill_train.jsonl", "drop_oldest_turns")
 
 
 def run_safety(cfg: SafetyConfig, resume: bool = False, progress: bool = True) -> dict:
@@ -216,7 +198,9 @@ def run_safety(cfg: SafetyConfig, resume: bool = False, progress: bool = True) -
                 has_ckpt = train_run.checkpoints.is_dir() and any(train_run.checkpoints.iterdir())
                 run_sft(sft_config_for(cfg, run.path), resume=resume and has_ckpt, progress=progress)
             if main:
-                _link_model(run.path)
+                from chatalign.sft.derived_run import link_trained_model
+
+                link_trained_model(run.path)
         if not main:
             return {}
         if "evaluate_after" in cfg.steps and cfg.eval.any_data and not files[AFTER].is_file():

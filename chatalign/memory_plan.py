@@ -27,6 +27,9 @@ its working. Where the byte counts come from:
   (4 B x vocab) plus the chunk being computed (16-bit logits and their fp32 copy). PPO's policy forward also
   keeps the softmax and fp32 logits for the entropy (12 B x vocab per answer position).
 - KV cache: batch x (prompt + new tokens) x layers x 2 (K and V) x kv_heads x head_dim x bytes.
+- Frozen models (PPO's reference and reward models, `ppo.frozen_models`): whole 16-bit weights on every GPU
+  when replicated; under ZeRO-3 inference the weights / N, plus the module being run gathered whole and
+  DeepSpeed's prefetch bucket.
 """
 
 from __future__ import annotations
@@ -37,6 +40,7 @@ GiB = 1024**3
 SUB_GROUP = 1_000_000_000  # DeepSpeed's default sub_group_size (elements): ZeRO-3 steps the optimizer per sub-group
 LM_LOSS_CHUNK = 4096  # positions per LM-head chunk in chatalign.lm_loss.selected_token_nll
 REDUCE_BUCKET = 500_000_000  # DeepSpeed's default reduce_bucket_size (elements); our config does not set it
+PREFETCH_BUCKET = 50_000_000  # DeepSpeed's default stage3_prefetch_bucket_size (elements); not set either
 LINEAR_MODULES = ("q_proj", "k_proj", "v_proj", "o_proj", "gate_proj", "up_proj", "down_proj")
 
 
@@ -189,6 +193,15 @@ def model_state_terms(label: str, total: int, trainable: int, largest: int, weig
 def frozen_weight_term(label: str, params: int, weight_bytes: int, shards: int = 1) -> Term:
     return Term(f"{label} weights (frozen)", params * weight_bytes / shards,
                 f"{_n(params)} x {weight_bytes} B" + (f" / {shards}" if shards > 1 else ""))
+
+
+def frozen_gathered_term(shape: ModelShape, weight_bytes: int) -> Term:
+    """A ZeRO-3 inference forward of a partitioned frozen model: the submodule running, gathered whole, plus
+    the parameters prefetched for the next ones (DeepSpeed's stage3_prefetch_bucket_size, which we leave at its
+    default); each is freed after its submodule ran."""
+    n = shape.largest_module_params()
+    return Term("frozen models ZeRO-3 gathered module + prefetch", (n + PREFETCH_BUCKET) * weight_bytes,
+                f"({_n(n)} largest module + {_n(PREFETCH_BUCKET)} prefetch) x {weight_bytes} B")
 
 
 def layer_activation_bytes(shape: ModelShape, a: int) -> int:

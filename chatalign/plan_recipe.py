@@ -215,12 +215,15 @@ def _rlhf_spec(cfg, shape_of, P: int, wb: int, ckpt: bool) -> StageSpec:
                            trainable_layers=ppo.value.trainable_layers)
         frozen = rms if ppo.lora.enabled else (FrozenModel("reference", policy), *rms)
         zero = _zero(ds) if ds is not None else Zero(False)
-        sharded = getattr(ds, "frozen_models", "replicated") == "zero3" if ds is not None else False
+        sharded = ds is not None and getattr(ppo, "frozen_models", "replicated") == "zero3"
         common = dict(distributed=ds is not None, trained=(pol, val), frozen=frozen, zero=zero,
                       frozen_sharded=sharded)
         phases.append(PhaseSpec("PPO generation", train_step=False,
                                 generation=Generation(ppo.gen_batch_size, P, ppo.max_new_tokens), **common))
         phases.append(PhaseSpec("PPO update", **common))
+    if cfg.data.heldout:  # rank 0 alone: the round's model (then the earlier ones) answers, whole RMs score
+        phases.append(_gen("round evaluation", (FrozenModel("policy", policy), *rms), cfg.eval.batch_size, P,
+                           cfg.eval_max_new_tokens))
     return StageSpec("rlhf", tuple(phases), wb, ckpt, tuple(notes))
 
 
@@ -255,6 +258,8 @@ def candidate_overrides(cfg) -> list[str]:
             ppo = cfg.ppo
             if getattr(ppo, "deepspeed", None) is not None:
                 ds_changes("ppo.deepspeed.", ppo.deepspeed)
+            if getattr(ppo, "frozen_models", "zero3") == "replicated":
+                out.append("ppo.frozen_models=zero3")
             if not ppo.lora.enabled:
                 out.append("ppo.lora.enabled=true")
             if not ppo.value.trainable_layers:
@@ -262,6 +267,8 @@ def candidate_overrides(cfg) -> list[str]:
             if (ppo.micro_batch or ppo.minibatch) > 1:
                 out.append("ppo.micro_batch=1")
             gen_keys.append("ppo.gen_batch_size")
+        if cfg.data.heldout:
+            gen_keys.append("eval.batch_size")
     for key in gen_keys:
         node = cfg
         for part in key.split("."):

@@ -38,7 +38,8 @@ def evaluate(spec: StageSpec, gpus: int, usable: float) -> dict:
     for ph_spec, ph in zip(spec.phases, phases, strict=True):
         out.append({
             "name": ph.name, "ranks": ph.ranks,
-            "setup": _zero_text(ph_spec.zero, ph.ranks, ph_spec.distributed),
+            "setup": _zero_text(ph_spec.zero, ph.ranks, ph_spec.distributed)
+            + ("; frozen models partitioned (ZeRO-3 inference)" if ph_spec.frozen_sharded and ph.ranks > 1 else ""),
             "gpu_bytes": ph.gpu_bytes, "cpu_bytes": ph.cpu_bytes,
             "terms": [{"name": t.name, "bytes": t.bytes, "gib": round(t.bytes / GiB, 3), "formula": t.formula,
                        "device": t.device} for t in ph.terms]})

@@ -14,6 +14,7 @@ from chatalign.memory_plan import (
     Term,
     Zero,
     activation_terms,
+    frozen_gathered_term,
     frozen_weight_term,
     kv_cache_term,
     model_state_terms,
@@ -111,9 +112,13 @@ def phase_terms(spec: StageSpec, ph: PhaseSpec, gpus: int) -> Phase:
     for m in ph.trained:
         out.terms += model_state_terms(m.label, m.total_params(), m.trainable_params(),
                                        m.shape.largest_module_params(), wb, zero, world)
-    shards = world if (ph.frozen_sharded and zero.enabled and zero.stage == 3) else 1
+    # ZeRO-3 inference engines of their own: partitioned whatever the trained models' ZeRO stage, given ranks
+    shards = world if ph.frozen_sharded and world > 1 else 1
     for f in ph.frozen:
         out.terms.append(frozen_weight_term(f.label, f.shape.params(f.head), wb, shards))
+    if ph.frozen and shards > 1:  # one frozen model runs at a time: the largest one's working set counts
+        out.terms.append(frozen_gathered_term(max((f.shape for f in ph.frozen),
+                                                  key=lambda s: s.largest_module_params()), wb))
     if ph.trained and ph.train_step:
         # trained models run backward one after the other (PPO: policy, then value): the largest set counts
         sets = [activation_terms(m.label, m.shape, m.micro * m.tokens_per_item, wb, spec.checkpointing,

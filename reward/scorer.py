@@ -42,24 +42,12 @@ class RewardScorer:
 
     def score_ids(self, sequences: Sequence[Sequence[int]], batch_tokens: int = 8192) -> torch.Tensor:
         """Rewards of token sequences each ending on the token to read (float32, on CPU)."""
-        from chatalign.packing import pack_bins
         from chatalign.reward.model import packed_rewards
 
         out = torch.empty(len(sequences), dtype=torch.float32)
-        if not sequences:
-            return out
-        budget = max(batch_tokens, max(len(s) for s in sequences))
         with torch.inference_mode():
-            for group in pack_bins([len(s) for s in sequences], budget):
-                ids, pos, read = [], [], []
-                for i in group:
-                    ids.extend(sequences[i])
-                    pos.extend(range(len(sequences[i])))
-                    read.append(len(ids) - 1)
-                rewards = packed_rewards(self.model, torch.tensor([ids], device=self.device),
-                                         torch.tensor([pos], device=self.device),
-                                         torch.tensor(read, device=self.device))
-                out[torch.tensor(group)] = rewards.float().cpu()
+            for group, (ids, pos, read) in packed_rows(sequences, batch_tokens, self.device):
+                out[torch.tensor(group)] = packed_rewards(self.model, ids, pos, read).float().cpu()
         return out
 
     def score(self, prompts: Sequence[Sequence[dict]], answers: Sequence[str], sigmoid: bool = False,
@@ -67,6 +55,26 @@ class RewardScorer:
         """One reward per (prompt messages, answer text); sigmoid=True maps it to (0, 1) as PPO's R_s, R_h."""
         scores = self.score_ids(self.encode(prompts, answers), batch_tokens)
         return torch.sigmoid(scores) if sigmoid else scores
+
+
+def packed_rows(sequences: Sequence[Sequence[int]], batch_tokens: int, device) -> list[tuple[list[int], tuple]]:
+    """(indices, (input_ids [1, T], position_ids [1, T], read_index)) per packed row of about `batch_tokens`
+    tokens; each sequence is read at its last token."""
+    from chatalign.packing import pack_bins
+
+    if not sequences:
+        return []
+    budget = max(batch_tokens, max(len(s) for s in sequences))
+    rows = []
+    for group in pack_bins([len(s) for s in sequences], budget):
+        ids, pos, read = [], [], []
+        for i in group:
+            ids.extend(sequences[i])
+            pos.extend(range(len(sequences[i])))
+            read.append(len(ids) - 1)
+        rows.append((group, (torch.tensor([ids], device=device), torch.tensor([pos], device=device),
+                             torch.tensor(read, device=device))))
+    return rows
 
 
 def _dicts(messages) -> list[dict]:

@@ -98,7 +98,10 @@ class EarlyStopping(StrictModel):
     patience: int = Field(3, gt=0, description="stop after this many evaluations without improvement")
     min_delta: float = Field(0.0, ge=0)
     max_new_tokens: int | None = Field(None, gt=0, description="None = ppo.max_new_tokens")
-    temperature: float = Field(0.0, ge=0, description="0 = greedy answers (lowest-variance comparison)")
+    temperature: float = Field(0.0, ge=0, description="0 = greedy answers; > 0: sampled answers, the same seed "
+                               "at every evaluation (paired draws)")
+    samples_per_prompt: int = Field(1, gt=0, description="answers per held-out prompt (> 1 needs temperature > "
+                                    "0): the mean over several samples is what PPO optimizes, with less noise")
     restore_best: bool = Field(True, description="the round's model is the best evaluated policy")
 
 
@@ -136,7 +139,14 @@ class PPOSection(StrictModel):
     value: ValueModel = ValueModel()
     deepspeed: DeepSpeedConfig = Field(
         DeepSpeedConfig(), description="policy and value each trained by a DeepSpeed engine (ZeRO 0-3, offload); "
-        "on by itself under several ranks. Reference and reward models stay replicated, in inference mode")
+        "on by itself under several ranks. The reference and reward models: see frozen_models")
+    frozen_models: Literal["replicated", "zero3"] = Field(
+        "replicated", description="where PPO's frozen networks (the reference policy and the two reward models) "
+        "live under several ranks: `replicated`, a whole copy on every rank; `zero3`, partitioned over the ranks "
+        "by DeepSpeed ZeRO-3 inference (1/N of the weights per rank, gathered layer by layer in each forward: "
+        "less memory, one all-gather per layer). With ppo.lora the reference is the policy itself with its "
+        "adapter disabled, so `zero3` partitions the reward models only. One process keeps them whole; "
+        "rejection sampling and the round's evaluation use whole reward models either way")
     early_stopping: EarlyStopping = EarlyStopping()
     guards: Guards = Guards()
     checkpoint_every: int = Field(1, gt=0, description="iterations between checkpoints")
@@ -150,6 +160,10 @@ class PPOSection(StrictModel):
         if self.micro_batch and self.minibatch % self.micro_batch:
             raise ValueError(f"ppo.minibatch ({self.minibatch}) must be a multiple of ppo.micro_batch "
                              f"({self.micro_batch})")
+        es = self.early_stopping
+        if es.samples_per_prompt > 1 and es.temperature == 0:
+            raise ValueError("ppo.early_stopping.samples_per_prompt > 1 needs ppo.early_stopping.temperature > 0 "
+                             "(greedy answers would all be the same)")
         if self.lora.enabled and self.deepspeed.enabled and self.deepspeed.zero_stage == 3:
             raise ValueError("ppo.lora with ppo.deepspeed.zero_stage 3 is not supported (the reference is the "
                              "adapter-disabled policy and the export merges whole weights): use zero_stage 2, "
@@ -160,8 +174,20 @@ class PPOSection(StrictModel):
 class RoundEval(StrictModel):
     max_new_tokens: int | None = Field(None, gt=0, description="None = the PPO (else RS) max_new_tokens")
     batch_size: int = Field(16, gt=0)
+    temperature: float = Field(0.0, ge=0, description="0 = greedy answers; > 0: sampled with a fixed seed, the "
+                               "same draws for every model compared")
+    samples_per_prompt: int = Field(1, gt=0, description="answers per held-out prompt (> 1 needs temperature > "
+                                    "0); win rates compare each prompt's mean R_c")
+    seed: int = 0
     compare_sft: bool = True
     compare_previous: bool = True
+
+    @model_validator(mode="after")
+    def _check(self):
+        if self.samples_per_prompt > 1 and self.temperature == 0:
+            raise ValueError("eval.samples_per_prompt > 1 needs eval.temperature > 0 (greedy answers would all "
+                             "be the same)")
+        return self
 
 
 class RLHFRoundConfig(StrictModel):

@@ -74,6 +74,9 @@ class PPOTrainer(EvalMixin):
         self.policy_opt, self.value_opt = build_optimizers(models, o.lr, o.value_lr, o.betas, o.eps, o.weight_decay)
         self.micro = cfg.micro_batch or cfg.minibatch
         self.dist = dist or DistContext()
+        from chatalign.rlhf.ppo_frozen import place_frozen
+
+        place_frozen(self)  # sets self.reference, and self.reward_fn partitioned under `frozen_models: zero3`
         self.engines = None
         if self.dist.use_deepspeed(cfg.deepspeed):
             from chatalign.rlhf.ppo_dist import build_engines
@@ -99,7 +102,7 @@ class PPOTrainer(EvalMixin):
     # ------------------------------------------------------------------ one iteration
     def collect(self, iteration: int) -> tuple[RolloutBatch, dict, dict]:
         """Sample, score and prepare the targets of iteration `iteration` (0-based); nothing is trained."""
-        from chatalign.rlhf.ppo_forward import batched_logprobs, batched_values
+        from chatalign.rlhf.ppo_forward import batched_values
         from chatalign.rlhf.ppo_math import gae, kl_per_token, masked_mean, masked_whiten, token_rewards
 
         cfg = self.cfg
@@ -122,11 +125,7 @@ class PPOTrainer(EvalMixin):
             width = batch.mask.shape[1]
             old_logprobs = pad_ragged([r.logprobs for r in rollouts], width) * batch.mask
             clock.lap(None)
-            ref_model = self.models.reference_model()
-            with self.models.reference_context():
-                from chatalign.rlhf.ppo_forward import PolicyForward
-
-                ref_logprobs = batched_logprobs(PolicyForward(ref_model), batch, cfg.score_batch_size)
+            ref_logprobs = self.reference.logprobs(batch, cfg.score_batch_size)
             clock.lap("reference")
             old_values = batched_values(self.value_fwd, batch, cfg.score_batch_size)
             clock.lap("values")

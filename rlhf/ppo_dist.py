@@ -2,14 +2,18 @@
 rollouts split across ranks and merged back.
 
 Layout under several ranks (or `ppo.deepspeed.enabled`): the policy and value forwards are each wrapped by a
-DeepSpeed engine (ZeRO 0-3, offload as `ppo.deepspeed` allows); the reference and the reward models stay
-replicated on every rank, in inference mode. Each rank samples, scores and evaluates its share of the batch
-prompts (`share`: rows rank, rank + world, ...); the per-answer results are all-gathered and put back in
-batch order (`merge`), so whitening, GAE and the logged statistics are computed on the whole batch, the same
-on every rank, exactly as one process would compute them from the same rollouts. Generation and the old-value
-pass run with the ZeRO-3 parameters gathered once for the whole phase and the per-module hooks lifted
-(DeepSpeed's `unwrap_model_for_generation`): gathering per token would make decoding crawl, and without the
-hooks the ranks need not run the same number of forwards.
+DeepSpeed engine (ZeRO 0-3, offload as `ppo.deepspeed` allows); the reference and the reward models are
+replicated on every rank or partitioned by ZeRO-3 inference engines, as `ppo.frozen_models` says (see
+`ppo_frozen`: then their forwards are collectives, run in lockstep by every rank). Each rank samples, scores
+and evaluates its share of the batch prompts (`share`: rows rank, rank + world, ...); the per-answer results
+are all-gathered and put back in batch order (`merge`), so whitening, GAE and the logged statistics are
+computed on the whole batch, the same on every rank, exactly as one process would compute them from the same
+rollouts. Generation and the old-value pass run with the ZeRO-3 parameters gathered once for the whole phase
+and the per-module hooks lifted (DeepSpeed's `unwrap_model_for_generation`): gathering per token would make
+decoding crawl. Generation calls the model under the engine's root module, so ranks may run different numbers
+of decoding steps; a forward of the root module itself (PolicyForward, ValueForward) still runs DeepSpeed's
+start-of-forward hook, whose trace checks are collectives, so the old-value pass runs in lockstep like the
+partitioned frozen models (`ppo_forward.batched_values(dist=...)`).
 """
 
 from __future__ import annotations
@@ -125,10 +129,10 @@ def collect_shared(trainer, chosen: list[int], seed: int, clock):
     all-gathered. Returns (rollouts, rewards, batch, old log-probs, ref log-probs, old values) of the whole
     batch, in `chosen` order, identical on every rank."""
     from chatalign.rlhf.ppo_batch import build_batch, pad_ragged
-    from chatalign.rlhf.ppo_forward import PolicyForward, batched_logprobs, batched_values
+    from chatalign.rlhf.ppo_forward import batched_values
     from chatalign.rollout import Rollout
 
-    dist, eng, cfg, models = trainer.dist, trainer.engines, trainer.cfg, trainer.models
+    dist, eng, cfg = trainer.dist, trainer.engines, trainer.cfg
     mine = share(chosen, dist)
     rollouts: list = []
     with eng.gathered(eng.policy):  # a collective under ZeRO-3: every rank enters, even with no prompts
@@ -136,19 +140,17 @@ def collect_shared(trainer, chosen: list[int], seed: int, clock):
             # rank 0 draws with the single-process seed; the others with their own stream
             rollouts = trainer.generate([trainer.prompt_ids[i] for i in mine], seed + dist.rank)
     clock.lap("generation")
-    rewards = None
-    if mine:
-        rewards = trainer.reward_fn([trainer.prompts[i] for i in mine], [r.text for r in rollouts],
-                                    [r.response_ids for r in rollouts])
+    rewards = score_share(trainer, [trainer.prompts[i] for i in mine], rollouts)
     clock.lap("scoring")
     local = None
     if mine:
         local = build_batch([r.prompt_ids for r in rollouts], [r.response_ids for r in rollouts], trainer.pad_id)
-        with models.reference_context():
-            ref_lp = batched_logprobs(PolicyForward(models.reference_model()), local, cfg.score_batch_size)
+    ref_lp = trainer.reference.logprobs(local, cfg.score_batch_size)  # a collective under frozen ZeRO-3
     clock.lap("reference")
     with eng.gathered(eng.value):
-        values = batched_values(trainer.value_fwd, local, cfg.score_batch_size) if mine else None
+        # lockstep even with the weights gathered: the engine's start-of-forward hook stays in place and its
+        # trace checks are collectives
+        values = batched_values(trainer.value_fwd, local, cfg.score_batch_size, dist)
     clock.lap("values")
     rows = rollout_rows(rollouts, rewards, ref_lp, values) if mine else []
     rows = gather_rows(dist, rows, len(chosen))
@@ -169,8 +171,15 @@ def evaluate_shared(trainer, prompt_ids: list, prompts: list, generate) -> list[
     rows: list[dict] = []
     with eng.gathered(eng.policy):
         rollouts = generate([prompt_ids[i] for i in idx]) if idx else []
+    rewards = score_share(trainer, [prompts[i] for i in idx], rollouts)
     if idx:
-        rewards = trainer.reward_fn([prompts[i] for i in idx], [r.text for r in rollouts],
-                                    [r.response_ids for r in rollouts])
         rows = [{**x, "length": len(r.response_ids)} for x, r in zip(rewards.rows(), rollouts)]
     return gather_rows(dist, rows, len(prompts))
+
+
+def score_share(trainer, prompts: list, rollouts: list):
+    """Rewards of this rank's answers; None when it has none, except that with partitioned reward models
+    (`ppo.frozen_models: zero3`) every rank scores, with nothing to score if so: each forward is a collective."""
+    if not rollouts and not trainer.frozen_zero3:
+        return None
+    return trainer.reward_fn(prompts, [r.text for r in rollouts], [r.response_ids for r in rollouts])

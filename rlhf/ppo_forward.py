@@ -59,26 +59,48 @@ class ValueForward(nn.Module):
         return score(gather_positions(hidden, positions.to(input_ids.device))).squeeze(-1).float()
 
 
+def _chunks(batch, micro: int, dist):
+    """Row ranges of `batch` in chunks of `micro`; with `dist`, then None (a dummy forward) until this rank has
+    run as many forwards as the busiest rank (forwards through ZeRO-3 hooks are collectives)."""
+    n = 0 if batch is None else len(batch)
+    if dist is None:
+        yield from (range(s, min(n, s + micro)) for s in range(0, n, micro))
+        return
+    from chatalign.zero_inference import lockstep_chunks
+
+    yield from lockstep_chunks(dist, n, micro)
+
+
 @torch.no_grad()
-def batched_logprobs(policy_fwd: PolicyForward, batch, micro: int) -> torch.Tensor:
-    """[B, T] log-probs of the batch's answers, no graph, in chunks of `micro` rows (eval mode kept by caller)."""
-    out = torch.zeros_like(batch.mask)
-    for start in range(0, len(batch), micro):
-        idx = list(range(start, min(len(batch), start + micro)))
-        sub = batch.select(idx)
-        dev = next(policy_fwd.parameters()).device
+def batched_logprobs(policy_fwd: PolicyForward, batch, micro: int, dist=None) -> torch.Tensor | None:
+    """[B, T] log-probs of the batch's answers, no graph, in chunks of `micro` rows (eval mode kept by caller).
+
+    With `dist` the forwards run in lockstep over the ranks (see `_chunks`); `batch` None: this rank has no
+    rows (returns None) but still takes part. `policy_fwd` may be a DeepSpeed engine around a PolicyForward."""
+    out = None if batch is None else torch.zeros_like(batch.mask)
+    dev = next(policy_fwd.parameters()).device
+    for idx in _chunks(batch, micro, dist):
+        if idx is None:
+            one = torch.zeros((1, 1), dtype=torch.long, device=dev)
+            policy_fwd(one, one, one, with_entropy=False)
+            continue
+        sub = batch.select(list(idx))
         lp, _ = policy_fwd(sub.input_ids.to(dev), sub.positions, sub.targets, with_entropy=False)
-        out[start:start + len(idx), :lp.shape[1]] = lp.float().cpu() * sub.mask
+        out[idx.start:idx.stop, :lp.shape[1]] = lp.float().cpu() * sub.mask
     return out
 
 
 @torch.no_grad()
-def batched_values(value_fwd: ValueForward, batch, micro: int) -> torch.Tensor:
-    out = torch.zeros_like(batch.mask)
-    for start in range(0, len(batch), micro):
-        idx = list(range(start, min(len(batch), start + micro)))
-        sub = batch.select(idx)
-        dev = next(value_fwd.parameters()).device
+def batched_values(value_fwd: ValueForward, batch, micro: int, dist=None) -> torch.Tensor | None:
+    """[B, T] values of the batch's answer positions; `dist` and a None `batch` as in `batched_logprobs`."""
+    out = None if batch is None else torch.zeros_like(batch.mask)
+    dev = next(value_fwd.parameters()).device
+    for idx in _chunks(batch, micro, dist):
+        if idx is None:
+            one = torch.zeros((1, 1), dtype=torch.long, device=dev)
+            value_fwd(one, one)
+            continue
+        sub = batch.select(list(idx))
         v = value_fwd(sub.input_ids.to(dev), sub.positions)
-        out[start:start + len(idx), :v.shape[1]] = v.float().cpu() * sub.mask
+        out[idx.start:idx.stop, :v.shape[1]] = v.float().cpu() * sub.mask
     return out

@@ -251,11 +251,40 @@ def test_plan_traces_run_directories_to_the_recipe_that_writes_them(capsys):
     assert rc == 0 and "Llama-2-7b" in r["models"]["reward model"]  # runs/llama2-7b/sft <- sft.yaml
 
 
+# the 7B round as it was before it was sized: generation batches of 64, frozen models replicated
+ROUND_AT_64 = ["rs.batch_size=64", "ppo.gen_batch_size=64", "eval.batch_size=64", "ppo.frozen_models=replicated"]
+
+
 def test_plan_names_the_change_when_a_one_process_phase_is_too_big(capsys):
-    rc, out, _ = run_plan(capsys, "--config", "recipes/llama2-7b/rlhf_round.yaml", "--json")
+    rc, out, _ = run_plan(capsys, "--config", "recipes/llama2-7b/rlhf_round.yaml", *ROUND_AT_64, "--json")
     r = json.loads(out)
     assert rc == 0 and not r["fits"] and r["min_gpus"] is None
-    assert r["combined"]["fits"] and "ppo.gen_batch_size=16" in r["combined"]["change"].split()
+    changes = r["combined"]["change"].split()
+    assert r["combined"]["fits"] and "ppo.gen_batch_size=16" in changes and "ppo.frozen_models=zero3" in changes
+
+
+def test_plan_of_the_7b_round_with_frozen_models_partitioned(capsys):
+    rc, out, _ = run_plan(capsys, "--config", "recipes/llama2-7b/rlhf_round.yaml", "--gpus", "16", "--json")
+    r = json.loads(out)
+    assert rc == 0 and r["fits"] and r["min_gpus"] == 14 and r["peak_phase"] == "PPO generation"
+    ppo = {p["name"]: p for p in r["phases"]}["PPO generation"]
+    terms = {t["name"]: t for t in ppo["terms"]}
+    assert terms["reference weights (frozen)"]["formula"] == "6,738,415,616 x 2 B / 16"
+    assert terms["helpful RM weights (frozen)"]["bytes"] == 6_607_347_712 * 2 / 16
+    assert terms["frozen models ZeRO-3 gathered module + prefetch"]["bytes"] == (131_072_000 + 50_000_000) * 2
+    assert terms["KV cache"]["bytes"] == 32 * GiB and "partitioned" in ppo["setup"]
+    # replicated, the same phase holds the three whole copies instead (and no gathered working set)
+    rc, out, _ = run_plan(capsys, "--config", "recipes/llama2-7b/rlhf_round.yaml", "ppo.frozen_models=replicated",
+                          "--gpus", "16", "--json")
+    rep = {p["name"]: p for p in json.loads(out)["phases"]}["PPO generation"]
+    whole = 6_738_415_616 * 2 + 2 * 6_607_347_712 * 2
+    assert rep["gpu_bytes"] - ppo["gpu_bytes"] == pytest.approx(whole * 15 / 16 - (131_072_000 + 50_000_000) * 2)
+    # the round's evaluation (rank 0 alone) holds whole models either way
+    assert {p["name"]: p for p in r["phases"]}["round evaluation"]["gpu_bytes"] < 72 * GiB
+    # one GPU: nothing to partition over, whole copies
+    rc, out, _ = run_plan(capsys, "--config", "recipes/llama2-7b/rlhf_round.yaml", "--gpus", "1", "--json")
+    one = {p["name"]: p for p in json.loads(out)["phases"]}["PPO generation"]
+    assert {t["name"]: t for t in one["terms"]}["reference weights (frozen)"]["bytes"] == 6_738_415_616 * 2
 
 
 def test_plan_of_a_tiny_recipe_reads_the_model_dir_and_errors_are_one_line(capsys, tmp_path, tiny_model_dir):

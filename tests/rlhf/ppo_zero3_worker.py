@@ -104,8 +104,9 @@ def check_resume(trainer, tok, out: Path, dist) -> dict:
     return {"restored_iterations": done, "restored_sums": restored, "resumed": again, "unbroken": unbroken}
 
 
-def make_trainer(tok, out: Path, dist, zero3: bool, iterations: int, lora: bool = False,
-                 offload: bool = False) -> RecordingTrainer:
+def make_trainer(tok, out: Path, dist, zero3: bool, iterations: int, lora: bool = False, offload: bool = False,
+                 reward_fn=None, heldout: int = 3, **overrides) -> RecordingTrainer:
+    """`overrides`: PPOSection keys replacing this worker's settings (test_ppo_frozen_zero3 uses it)."""
     from chatalign.reward.model import reward_model_from_causal_lm
     from chatalign.train_config import LoraConfig
 
@@ -122,9 +123,9 @@ def make_trainer(tok, out: Path, dist, zero3: bool, iterations: int, lora: bool 
         "early_stopping": {"eval_every": 1, "restore_best": False},
         "lora": {"enabled": lora, "r": 4, "alpha": 8},
         "deepspeed": {"enabled": zero3, "zero_stage": 2 if lora else 3,
-                      "offload_optimizer": "cpu" if offload else "none"}})
-    return RecordingTrainer(models, prompt_dicts(12), token_fraction_reward(TOKEN), cfg, RunDir(out, "rlhf"),
-                            out / "ppo", heldout=prompt_dicts(3), dist=dist)
+                      "offload_optimizer": "cpu" if offload else "none"}, **overrides})
+    return RecordingTrainer(models, prompt_dicts(12), reward_fn or token_fraction_reward(TOKEN), cfg,
+                            RunDir(out, "rlhf"), out / "ppo", heldout=prompt_dicts(heldout), dist=dist)
 
 
 if __name__ == "__main__":

@@ -1,6 +1,7 @@
 """Run by test_round_zero3.py under torchrun: one RLHF round (RS + PPO) from a JSON config (not a test module).
 
-The reward is a deterministic function of the answer text, so every rank scores alike without reward models.
+The reward is a deterministic function of the answer text, so every rank scores alike without reward models;
+with `--rms` (second argument) the round loads the reward models its config names instead.
 Writes report-rank<R>.json (in the cwd) per rank with the round's summary."""
 
 import json
@@ -22,7 +23,7 @@ if __name__ == "__main__":
 
     torch.set_num_threads(1)
     cfg = RLHFRoundConfig.model_validate(json.loads(open(sys.argv[1]).read()))
-    summary = run_round(cfg, progress=False, reward_fn=by_text)
+    summary = run_round(cfg, progress=False, reward_fn=None if sys.argv[2:] == ["--rms"] else by_text)
     flat = {k: v for k, v in summary.items() if isinstance(v, (int, float, str)) or v is None}
     rank = int(os.environ.get("RANK", "0"))  # a file per rank: printed lines of two ranks can interleave
     open(f"report-rank{rank}.json", "w").write(json.dumps({"rank": rank, "summary": flat}))

@@ -1,4 +1,4 @@
-"""Round evaluation: greedy answers of this round's model, the previous one and the SFT model to the held-out
+"""Round evaluation: greedy (or seeded sampled) answers of this round's model, the previous one and the SFT model to the held-out
 prompts, judged by the reward models; win rate = win / (win + loss) on R_c (ties count for neither). Where a
 prompt carries a rule `check`, the pass rate is reported too.
 
@@ -17,24 +17,33 @@ log = logging.getLogger(__name__)
 
 
 def answers_for(model_path: str, label: str, ctx, out_dir: Path) -> list[dict]:
-    """Greedy answers of `model_path` to the held-out prompts with their scores (cached in out_dir)."""
+    """Answers of `model_path` to the held-out prompts with their scores (cached in out_dir): greedy, or
+    `eval.samples_per_prompt` seeded samples per prompt (rows grouped by prompt, in prompt order)."""
     from chatalign.chat_masks import encode_prompt
     from chatalign.rlhf.judge import prompt_messages
     from chatalign.rlhf.ppo_models import load_chat_policy
     from chatalign.rollout import generate_rollouts
 
+    ev = ctx.cfg.eval
+    k = ev.samples_per_prompt
+    setting = {"temperature": ev.temperature, "samples": k, "seed": ev.seed}
     path = out_dir / f"answers_{label}.jsonl"
     cached = read_jsonl(path)
-    if len(cached) == len(ctx.heldout) and all(r.get("model") == model_path for r in cached):
+    if len(cached) == len(ctx.heldout) * k and all(r.get("model") == model_path and r.get("setting") == setting
+                                                     for r in cached):
         return cached
     model, tok = load_chat_policy(model_path, ctx.cfg.model)
-    ids = [encode_prompt(tok, prompt_messages(p)) for p in ctx.heldout]
+    prompts = [p for p in ctx.heldout for _ in range(k)]
+    ids = [encode_prompt(tok, prompt_messages(p)) for p in prompts]
+    # one seeded generation: every model compared answers on the same random draws (paired)
     rollouts = generate_rollouts(model, tok, ids, num_samples=1, max_new_tokens=ctx.cfg.eval_max_new_tokens,
-                                 temperature=0.0, batch_size=ctx.cfg.eval.batch_size, return_logprobs=False)
+                                 temperature=ev.temperature, batch_size=ev.batch_size, seed=ev.seed,
+                                 return_logprobs=False)
     del model
-    rewards = ctx.reward_fn(ctx.heldout, [r.text for r in rollouts], [r.response_ids for r in rollouts])
-    rows = [{"model": model_path, "prompt_key": prompt_key(p), "answer": r.text, "n_tokens": len(r.response_ids),
-             "check_pass": rule_check(p, r.text), **score} for p, r, score in zip(ctx.heldout, rollouts, rewards.rows())]
+    rewards = ctx.reward_fn(prompts, [r.text for r in rollouts], [r.response_ids for r in rollouts])
+    rows = [{"model": model_path, "setting": setting, "prompt_key": prompt_key(p), "answer": r.text,
+             "n_tokens": len(r.response_ids), "check_pass": rule_check(p, r.text), **score}
+            for p, r, score in zip(prompts, rollouts, rewards.rows())]
     write_jsonl_atomic(path, rows)
     return rows
 
@@ -48,16 +57,24 @@ def rule_check(prompt, answer: str) -> float | None:
     return float(bool(run_check(answer, spec))) if spec else None
 
 
+def per_prompt_means(rows: list[dict]) -> list[float]:
+    """Mean R_c of each prompt's answers, in prompt order (rows of one prompt are consecutive)."""
+    groups: dict[str, list[float]] = {}
+    for r in rows:
+        groups.setdefault(r["prompt_key"], []).append(r["r_combined"])
+    return [sum(v) / len(v) for v in groups.values()]
+
+
 def compare(a: list[dict], b: list[dict]) -> dict:
-    """Win / loss / tie counts of answers `a` against `b` (same prompts, same order) on R_c."""
+    """Win / loss / tie counts of answers `a` against `b` (same prompts, same order) on each prompt's mean R_c."""
     import torch
 
     from chatalign.rlhf.reward_mix import win_rate
 
-    ra = torch.tensor([r["r_combined"] for r in a])
-    rb = torch.tensor([r["r_combined"] for r in b])
+    ra = torch.tensor(per_prompt_means(a))
+    rb = torch.tensor(per_prompt_means(b))
     wins, losses = int((ra > rb).sum()), int((ra < rb).sum())
-    return {"win": wins, "loss": losses, "tie": len(a) - wins - losses, "win_rate": win_rate(wins, losses)}
+    return {"win": wins, "loss": losses, "tie": len(ra) - wins - losses, "win_rate": win_rate(wins, losses)}
 
 
 def mean(rows: list[dict], key: str) -> float | None:

@@ -19,7 +19,7 @@ SALT_EVAL = 3
 class EvalMixin:
     # ------------------------------------------------------------------ held-out evaluation
     def evaluate(self, iteration: int) -> dict:
-        """Mean combined reward of the policy's answers to the held-out prompts (greedy by default)."""
+        """Mean combined reward of the policy's answers to the held-out prompts (greedy, or K seeded samples each)."""
         from chatalign.rollout import generate_rollouts
 
         es = self.cfg.early_stopping
@@ -32,16 +32,21 @@ class EvalMixin:
                 batch_size=self.cfg.gen_batch_size, seed=derived_seed(self.cfg.seed, 0, SALT_EVAL),
                 return_logprobs=False)
 
+        k = es.samples_per_prompt
+        # K samples of a prompt are K copies of it in one seeded generation: the draws differ, and stay the same
+        # from one evaluation to the next
+        prompt_ids = [ids for ids in self.heldout_ids for _ in range(k)]
+        prompts = [p for p in self.heldout for _ in range(k)]
         if self.engines is not None:
             from chatalign.rlhf.ppo_dist import evaluate_shared
 
-            rows = evaluate_shared(self, self.heldout_ids, self.heldout, generate)
+            rows = evaluate_shared(self, prompt_ids, prompts, generate)
             return {"heldout_reward": sum(r["r_combined"] for r in rows) / len(rows),
                     "heldout_reward_helpful": _row_mean(rows, "r_helpful"),
                     "heldout_reward_safety": _row_mean(rows, "r_safety"),
                     "heldout_length": sum(r["length"] for r in rows) / len(rows)}
-        rollouts = generate(self.heldout_ids)
-        rewards = self.reward_fn(self.heldout, [r.text for r in rollouts], [r.response_ids for r in rollouts])
+        rollouts = generate(prompt_ids)
+        rewards = self.reward_fn(prompts, [r.text for r in rollouts], [r.response_ids for r in rollouts])
         return {"heldout_reward": float(rewards.combined.float().mean()),
                 "heldout_reward_helpful": _mean_or_none(rewards.helpful),
                 "heldout_reward_safety": _mean_or_none(rewards.safety),

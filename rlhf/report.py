@@ -9,7 +9,7 @@ from chatalign.report import markdown_table, plot_curves
 PPO_KEYS = ("reward", "kl", "response_length", "clip_fraction", "value_loss", "entropy")
 
 
-def plot_reward_vs_kl(records: list[dict], path: Path, title: str) -> Path | None:
+def plot_reward_vs_kl(records: list[dict], path: Path, title: str, heldout_label: str = "held-out (greedy)") -> Path | None:
     """Training reward against KL to the reference, one point per iteration (colour = iteration), plus the
     held-out reward at the evaluated iterations."""
     from chatalign.report import _plt
@@ -25,7 +25,7 @@ def plot_reward_vs_kl(records: list[dict], path: Path, title: str) -> Path | Non
     held = [r for r in pts if r.get("heldout_reward") is not None]
     if held:
         ax.plot([r["kl"] for r in held], [r["heldout_reward"] for r in held], marker="s", color="tab:red",
-                label="held-out (greedy)")
+                label=heldout_label)
     fig.colorbar(sc, ax=ax, label="iteration")
     ax.set_xlabel("KL(pi || pi_ref) per answer (nats)")
     ax.set_ylabel("mean combined reward R_c")
@@ -82,10 +82,14 @@ def write_round_report(ctx, summary: dict, links) -> Path:
                             "win rate of this": summary.get(f"win_rate_vs_{label}", ""),
                             "win/loss/tie": summary.get(f"wins_vs_{label}", "")})
     if ev_rows:
-        parts += ["## Held-out evaluation (greedy answers, judged by the reward models)", "",
+        ev = ctx.cfg.eval
+        how = ("greedy answers" if ev.temperature == 0 else
+               f"{ev.samples_per_prompt} sampled answer(s) per prompt at T={ev.temperature}, seed {ev.seed}, the "
+               "same draws for every model")
+        parts += [f"## Held-out evaluation ({len(ctx.heldout)} prompts, {how}, judged by the reward models)", "",
                   markdown_table(ev_rows, ["model", "R_c", "R_h", "R_s", "answer tokens", "rule checks passed",
                                            "win rate of this", "win/loss/tie"]),
-                  "Win rate = win / (win + loss) on R_c; ties count for neither.", ""]
+                  "Win rate = win / (win + loss) on each prompt's mean R_c; ties count for neither.", ""]
     if "rs_prompts" in summary:
         parts += ["## Rejection sampling", "",
                   f"{summary['rs_prompts']} prompts x K={summary['rs_num_samples']} at T={summary['rs_temperature']}: "
@@ -100,7 +104,10 @@ def write_round_report(ctx, summary: dict, links) -> Path:
         parts += ["![reward vs k](rs_reward_vs_k.png)", ""]
     if iters:
         plot_curves(iters, PPO_KEYS, run.path / "ppo_curves.png", f"round {ctx.round}: PPO", x="step")
-        plot_reward_vs_kl(records, run.path / "reward_vs_kl.png", f"round {ctx.round}: reward vs KL")
+        es = ctx.cfg.ppo.early_stopping
+        plot_reward_vs_kl(records, run.path / "reward_vs_kl.png", f"round {ctx.round}: reward vs KL",
+                          "held-out (greedy)" if es.temperature == 0 else
+                          f"held-out ({es.samples_per_prompt} samples/prompt, T={es.temperature})")
         phases = ["generation", "scoring", "reference", "values", "training"]
         mean_t = {p: sum(r.get(f"time_{p}_s", 0.0) for r in iters) / len(iters) for p in phases}
         parts += ["## PPO", "", f"{summary.get('ppo_iterations')} iterations; stop: {summary.get('ppo_stop_reason')}; "

@@ -6,6 +6,7 @@ from chatalign.packed_attention import (
     PACKED_ATTENTION,
     default_attention,
     document_bounds,
+    packed_decoder_forward,
     register_packed_attention,
 )
 from chatalign.packing import collate_rows, pack_examples
@@ -64,3 +65,32 @@ def test_without_bounds_it_is_plain_sdpa_for_padded_generation(tiny_model):
         tiny_model.config._attn_implementation = PACKED_ATTENTION
         ours = tiny_model(input_ids=ids, attention_mask=mask).logits
     assert torch.allclose(ours[mask.bool()], ref[mask.bool()], atol=1e-5)
+
+
+def _masks_seen_by_first_layer(decoder):
+    seen = []
+
+    def hook(_module, args, kwargs):
+        seen.append(kwargs.get("attention_mask"))
+
+    return seen, decoder.layers[0].register_forward_pre_hook(hook, with_kwargs=True)
+
+
+def test_packed_forward_builds_no_dense_mask_and_plain_calls_still_do(tiny_model):
+    """With document bounds every layer attends per document: the [T, T] mask transformers would build for a
+    packed row is never read, so none is built; a plain forward of the same row (no bounds) still gets it."""
+    register_packed_attention()
+    tiny_model.config._attn_implementation = PACKED_ATTENTION
+    batch = _packed_batch(tiny_model.config.vocab_size, [7, 4, 9])
+    decoder = tiny_model.model
+    seen, handle = _masks_seen_by_first_layer(decoder)
+    try:
+        with torch.no_grad():
+            fast = packed_decoder_forward(decoder, batch["input_ids"], batch["position_ids"]).last_hidden_state
+            plain = decoder(input_ids=batch["input_ids"], position_ids=batch["position_ids"],
+                            use_cache=False).last_hidden_state
+    finally:
+        handle.remove()
+    assert seen[0] is None
+    assert seen[1] is not None and tuple(seen[1].shape[-2:]) == (20, 20)  # the flag did not outlive the call
+    assert torch.allclose(fast, plain, atol=1e-5)  # plain SDPA with the block-diagonal mask: same states

@@ -83,7 +83,7 @@ def generate_rollouts(model, tokenizer, prompt_ids: list[list[int]], *, num_samp
     differently. `batch_size` is the number of rows decoded together; finished rows leave the batch and waiting
     prompts take their place. `compile=True` (CUDA only) decodes fixed batches on a static cache with a
     torch.compile'd step; `static_cache=True` takes that loop without compiling (defaults to `compile`).
-    `stats`, if given, receives work counters: prefill_calls, prefill_tokens (padded), decode_steps,
+    `stats`, if given, receives work counters: prefill_calls (forwards), prefill_tokens (padded), decode_steps,
     decode_row_steps (rows carried by the decode steps; a finished row carried along counts too).
     """
     import torch

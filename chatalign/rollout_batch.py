@@ -1,10 +1,13 @@
 """The default decode loop: a left-padded batch on a KV cache (`RolloutCache`) that drops finished rows and refills the
 freed slots with waiting prompts (continuous batching, in the coarse form a plain HF model allows).
 
-Why refill: on a CPU (and for small models on a GPU) one decode step costs about the same whether it carries
-4 rows or 32, because it is bound by reading the weights. `generate` keeps finished rows in the batch and
-waits for the longest answer of each batch; here a finished row leaves at once and a new prompt takes its
-slot, so every step carries as many live rows as possible.
+Why drop and refill: `generate` keeps finished rows in the batch and waits for the longest answer of each
+batch. Here a finished row leaves at once (in place: a live row from the end of the batch takes its slot,
+so only the moved rows' cache is copied) and a new prompt takes its slot. On a CPU at batch 16-32 (and for
+small models on a GPU) a step is bound by reading the weights and costs about the same with fewer rows, so
+refill is what pays there; at batch 64 and up a CPU step is compute bound and every dropped row saves time.
+Prompts of unlike lengths prefill in separate forwards (`prefill_groups`) instead of all padded to the
+longest.
 
 Layout of a batch: row r holds the prompt left-padded to the cache length, then its generated tokens.
 `mask` [B, L] marks real cache columns, `next_pos` [B] is the position id of the token fed next (the number
@@ -19,6 +22,10 @@ import torch
 
 from chatalign.rollout_cache import RolloutCache
 from chatalign.rollout_sampling import TokenRecorder
+
+# See prefill_groups.
+PREFILL_MIN_TOKENS = 2048
+PREFILL_PAD_SLACK = 0.1
 
 
 def supports_logits_to_keep(model) -> bool:
@@ -37,6 +44,35 @@ def left_pad(seqs: list[list[int]], pad_id: int, device) -> tuple[torch.Tensor, 
     return ids.to(device), mask.to(device)
 
 
+def left_pad_masks(masks: list[torch.Tensor]) -> torch.Tensor:
+    """Stack [n_i, L_i] masks right-aligned into [sum n_i, max L_i], False in the added columns."""
+    if len(masks) == 1:
+        return masks[0]
+    width = max(m.shape[1] for m in masks)
+    return torch.cat([torch.cat([m.new_zeros((m.shape[0], width - m.shape[1])), m], dim=1) for m in masks])
+
+
+def prefill_groups(lengths: list[int]) -> list[list[int]]:
+    """Indices of prompts (longest first) grouped for separate prefill forwards.
+
+    One forward left-pads every prompt to the longest; on the quickstart-like 112-172-token prompts of the
+    rollout benchmark that is 30% more tokens than the prompts hold. A new group starts when the next prompt
+    is more than PREFILL_PAD_SLACK shorter than the group's longest, once the group holds PREFILL_MIN_TOKENS
+    (a forward that size still runs the matmuls at full rate on CPU and keeps a GPU busy).
+    """
+    order = sorted(range(len(lengths)), key=lambda i: (-lengths[i], i))
+    groups: list[list[int]] = []
+    for i in order:
+        if groups:
+            group = groups[-1]
+            width = lengths[group[0]]
+            if len(group) * width < PREFILL_MIN_TOKENS or width - lengths[i] <= PREFILL_PAD_SLACK * width:
+                group.append(i)
+                continue
+        groups.append([i])
+    return groups
+
+
 def positions_from_mask(mask: torch.Tensor) -> torch.Tensor:
     # Left padding: a row's first real token gets position 0. Pad columns get 0 too (they are masked out).
     return (mask.long().cumsum(-1) - 1).clamp(min=0)
@@ -51,17 +87,37 @@ class DecodeBatch:
 
     @classmethod
     def prefill(cls, model, prompts: list[list[int]], rows: list[int], row_prompt: list[int], pad_id: int,
-                device) -> tuple[DecodeBatch, torch.Tensor]:
+                device, stats: dict | None = None) -> tuple[DecodeBatch, torch.Tensor]:
         """Run the distinct `prompts` once, then give each row (work item) its prompt's cache: K samples of
-        one prompt share one prefill. Returns the batch (with `last` unset) and next-token logits [R, V]."""
-        ids, mask = left_pad(prompts, pad_id, device)
-        cache = RolloutCache()
+        one prompt share one prefill. Prompts of unlike lengths run in separate forwards (`prefill_groups`),
+        so that a short prompt is not padded to the longest. Returns the batch (with `last` unset) and next-token
+        logits [R, V]; adds the forwards and the (padded) tokens they ran to `stats` prefill_calls/_tokens."""
         kwargs = {"logits_to_keep": 1} if supports_logits_to_keep(model) else {}
-        out = model(input_ids=ids, attention_mask=mask, position_ids=positions_from_mask(mask),
-                    past_key_values=cache, use_cache=True, **kwargs)
-        logits = out.logits[:, -1, :]
-        select = torch.tensor(row_prompt, dtype=torch.long, device=device)
-        if row_prompt != list(range(len(prompts))):
+        groups = prefill_groups([len(p) for p in prompts])
+        caches, masks, logits = [], [], []
+        for group in groups:
+            ids, mask = left_pad([prompts[i] for i in group], pad_id, device)
+            cache = RolloutCache()
+            out = model(input_ids=ids, attention_mask=mask, position_ids=positions_from_mask(mask),
+                        past_key_values=cache, use_cache=True, **kwargs)
+            caches.append(cache)
+            masks.append(mask)
+            logits.append(out.logits[:, -1, :])
+            if stats is not None:
+                stats["prefill_calls"] += 1
+                stats["prefill_tokens"] += ids.numel()
+        groups_order = [i for group in groups for i in group]
+        cache = caches[0] if len(caches) == 1 else RolloutCache.stack(*caches)
+        mask = left_pad_masks(masks)
+        logits = logits[0] if len(logits) == 1 else torch.cat(logits)
+        # Row r of the stacked prefill holds prompt groups_order[r]. Work rows are put in that order (rows may
+        # sit in any order), so that one sample per prompt needs no copy; K samples copy their prompt's row.
+        where = {p: r for r, p in enumerate(groups_order)}
+        perm = sorted(range(len(rows)), key=lambda j: where[row_prompt[j]])
+        rows = [rows[j] for j in perm]
+        select_list = [where[row_prompt[j]] for j in perm]
+        if select_list != list(range(len(prompts))):
+            select = torch.tensor(select_list, dtype=torch.long, device=device)
             cache = cache.select_rows(select)
             logits, mask = logits.index_select(0, select), mask.index_select(0, select)
         next_pos = mask.long().sum(-1)
@@ -76,26 +132,34 @@ class DecodeBatch:
         return out.logits[:, -1, :]
 
     def keep(self, alive: list[bool]) -> DecodeBatch | None:
-        """Drop the rows that are done, and the leading cache columns no remaining row uses."""
+        """Drop the rows that are done, and the leading cache columns no remaining row uses.
+
+        In place: live rows from the end of the batch move into the slots of finished ones (rows change
+        order; `rows` says which work item each holds), and the batch is cut to the live rows."""
         if all(alive):
             return self
-        if not any(alive):
+        n = sum(alive)
+        if n == 0:
             return None
-        idx = torch.tensor([i for i, a in enumerate(alive) if a], dtype=torch.long, device=self.mask.device)
+        holes = [i for i in range(n) if not alive[i]]
+        movers = [i for i in range(n, len(alive)) if alive[i]]
+        order = list(range(n))
+        for h, m in zip(holes, movers, strict=True):
+            order[h] = m
+        dev = self.mask.device
+        idx = torch.tensor(order, dtype=torch.long, device=dev)
         mask = self.mask.index_select(0, idx)
         start = int(mask.any(0).long().argmax())
-        self.cache = self.cache.select_rows(idx, start)
         self.mask = mask[:, start:]
         self.next_pos, self.last = self.next_pos.index_select(0, idx), self.last.index_select(0, idx)
-        self.rows = [r for r, a in zip(self.rows, alive) if a]
+        self.rows = [self.rows[i] for i in order]
+        self.cache.compact(torch.tensor(holes, dtype=torch.long, device=dev),
+                           torch.tensor(movers, dtype=torch.long, device=dev), n, start)
         return self
 
     def merge(self, other: DecodeBatch) -> DecodeBatch:
         """Stack `other`'s rows under ours, left-padding the shorter cache with masked zeros."""
-        width = max(self.mask.shape[1], other.mask.shape[1])
-        pad_mask = lambda m: torch.cat([m.new_zeros((m.shape[0], width - m.shape[1])), m], dim=1)  # noqa: E731
-        return DecodeBatch(RolloutCache.stack(self.cache, other.cache),
-                           torch.cat([pad_mask(self.mask), pad_mask(other.mask)]),
+        return DecodeBatch(RolloutCache.stack(self.cache, other.cache), left_pad_masks([self.mask, other.mask]),
                            torch.cat([self.next_pos, other.next_pos]), torch.cat([self.last, other.last]),
                            self.rows + other.rows)
 
@@ -116,10 +180,8 @@ def decode_dynamic(model, prompts: list[list[int]], items: list[tuple[int, int]]
             for w in taken:
                 distinct.setdefault(items[w][0], len(distinct))
             distinct_prompts = [prompts[p] for p in distinct]
-            new, logits = DecodeBatch.prefill(model, distinct_prompts, taken,
-                                              [distinct[items[w][0]] for w in taken], pad_id, device)
-            recorder.stats["prefill_calls"] += 1
-            recorder.stats["prefill_tokens"] += len(distinct_prompts) * max(map(len, distinct_prompts))
+            new, logits = DecodeBatch.prefill(model, distinct_prompts, taken, [distinct[items[w][0]] for w in taken],
+                                              pad_id, device, recorder.stats)
             new.last, alive = recorder.advance(new.rows, logits)
             new = new.keep(alive)
             if new is not None:

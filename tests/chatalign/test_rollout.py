@@ -5,7 +5,7 @@ import torch
 
 from chatalign.errors import ConfigError, DataError
 from chatalign.rollout import default_stop_token_ids, generate_rollouts, sequence_logprobs
-from chatalign.rollout_sampling import next_tokens, token_logprobs
+from chatalign.rollout_sampling import CDF_BLOCK, choose_tokens, next_tokens, token_logprobs
 
 TEXTS = ["Hello there", "What is the capital of France? Please answer briefly.", "a",
          "One two three four five six seven eight nine ten", "Write a haiku", "Why?"]
@@ -96,6 +96,36 @@ def test_greedy_matches_generate_with_stops_refill_and_exact_logprobs(sharp_mode
     # of each answer comes from the prefill).
     assert stats["decode_row_steps"] == sum(len(r.response_ids) - 1 for r in rs)
     assert stats["prefill_calls"] >= 2
+
+
+def test_prefill_in_groups_and_k_samples_match_generate(sharp_model, smol_tokenizer, prompts, hf_greedy,
+                                                       monkeypatch):
+    import chatalign.rollout_batch as rb
+
+    # Every distinct length its own prefill forward (the real threshold only splits prompts of ~2k tokens).
+    monkeypatch.setattr(rb, "PREFILL_MIN_TOKENS", 1)
+    stop = pick_stop(hf_greedy)
+    stats = {}
+    rs = generate_rollouts(sharp_model, smol_tokenizer, prompts, num_samples=2, max_new_tokens=NEW, temperature=0,
+                           batch_size=7, stop_token_ids=[stop], stats=stats)
+    assert stats["prefill_tokens"] < sum(max(map(len, prompts)) for _ in range(stats["prefill_calls"]))
+    for r in rs:
+        assert r.response_ids == cut(hf_greedy[r.prompt_index], stop)
+        assert torch.allclose(torch.tensor(r.logprobs), fresh_logprobs(sharp_model, r.prompt_ids, r.response_ids),
+                              atol=1e-4, rtol=0)
+
+
+@pytest.mark.parametrize("top_p", [1.0, 0.9])
+def test_logprobs_at_temperature_one_are_the_policy(sharp_model, smol_tokenizer, prompts, top_p):
+    # T = 1 takes the log-normaliser from the sampling's own exponentials (PPO's setting)
+    rs = generate_rollouts(sharp_model, smol_tokenizer, prompts, max_new_tokens=6, temperature=1.0, top_p=top_p,
+                           batch_size=4, seed=3, stop_token_ids=[])
+    for r in rs:
+        assert torch.allclose(torch.tensor(r.logprobs), fresh_logprobs(sharp_model, r.prompt_ids, r.response_ids),
+                              atol=1e-4, rtol=0)
+    x = torch.randn(8, 3000, generator=torch.Generator().manual_seed(0)) * 4
+    tokens, lps = choose_tokens(x, 1.0, top_p, torch.Generator().manual_seed(1), with_logprobs=True)
+    assert torch.allclose(lps, torch.log_softmax(x, -1).gather(-1, tokens[:, None]).squeeze(-1), atol=1e-5)
 
 
 def test_static_cache_loop_matches_generate(sharp_model, smol_tokenizer, prompts, hf_greedy):
@@ -193,6 +223,21 @@ def test_top_p_grows_its_candidate_set_for_flat_rows():
     logits = torch.zeros(4000, 1000)
     drawn = next_tokens(logits, 1.0, 0.5, torch.Generator().manual_seed(0))
     assert drawn.unique().numel() > 400
+
+
+def test_wide_rows_draw_blocks_then_tokens_with_the_right_frequencies():
+    # Wider than 8 blocks, and not a whole number of blocks: the two-level draw, with a padded last block.
+    width = 20 * CDF_BLOCK + 7
+    # two hot tokens in the second block: the draw inside a block must start from the blocks before it
+    hot = torch.tensor([0, CDF_BLOCK + 1, 2 * CDF_BLOCK - 1, 9 * CDF_BLOCK + 3, width - 1])
+    mass = torch.tensor([0.1, 0.2, 0.3, 0.15, 0.25])
+    logits = torch.full((2000, width), -float("inf"))
+    logits[:, hot] = mass.log()
+    g = torch.Generator().manual_seed(0)
+    drawn = torch.cat([next_tokens(logits, 1.0, 1.0, g) for _ in range(10)])
+    assert set(drawn.tolist()) <= set(hot.tolist())  # zero-probability tokens are never drawn
+    freq = torch.bincount(drawn, minlength=width)[hot].float() / drawn.numel()
+    assert torch.allclose(freq, mass, atol=0.015)
 
 
 def test_sequence_logprobs_matches_naive_forward(sharp_model, prompts):

@@ -97,7 +97,7 @@ def cmd_eval(model: str, data: str | None = None, out_dir: str | None = None,
         lm = lm.to("cuda")
     res = evaluate_adherence(lm, tok, dialogues, instructions, placement=ev.placement, max_turn=max(turns),
                              max_new_tokens=ev.max_new_tokens, batch_size=ev.batch_size,
-                             max_prompt_tokens=ev.max_prompt_tokens, progress=True)
+                             max_prompt_tokens=ev.max_prompt_tokens, progress=True, reuse_prefix=ev.reuse_prefix)
     label = Path(model).name or str(model)
     results = {label: res}
     print(format_table(results, turns))

@@ -53,6 +53,8 @@ class GattSynthesis(StrictModel):
     top_p: float = Field(0.9, gt=0, le=1)
     batch_size: int = Field(16, gt=0)
     max_prompt_tokens: int | None = Field(None, gt=0)
+    reuse_prefix: bool = Field(True, description="keep each dialogue's KV cache from turn to turn (prefill "
+                               "linear, not quadratic, in the turns; one cache per dialogue in memory)")
     seed: int = 0
 
 
@@ -77,6 +79,7 @@ class GattEval(StrictModel):
     max_new_tokens: int = Field(128, gt=0)
     batch_size: int = Field(16, gt=0)
     max_prompt_tokens: int | None = Field(None, gt=0)
+    reuse_prefix: bool = Field(True, description="as synthesis.reuse_prefix")
     seed: int = Field(1, description="instruction draw for evaluation (kept apart from the training draw)")
 
     @model_validator(mode="after")

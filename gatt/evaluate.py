@@ -69,7 +69,8 @@ def adherence_by_turn(runs: Sequence[DialogueRun]) -> dict[int, dict]:
 
 def evaluate_adherence(model, tokenizer, dialogues: Sequence[Dialogue], instructions: Sequence[Instruction], *,
                        placement: str = "first_user", max_turn: int = 20, max_new_tokens: int = 128,
-                       batch_size: int = 16, max_prompt_tokens: int | None = None, progress: bool = False) -> dict:
+                       batch_size: int = 16, max_prompt_tokens: int | None = None, progress: bool = False,
+                       reuse_prefix: bool = False) -> dict:
     """Greedy multi-turn answers, checked per turn; JSON-ready (by_turn keys are turn numbers as strings)."""
     import logging
     import time
@@ -79,20 +80,22 @@ def evaluate_adherence(model, tokenizer, dialogues: Sequence[Dialogue], instruct
     log = logging.getLogger(__name__)
     counters: dict = {}
     answer = model_answer_fn(model, tokenizer, max_new_tokens=max_new_tokens, temperature=0.0,
-                             batch_size=batch_size, max_prompt_tokens=max_prompt_tokens, counters=counters)
+                             batch_size=batch_size, max_prompt_tokens=max_prompt_tokens, counters=counters,
+                             reuse_prefix=reuse_prefix)
 
     def on_turn(t: int, n: int) -> None:
         if progress:
             log.info("eval turn %d/%d (%.0f s generating so far)", t, n, counters["generate_seconds"])
 
-    t0 = time.perf_counter()
+    t0, cpu0 = time.perf_counter(), time.process_time()
     runs, stats = run_dialogues(dialogues, instructions, answer, instruction_in=placement, max_turns=max_turn,
                                 on_turn=on_turn)
     by_turn = adherence_by_turn(runs)
     return {"by_turn": {str(t): row for t, row in by_turn.items()}, "placement": placement,
             "max_turn": max_turn, "max_new_tokens": max_new_tokens, "max_prompt_tokens": max_prompt_tokens,
             "stats": stats, "generation": {k: round(v, 2) if isinstance(v, float) else v for k, v in counters.items()},
-            "seconds": round(time.perf_counter() - t0, 1), "dialogues": [r.to_dict() for r in runs]}
+            "seconds": round(time.perf_counter() - t0, 1), "cpu_seconds": round(time.process_time() - cpu0, 1),
+            "dialogues": [r.to_dict() for r in runs]}
 
 
 def table_rows(results: dict[str, dict], turns: Sequence[int]) -> list[dict]:

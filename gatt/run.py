@@ -100,17 +100,20 @@ def _load(cfg: GattConfig, name: str):
 
 
 def run_synthesis(cfg: GattConfig, model, tok, data_dir: Path) -> dict:
+    import time
+
     from chatalign.data_schemas import write_jsonl
     from chatalign.gatt.sampling import model_answer_fn
     from chatalign.gatt.synthesis import pass_rates, synthesize, training_rows
     from chatalign.runs import write_json_atomic
 
     s = cfg.synthesis
+    cpu0 = time.process_time()
     _, dialogues, instructions = synthesis_inputs(cfg)
     counters: dict = {}
     answer = model_answer_fn(model, tok, max_new_tokens=s.max_new_tokens, temperature=s.temperature, top_p=s.top_p,
                              batch_size=s.batch_size, seed=s.seed, max_prompt_tokens=s.max_prompt_tokens,
-                             counters=counters)
+                             counters=counters, reuse_prefix=s.reuse_prefix)
     runs, stats = synthesize(dialogues, instructions, answer, max_turns=s.max_turns, candidates=s.candidates_per_turn,
                              reject=s.reject_failing, unfinished=s.unfinished,
                              on_turn=lambda t, n: log.info("synthesis turn %d/%d", t, n))
@@ -122,7 +125,8 @@ def run_synthesis(cfg: GattConfig, model, tok, data_dir: Path) -> dict:
                        f"{data_dir / 'gatt_samples.jsonl'}; try more candidates_per_turn or reject_failing=false")
     write_jsonl(data_dir / "gatt_train.jsonl", rows)
     result = {"synthesis": stats, "rows": row_stats, "pass_rates": pass_rates(runs),
-              "generation": {k: round(v, 2) if isinstance(v, float) else v for k, v in counters.items()}}
+              "generation": {k: round(v, 2) if isinstance(v, float) else v for k, v in counters.items()},
+              "cpu_seconds": round(time.process_time() - cpu0, 1)}
     write_json_atomic(data_dir / "synthesis.json", result)  # written last: its presence marks the step done
     log.info("GAtt synthesis: %s", json.dumps({**stats, "rows": row_stats["rows"], "rejected": row_stats["rejected"]}))
     return result
@@ -137,7 +141,7 @@ def run_eval(cfg: GattConfig, model, tok, path: Path) -> dict:
     e = cfg.eval
     res = evaluate_adherence(model, tok, dialogues, instructions, placement=e.placement, max_turn=max(e.turns),
                              max_new_tokens=e.max_new_tokens, batch_size=e.batch_size,
-                             max_prompt_tokens=e.max_prompt_tokens, progress=True)
+                             max_prompt_tokens=e.max_prompt_tokens, progress=True, reuse_prefix=e.reuse_prefix)
     write_json_atomic(path, res)
     return res
 

@@ -38,12 +38,21 @@ def fit_prompt(tokenizer, messages: list[dict], max_prompt_tokens: int | None) -
 
 def model_answer_fn(model, tokenizer, *, max_new_tokens: int, temperature: float, top_p: float = 1.0,
                     batch_size: int = 16, seed: int = 0, max_prompt_tokens: int | None = None,
-                    counters: dict | None = None) -> AnswerFn:
+                    counters: dict | None = None, reuse_prefix: bool = False) -> AnswerFn:
     """An AnswerFn over `generate_rollouts`; call i draws with seed + i, so a run is reproducible.
 
     `counters` (optional) accumulates prompt tokens, new tokens, dropped rounds and generation seconds.
+    `reuse_prefix`: keep each dialogue's keys/values between turns (`chatalign.gatt.prefix_cache`): the same
+    answers for a fraction of the prefill, at the memory cost of one cache per dialogue.
     """
     import time
+
+    if reuse_prefix:
+        from chatalign.gatt.prefix_cache import prefix_cached_answer_fn
+
+        return prefix_cached_answer_fn(model, tokenizer, max_new_tokens=max_new_tokens, temperature=temperature,
+                                       top_p=top_p, batch_size=batch_size, seed=seed,
+                                       max_prompt_tokens=max_prompt_tokens, counters=counters)
 
     from chatalign.rollout import generate_rollouts
 

@@ -87,7 +87,7 @@ def build(seed: int) -> dict[str, object]:
         ),
         "gatt_dialogues.jsonl": gatt.dialogues(rng("gatt_dialogues"), "train", 80, "gatt", 0.15),
         "gatt_dialogues_heldout.jsonl": gatt.dialogues(
-            rng("gatt_dialogues_heldout"), "heldout", 20, "gatt-heldout", 0.5
+            rng("gatt_dialogues_heldout"), "heldout", 40, "gatt-heldout", 0.5
         ),
         "safety_templates.yaml": {"preprompt": SAFETY_PREPROMPT, "answer_templates": ANSWER_TEMPLATES},
         "gatt_constraints.yaml": gatt.constraints(),

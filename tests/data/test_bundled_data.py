@@ -35,7 +35,7 @@ ROW_COUNTS = {  # file -> (min, max) rows
     "safety_borderline.jsonl": (50, 80),
     "helpful_eval.jsonl": (30, 50),
     "gatt_dialogues.jsonl": (70, 90),
-    "gatt_dialogues_heldout.jsonl": (15, 30),
+    "gatt_dialogues_heldout.jsonl": (35, 45),
 }
 YAML_FILES = ("safety_templates.yaml", "gatt_constraints.yaml")
 TRAIN_FILES = (

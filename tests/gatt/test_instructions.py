@@ -25,7 +25,7 @@ def space():
 def test_bundled_space_loads(space):
     assert "tennis" in space.hobbies and "Napoleon Bonaparte" in space.figures
     assert ("French", "fr") in space.languages
-    assert space.length_values == (10, 15, 20, 30)
+    assert space.length_values == (10, 15, 20)
     assert space.language_name("fr") == "French"
 
 

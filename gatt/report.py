@@ -98,12 +98,17 @@ def write_report(run_path: Path, cfg, summary: dict, synth: dict | None, results
                   "Pass rate of kept answers by family during synthesis:", "",
                   markdown_table([synth["pass_rates"]], list(synth["pass_rates"])), "",
                   "Rows per family: " + ", ".join(f"{k} {v}" for k, v in r["rows_per_family"].items()), ""]
+        if "cpu_seconds" in synth:
+            lines += [f"Synthesis took {synth['cpu_seconds']} CPU-seconds.", ""]
     if "train" in summary:
         t = summary["train"]
         lines += ["## Training", "", f"{t.get('steps')} steps over {t.get('packed_rows')} packed rows, final loss "
                   f"{t.get('final_loss')}; see `train/report.md`.", ""]
     if results:
         lines += ["## Adherence before and after GAtt", "", eval_markdown(results, cfg.eval.turns, "adherence.png")]
+        cpu = [f"{label} {res['cpu_seconds']}" for label, res in results.items() if "cpu_seconds" in res]
+        if cpu:
+            lines += ["Evaluation CPU-seconds: " + ", ".join(cpu) + ".", ""]
     path = run_path / "report.md"
     path.write_text("\n".join(lines) + "\n", encoding="utf-8")
     return path

@@ -67,6 +67,14 @@ def test_gatt_stage_end_to_end(recipe, tmp_path, tiny_model_dir, capsys):
         assert (run / name).is_file(), name
     report = (run / "report.md").read_text()
     assert "| before GAtt | 2 |" in report and "| after GAtt | 4 |" in report and "heuristics" in report
+    # what each part cost, in CPU-seconds, recorded and reported
+    synth = json.loads((run / "data" / "synthesis.json").read_text())
+    before = json.loads((run / "eval_before.json").read_text())
+    assert synth["cpu_seconds"] >= 0 and before["cpu_seconds"] >= 0  # a tiny model's evaluation can round to 0.0
+    assert f"Synthesis took {synth['cpu_seconds']} CPU-seconds." in report
+    assert f"Evaluation CPU-seconds: before GAtt {before['cpu_seconds']}, after GAtt" in report
+    # reuse_prefix (the default): later turns reuse the dialogue's cached prefix
+    assert before["generation"]["reused_tokens"] > 0
     assert (run / "model" / "config.json").is_file()
     from chatalign.models import resolve_model_path
 

@@ -71,36 +71,36 @@ def _chunks(batch, micro: int, dist):
     yield from lockstep_chunks(dist, n, micro)
 
 
+def _lockstep_fill(module, batch, micro: int, dist, forward, dummy) -> torch.Tensor | None:
+    """[B, T] per-answer-token outputs of `forward(sub_batch, device)` over the batch in chunks of `micro` rows,
+    masked; with `dist`, `dummy(one_token)` forwards until every rank has run as many as the busiest one."""
+    out = None if batch is None else torch.zeros_like(batch.mask)
+    dev = next(module.parameters()).device
+    for idx in _chunks(batch, micro, dist):
+        if idx is None:
+            dummy(torch.zeros((1, 1), dtype=torch.long, device=dev))
+            continue
+        sub = batch.select(list(idx))
+        x = forward(sub, dev)
+        out[idx.start:idx.stop, :x.shape[1]] = x.float().cpu() * sub.mask
+    return out
+
+
 @torch.no_grad()
 def batched_logprobs(policy_fwd: PolicyForward, batch, micro: int, dist=None) -> torch.Tensor | None:
     """[B, T] log-probs of the batch's answers, no graph, in chunks of `micro` rows (eval mode kept by caller).
 
     With `dist` the forwards run in lockstep over the ranks (see `_chunks`); `batch` None: this rank has no
     rows (returns None) but still takes part. `policy_fwd` may be a DeepSpeed engine around a PolicyForward."""
-    out = None if batch is None else torch.zeros_like(batch.mask)
-    dev = next(policy_fwd.parameters()).device
-    for idx in _chunks(batch, micro, dist):
-        if idx is None:
-            one = torch.zeros((1, 1), dtype=torch.long, device=dev)
-            policy_fwd(one, one, one, with_entropy=False)
-            continue
-        sub = batch.select(list(idx))
-        lp, _ = policy_fwd(sub.input_ids.to(dev), sub.positions, sub.targets, with_entropy=False)
-        out[idx.start:idx.stop, :lp.shape[1]] = lp.float().cpu() * sub.mask
-    return out
+    return _lockstep_fill(
+        policy_fwd, batch, micro, dist,
+        lambda sub, dev: policy_fwd(sub.input_ids.to(dev), sub.positions, sub.targets, with_entropy=False)[0],
+        lambda one: policy_fwd(one, one, one, with_entropy=False))
 
 
 @torch.no_grad()
 def batched_values(value_fwd: ValueForward, batch, micro: int, dist=None) -> torch.Tensor | None:
     """[B, T] values of the batch's answer positions; `dist` and a None `batch` as in `batched_logprobs`."""
-    out = None if batch is None else torch.zeros_like(batch.mask)
-    dev = next(value_fwd.parameters()).device
-    for idx in _chunks(batch, micro, dist):
-        if idx is None:
-            one = torch.zeros((1, 1), dtype=torch.long, device=dev)
-            value_fwd(one, one)
-            continue
-        sub = batch.select(list(idx))
-        v = value_fwd(sub.input_ids.to(dev), sub.positions)
-        out[idx.start:idx.stop, :v.shape[1]] = v.float().cpu() * sub.mask
-    return out
+    return _lockstep_fill(value_fwd, batch, micro, dist,
+                          lambda sub, dev: value_fwd(sub.input_ids.to(dev), sub.positions),
+                          lambda one: value_fwd(one, one))

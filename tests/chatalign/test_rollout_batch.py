@@ -5,26 +5,7 @@ import torch
 
 from chatalign.rollout_batch import PREFILL_MIN_TOKENS, DecodeBatch, prefill_groups
 
-
-@pytest.fixture(autouse=True, scope="module")
-def one_thread():
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
-
-
-@pytest.fixture(scope="module")
-def model(smol_tokenizer):
-    from chatalign.models import tiny_llama
-
-    m = tiny_llama(smol_tokenizer)
-    g = torch.Generator().manual_seed(0)
-    with torch.no_grad():
-        for p in m.parameters():
-            if p.dim() == 2:
-                p.normal_(0.0, 0.3, generator=g)
-    return m.eval()
+pytestmark = pytest.mark.usefixtures("one_thread")
 
 
 def test_prefill_groups_split_unlike_lengths_once_a_group_is_big_enough():
@@ -39,7 +20,7 @@ def test_prefill_groups_split_unlike_lengths_once_a_group_is_big_enough():
     assert sorted(i for g in prefill_groups(lengths[::-1]) for i in g) == list(range(len(lengths)))
 
 
-def test_prefill_groups_rows_follow_their_prompts(model, monkeypatch):
+def test_prefill_groups_rows_follow_their_prompts(sharp_model, monkeypatch):
     import chatalign.rollout_batch as rb
 
     monkeypatch.setattr(rb, "PREFILL_MIN_TOKENS", 1)  # every length its own forward
@@ -47,23 +28,23 @@ def test_prefill_groups_rows_follow_their_prompts(model, monkeypatch):
     row_prompt = [0, 1, 2, 3, 3, 0]  # K = 2 for two of them
     stats = {"prefill_calls": 0, "prefill_tokens": 0}
     with torch.inference_mode():
-        batch, logits = DecodeBatch.prefill(model, prompts, [10, 11, 12, 13, 14, 15], row_prompt, 0, "cpu", stats)
+        batch, logits = DecodeBatch.prefill(sharp_model, prompts, [10, 11, 12, 13, 14, 15], row_prompt, 0, "cpu", stats)
         assert stats == {"prefill_calls": 4, "prefill_tokens": 13}
         assert sorted(batch.rows) == [10, 11, 12, 13, 14, 15]
         for r, item in enumerate(batch.rows):
             prompt = prompts[row_prompt[item - 10]]
             assert batch.next_pos[r] == len(prompt) and batch.mask[r].sum() == len(prompt)
-            alone = model(torch.tensor([prompt])).logits[0, -1]
+            alone = sharp_model(torch.tensor([prompt])).logits[0, -1]
             assert torch.allclose(logits[r], alone, atol=1e-4, rtol=0)
 
 
-def test_keep_in_place_equals_copying_the_live_rows(model):
+def test_keep_in_place_equals_copying_the_live_rows(sharp_model):
     prompts = [[5, 6, 7, 8, 9, 10, 11], [12, 13], [14, 15, 16], [17], [18, 19, 20, 21]]
     with torch.inference_mode():
-        batch, logits = DecodeBatch.prefill(model, prompts, list(range(5)), list(range(5)), 0, "cpu")
+        batch, logits = DecodeBatch.prefill(sharp_model, prompts, list(range(5)), list(range(5)), 0, "cpu")
         batch.last = logits.argmax(-1)
         for _ in range(2):
-            batch.last = batch.step(model).argmax(-1)
+            batch.last = batch.step(sharp_model).argmax(-1)
         # Row 0 holds the longest prompt: dropping it frees leading columns no live row uses.
         alive = [False, True, False, True, True]
         live = torch.tensor([i for i, a in enumerate(alive) if a])
@@ -78,7 +59,7 @@ def test_keep_in_place_equals_copying_the_live_rows(model):
         at = {item: r for r, item in enumerate(ref.rows)}
         for r, item in enumerate(kept.rows):
             assert kept.last[r] == ref.last[at[item]] and kept.next_pos[r] == ref.next_pos[at[item]]
-        got, want = kept.step(model), ref.step(model)
+        got, want = kept.step(sharp_model), ref.step(sharp_model)
         for r, item in enumerate(kept.rows):
             assert torch.allclose(got[r], want[at[item]], atol=1e-4, rtol=0)
         # all rows done -> no batch; none done -> the same batch

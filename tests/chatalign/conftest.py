@@ -1,0 +1,30 @@
+"""Fixtures of the rollout-engine tests (test_rollout.py, test_rollout_batch.py)."""
+
+import pytest
+import torch
+
+
+@pytest.fixture(scope="module")
+def one_thread():
+    """A tiny model gains nothing from intra-op threads; on a shared machine they only contend."""
+    before = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(before)
+
+
+@pytest.fixture(scope="module")
+def sharp_model(smol_tokenizer):
+    """The tiny Llama with weights drawn wide (std 0.3): its greedy answers vary from token to token and its
+    top-2 logits are far apart, so a wrong position id or mask changes the tokens (the standard init repeats
+    one token and would hide such bugs)."""
+    from chatalign.models import tiny_llama
+
+    model = tiny_llama(smol_tokenizer)
+    g = torch.Generator().manual_seed(0)
+    with torch.no_grad():
+        for p in model.parameters():
+            if p.dim() == 2:
+                p.normal_(0.0, 0.3, generator=g)
+    model.generation_config.eos_token_id = None
+    return model.eval()

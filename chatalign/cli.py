@@ -82,6 +82,19 @@ def build_parser() -> argparse.ArgumentParser:
             for action, atext in [("round", "one RLHF round: rejection sampling and/or PPO as the recipe's mode says"),
                                   ("rs", "only rejection sampling fine-tuning"), ("ppo", "only PPO")]:
                 _add_stage_args(rsub.add_parser(action, help=atext, description=atext))
+            etext = ("the held-out comparison of a finished round again, e.g. on more prompts / samples: "
+                     "`chatalign rlhf eval runs/quickstart/rlhf_round1 data.max_heldout=60 "
+                     "eval.samples_per_prompt=8 eval.seed=1` (the round's own config from its manifest, run from "
+                     "the directory the round ran in), or `--config ROUND.yaml` with the round's overrides; "
+                     "writes <output_dir>/eval_<setting>/ (report.md, summary.json); the round is not changed")
+            ep = rsub.add_parser("eval", help="re-run a finished round's held-out comparison with other settings",
+                                 description=etext)
+            ep.add_argument("run", nargs="?", default=None, metavar="RUN",
+                            help="the round's run directory (its manifest holds the config)")
+            ep.add_argument("--config", "-c", default=None, help="instead of RUN: the recipe the round ran with")
+            ep.add_argument("overrides", nargs="*", metavar="key.sub=value",
+                            help="eval.* / data.max_heldout to change (with --config: the round's overrides too)")
+            ep.add_argument("--no-progress", action="store_true", help="no progress bar (logs only)")
             st = rsub.add_parser("status", help="the chain of rounds in a runs folder with headline metrics")
             st.add_argument("path", help="a runs folder or a round's run directory")
             continue
@@ -212,9 +225,16 @@ def cmd_rlhf(args) -> int:
 
     if args.rlhf_command == "status":
         return rc.cmd_status(args.path)
+    if args.rlhf_command == "eval":
+        run, overrides = args.run, list(args.overrides)
+        if run is not None and "=" in run:  # `--config C key=value`: argparse took the first override as RUN
+            run, overrides = None, [run, *overrides]
+        if (run is None) == (args.config is None):
+            raise UserError("chatalign rlhf eval: give the round's run directory or --config RECIPE (one of them)")
+        return rc.cmd_eval(args.config, overrides, run_dir=run, progress=not args.no_progress)
     action = {"round": rc.cmd_round, "rs": rc.cmd_rs, "ppo": rc.cmd_ppo}.get(args.rlhf_command)
     if action is None:
-        raise UserError("usage: chatalign rlhf {round,rs,ppo,status} ... (see chatalign rlhf --help)")
+        raise UserError("usage: chatalign rlhf {round,rs,ppo,eval,status} ... (see chatalign rlhf --help)")
     return action(args.config, args.overrides, dry_run=args.dry_run, resume=args.resume,
                   progress=not args.no_progress)
 

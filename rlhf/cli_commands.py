@@ -1,4 +1,4 @@
-"""Entry points the `chatalign` CLI calls: `chatalign rlhf round|rs|ppo --config ...` and `chatalign rlhf status`.
+"""Entry points the `chatalign` CLI calls: `chatalign rlhf round|rs|ppo|eval --config ...`, `chatalign rlhf status`.
 
 `rs` and `ppo` are rounds with the mode fixed (rejection sampling only, PPO only); `round` runs what the
 recipe's `mode` says. All return the process exit code.
@@ -52,6 +52,17 @@ def cmd_rs(config_path: str, overrides: Sequence[str] = (), dry_run: bool = Fals
 def cmd_ppo(config_path: str, overrides: Sequence[str] = (), dry_run: bool = False, resume: bool = False,
             progress: bool = True) -> int:
     return _run(config_path, overrides, dry_run, resume, progress, "ppo")
+
+
+def cmd_eval(config_path: str | None, overrides: Sequence[str] = (), run_dir: str | None = None,
+             progress: bool = True) -> int:
+    from chatalign.rlhf.reevaluate import config_of_round, reevaluate_round
+
+    cfg = config_of_round(run_dir, overrides) if run_dir else _load(config_path, overrides, None)
+    summary, out_dir = reevaluate_round(cfg, progress=progress)
+    print(json.dumps(summary, indent=2))
+    print(f"written: {out_dir}/report.md, {out_dir}/summary.json")
+    return 0
 
 
 def cmd_status(path: str) -> int:

@@ -77,16 +77,32 @@ def compare(a: list[dict], b: list[dict]) -> dict:
     return {"win": wins, "loss": losses, "tie": len(ra) - wins - losses, "win_rate": win_rate(wins, losses)}
 
 
+def paired_gain(a: list[dict], b: list[dict]) -> dict:
+    """Mean over prompts of (mean R_c of `a` - mean R_c of `b`) with its standard error sd(d)/sqrt(n) (a paired
+    comparison on the same prompts and draws; the paper's win rates carry no error bar, sec. 3.4.2)."""
+    import math
+
+    d = [x - y for x, y in zip(per_prompt_means(a), per_prompt_means(b))]
+    n = len(d)
+    if n == 0:
+        return {"gain": float("nan"), "se": float("nan"), "n": 0}
+    m = sum(d) / n
+    se = math.sqrt(sum((x - m) ** 2 for x in d) / (n - 1) / n) if n > 1 else float("nan")
+    return {"gain": m, "se": se, "n": n}
+
+
 def mean(rows: list[dict], key: str) -> float | None:
     vals = [r[key] for r in rows if r.get(key) is not None]
     return sum(vals) / len(vals) if vals else None
 
 
-def evaluate_round(ctx, final_model: str, previous_model: str, sft_model: str | None) -> dict:
-    """Held-out rewards of each model and the win rates of this round's model; {} without held-out prompts."""
+def evaluate_round(ctx, final_model: str, previous_model: str, sft_model: str | None,
+                   out_dir: Path | None = None) -> dict:
+    """Held-out rewards of each model and the win rates of this round's model, answers cached in `out_dir`
+    (default: the round's eval/); {} without held-out prompts."""
     if not ctx.heldout:
         return {}
-    out_dir = ctx.run.path / "eval"
+    out_dir = out_dir or ctx.run.path / "eval"
     ev = ctx.cfg.eval
     models = {"this": final_model}
     if ev.compare_previous:
@@ -113,4 +129,6 @@ def evaluate_round(ctx, final_model: str, previous_model: str, sft_model: str | 
             c = compare(answers["this"], answers[label])
             out[f"win_rate_vs_{label}"] = c["win_rate"]
             out[f"wins_vs_{label}"] = f"{c['win']}/{c['loss']}/{c['tie']}"
+            g = paired_gain(answers["this"], answers[label])
+            out[f"gain_vs_{label}"], out[f"gain_se_vs_{label}"] = g["gain"], g["se"]
     return out

@@ -61,14 +61,13 @@ def _f(v) -> str:
     return f"{v:.4f}" if isinstance(v, float) else str(v)
 
 
-def write_round_report(ctx, summary: dict, links) -> Path:
-    run = ctx.run
-    records = run.read_metrics()
-    iters = [r for r in records if r.get("step", 0) >= 1 and "reward" in r]
-    times = ", ".join(f"{p} {summary[f'time_{p}_s']:.0f} s" for p in ("rs", "ppo", "eval") if f"time_{p}_s" in summary)
-    parts = [f"# RLHF round {ctx.round} ({ctx.cfg.mode})", "", f"Started from `{ctx.start}`.",
-             f"Wall time in the process that finished the round: {times}.", "",
-             "## Lineage (newest first)", "", *lineage_lines(links), ""]
+def _gain(summary: dict, label: str) -> str:
+    g, se = summary.get(f"gain_vs_{label}"), summary.get(f"gain_se_vs_{label}")
+    return "" if g is None else f"{g:+.4f} ± {se:.4f}"
+
+
+def heldout_section(summary: dict, ev, n_prompts: int) -> list[str]:
+    """Markdown lines of the held-out comparison (rewards, gains with standard errors, win rates); [] if none."""
     ev_rows = []
     for label in ("this", "previous", "sft"):
         if label == "sft" and summary.get("sft_is_previous"):
@@ -79,17 +78,32 @@ def write_round_report(ctx, summary: dict, links) -> Path:
                             "R_h": summary.get(f"heldout_helpful_{label}"), "R_s": summary.get(f"heldout_safety_{label}"),
                             "answer tokens": summary.get(f"heldout_length_{label}"),
                             "rule checks passed": summary.get(f"heldout_check_pass_{label}"),
+                            "R_c gain of this ± SE": _gain(summary, label),
                             "win rate of this": summary.get(f"win_rate_vs_{label}", ""),
                             "win/loss/tie": summary.get(f"wins_vs_{label}", "")})
-    if ev_rows:
-        ev = ctx.cfg.eval
-        how = ("greedy answers" if ev.temperature == 0 else
-               f"{ev.samples_per_prompt} sampled answer(s) per prompt at T={ev.temperature}, seed {ev.seed}, the "
-               "same draws for every model")
-        parts += [f"## Held-out evaluation ({len(ctx.heldout)} prompts, {how}, judged by the reward models)", "",
-                  markdown_table(ev_rows, ["model", "R_c", "R_h", "R_s", "answer tokens", "rule checks passed",
-                                           "win rate of this", "win/loss/tie"]),
-                  "Win rate = win / (win + loss) on each prompt's mean R_c; ties count for neither.", ""]
+    if not ev_rows:
+        return []
+    how = ("greedy answers" if ev.temperature == 0 else
+           f"{ev.samples_per_prompt} sampled answer(s) per prompt at T={ev.temperature}, seed {ev.seed}, the "
+           "same draws for every model")
+    return [f"## Held-out evaluation ({n_prompts} prompts, {how}, judged by the reward models)", "",
+            markdown_table(ev_rows, ["model", "R_c", "R_h", "R_s", "answer tokens", "rule checks passed",
+                                     "R_c gain of this ± SE", "win rate of this", "win/loss/tie"]),
+            "Win rate = win / (win + loss) on each prompt's mean R_c; ties count for neither. Gain = mean over "
+            "prompts of the difference of each prompt's mean R_c, ± its standard error (paired: same prompts, "
+            "same draws); a gain within about 2 SE of 0 is not a measured improvement. `chatalign rlhf eval` "
+            "re-runs this comparison on more prompts or samples.", ""]
+
+
+def write_round_report(ctx, summary: dict, links) -> Path:
+    run = ctx.run
+    records = run.read_metrics()
+    iters = [r for r in records if r.get("step", 0) >= 1 and "reward" in r]
+    times = ", ".join(f"{p} {summary[f'time_{p}_s']:.0f} s" for p in ("rs", "ppo", "eval") if f"time_{p}_s" in summary)
+    parts = [f"# RLHF round {ctx.round} ({ctx.cfg.mode})", "", f"Started from `{ctx.start}`.",
+             f"Wall time in the process that finished the round: {times}.", "",
+             "## Lineage (newest first)", "", *lineage_lines(links), ""]
+    parts += heldout_section(summary, ctx.cfg.eval, len(ctx.heldout))
     if "rs_prompts" in summary:
         parts += ["## Rejection sampling", "",
                   f"{summary['rs_prompts']} prompts x K={summary['rs_num_samples']} at T={summary['rs_temperature']}: "

@@ -141,6 +141,16 @@ def prepare_context(cfg: RLHFRoundConfig, run: RunDir, progress: bool, reward_fn
                         prompts=prompts, heldout=heldout, progress=progress, reward_fn=reward_fn)
 
 
+def load_reward_fn(cfg: RLHFRoundConfig):
+    """The two reward models of `cfg.reward` as one scorer of (prompts, answers) -> R_h, R_s, R_c."""
+    from chatalign.rlhf.judge import load_two_reward_models
+    from chatalign.rlhf.lineage import resolve_run_path
+
+    r = cfg.reward
+    return load_two_reward_models(resolve_run_path(r.helpful), resolve_run_path(r.safety), r.safety_threshold,
+                                  r.batch_tokens, cfg.model.dtype, r.max_seq_len)
+
+
 def _phase_done(summary: dict, phase: str, since: float, round_number: int) -> float:
     """Record a phase's wall seconds (in this process: a resumed round counts what it redid) and log them."""
     now = time.perf_counter()
@@ -193,11 +203,7 @@ def run_round(cfg: RLHFRoundConfig, resume: bool = False, progress: bool = True,
 
         manifest = dist.run_on_main(start_manifest)
         if ctx.reward_fn is None:
-            from chatalign.rlhf.judge import load_two_reward_models
-
-            r = cfg.reward
-            ctx.reward_fn = load_two_reward_models(parents[1], parents[2], r.safety_threshold, r.batch_tokens,
-                                                   cfg.model.dtype, r.max_seq_len)
+            ctx.reward_fn = load_reward_fn(cfg)
 
         summary: dict = {"round": ctx.round, "mode": cfg.mode}
         clock = time.perf_counter()

@@ -27,7 +27,9 @@ TRL reads each sequence at its rightmost non-pad token; SmolLM2's pad token is i
 the TRL side uses `<|endoftext|>` as pad (as chatalign's saved RMs do), and both read the same token.
 
 pairs_per_s is pairs trained per second of training wall time (model load and data preparation outside the
-clock). The machine this was written on is shared with other jobs: settings alternate `--repeat` times and
+clock). Each side runs in its own process (peak RSS from wait4 on that child alone). TRL runs
+`--trl-micro-batch` pairs per forward and accumulates gradients up to the same batch of pairs per optimizer
+step: 4 for the reference workload, whose 16 pairs padded in one forward need more than 24 GB. The machine this was written on is shared with other jobs: settings alternate `--repeat` times and
 the best time of each is reported, beside the CPU time the process used (`speedup_cpu_time`; with
 `--threads 1` it is close to what an idle core would take) and the work each did (real tokens, TRL's padded
 token slots and its padding share `trl_padding_fraction`).
@@ -44,6 +46,7 @@ import argparse
 import contextlib
 import json
 import os
+import subprocess
 import sys
 import tempfile
 import time
@@ -58,6 +61,10 @@ DATA = ROOT / "data" / "quickstart" / "pref_helpful_train.jsonl"
 WORKLOADS = ("quickstart", "reference")
 SIZES = {"quickstart": (16, 2), "reference": (16, 1)}  # (pairs per step, steps): a few minutes each on 2 cores
 QUICK_SIZE = (4, 2)
+# pairs per TRL forward (the rest by gradient accumulation, same pairs per optimizer step): 16 reference pairs
+# padded to ~1024 tokens in one forward need ~45 GB of activations, more than this 24 GB machine has (OOM)
+TRL_MICRO = {"quickstart": 16, "reference": 4}
+RESULT_TAG = "RESULT "
 TARGET = 3.0  # issue 9: ours / TRL in pairs/s on CPU
 MAX_SEQ_LEN = {"quickstart": 512, "reference": 1024}  # tokens per side; the reference caps its lengths here
 
@@ -162,8 +169,8 @@ def _run_trl(tok, examples, args) -> dict:
                                       "margin": e.margin} for e in examples[:n]])
     opt = optim_config(args.lr)
     targs = RewardConfig(
-        output_dir=tempfile.mkdtemp(prefix="bench-trl-rm-"), per_device_train_batch_size=args.batch,
-        gradient_accumulation_steps=1, max_steps=args.steps, learning_rate=opt.lr, weight_decay=opt.weight_decay,
+        output_dir=tempfile.mkdtemp(prefix="bench-trl-rm-"), per_device_train_batch_size=args.trl_micro_batch,
+        gradient_accumulation_steps=args.batch // args.trl_micro_batch, max_steps=args.steps, learning_rate=opt.lr, weight_decay=opt.weight_decay,
         adam_beta1=opt.betas[0], adam_beta2=opt.betas[1], adam_epsilon=opt.eps, max_grad_norm=opt.grad_clip,
         lr_scheduler_type="constant", warmup_steps=0, optim="adamw_torch", bf16=False, fp16=False,
         gradient_checkpointing=False, use_cpu=True, max_length=None, save_strategy="no", eval_strategy="no",
@@ -192,45 +199,84 @@ def _run_trl(tok, examples, args) -> dict:
     trainer.data_collator = counting
     out = trainer.train()
     return {"seconds": clock.t1 - clock.t0, "cpu_seconds": clock.c1 - clock.c0, "pairs": n, "real_tokens": counts["real"],
-            "padded_tokens": counts["slots"], "forwards": args.steps, "final_loss": out.training_loss}
+            "padded_tokens": counts["slots"], "forwards": args.steps * args.batch // args.trl_micro_batch,
+            "final_loss": out.training_loss}
 
 
-def run_workload(workload: str, args) -> dict:
-    """Both sides on one workload, alternating `--repeat` times; the JSON line of the comparison."""
+def workload_args(workload: str, args) -> argparse.Namespace:
+    batch, steps = QUICK_SIZE if args.quick else SIZES[workload]
+    batch = args.batch or batch
+    max_seq_len = args.max_seq_len or MAX_SEQ_LEN[workload]
+    micro = min(batch, args.trl_micro_batch or TRL_MICRO[workload])
+    if batch % micro:
+        raise SystemExit(f"--trl-micro-batch {micro} must divide the batch of {batch} pairs")
+    return argparse.Namespace(**{**vars(args), "workload": workload, "batch": batch, "steps": args.steps or steps,
+                                 "max_seq_len": max_seq_len, "row_tokens": args.row_tokens or 2 * max_seq_len,
+                                 "trl_micro_batch": micro})
+
+
+def child_main(args) -> None:
+    """One side of one workload in this (fresh) interpreter; prints its result line."""
+    wl = workload_args(args.workload, args)
+    tok, examples = build_pairs(wl.workload, wl.batch * wl.steps, wl.max_seq_len)
+    if len(examples) < wl.batch * wl.steps:
+        raise SystemExit(f"only {len(examples)} pairs fit max_seq_len={wl.max_seq_len}")
+    result = run_ours(examples, wl) if args.side == "chatalign" else run_trl(tok, examples, wl)
+    result["stats"] = workload_stats(examples[:wl.batch * wl.steps])
+    print(RESULT_TAG + json.dumps(result), flush=True)
+
+
+def run_child(side: str, workload: str, argv: list[str]) -> dict:
+    """Run one side in a fresh interpreter: its peak RSS comes from wait4 on that child alone."""
+    cmd = [sys.executable, str(Path(__file__).resolve()), *argv, "--workload", workload, "--side", side]
+    proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, text=True)
+    out = proc.stdout.read()
+    proc.stdout.close()
+    _, status, usage = os.wait4(proc.pid, 0)
+    proc.returncode = os.waitstatus_to_exitcode(status)  # reaped here, so Popen must not wait again
+    lines = [ln[len(RESULT_TAG):] for ln in out.splitlines() if ln.startswith(RESULT_TAG)]
+    if proc.returncode != 0 or not lines:
+        sys.stderr.write(out)
+        raise SystemExit(f"{side} on {workload} failed (exit {proc.returncode}; -9 is usually the OOM killer: "
+                         "try a smaller --trl-micro-batch or --batch)")
+    result = json.loads(lines[-1])
+    result["peak_rss_gib"] = round(usage.ru_maxrss / 2**20, 3)  # ru_maxrss is in KiB on Linux
+    return result
+
+
+def run_workload(workload: str, args, argv: list[str]) -> dict:
+    """Both sides on one workload, each in its own process, alternating `--repeat` times; the comparison line."""
     import torch
 
-    batch, steps = QUICK_SIZE if args.quick else SIZES[workload]
-    max_seq_len = args.max_seq_len or MAX_SEQ_LEN[workload]
-    wl = argparse.Namespace(**{**vars(args), "batch": args.batch or batch, "steps": args.steps or steps,
-                               "max_seq_len": max_seq_len, "row_tokens": args.row_tokens or 2 * max_seq_len})
-    tok, examples = build_pairs(workload, wl.batch * wl.steps, max_seq_len)
-    if len(examples) < wl.batch * wl.steps:
-        raise SystemExit(f"only {len(examples)} pairs fit max_seq_len={max_seq_len}")
+    wl = workload_args(workload, args)
     results: dict[str, list[dict]] = {"chatalign": [], "trl": []}
     for _ in range(args.repeat):
-        results["chatalign"].append(run_ours(examples, wl))
-        results["trl"].append(run_trl(tok, examples, wl))
+        for side in results:
+            results[side].append(run_child(side, workload, argv))
     best = {k: min(v, key=lambda r: r["seconds"]) for k, v in results.items()}
     ours, trl = best["chatalign"], best["trl"]
     speedup = (ours["pairs"] / ours["seconds"]) / (trl["pairs"] / trl["seconds"])
     return {
         "bench": "reward_vs_trl", "workload": workload, "model": "embedded SmolLM2-135M-Instruct",
-        "dtype": "float32", "device": "cpu", "threads": torch.get_num_threads(), "pairs": ours["pairs"],
-        "batch_pairs": wl.batch, "steps": wl.steps, "row_tokens": wl.row_tokens, "margin": "small",
-        "repeat": args.repeat, **workload_stats(examples[:wl.batch * wl.steps]),
+        "dtype": "float32", "device": "cpu", "threads": args.threads or torch.get_num_threads(),
+        "pairs": ours["pairs"], "batch_pairs": wl.batch, "steps": wl.steps, "row_tokens": wl.row_tokens,
+        "trl_micro_batch_pairs": wl.trl_micro_batch, "margin": "small", "repeat": args.repeat, **ours["stats"],
         "chatalign_pairs_per_s": round(ours["pairs"] / ours["seconds"], 4),
         "trl_pairs_per_s": round(trl["pairs"] / trl["seconds"], 4),
         "speedup": round(speedup, 3), "target": TARGET, "met": speedup >= TARGET,
         "chatalign_seconds": [round(r["seconds"], 1) for r in results["chatalign"]],
         "trl_seconds": [round(r["seconds"], 1) for r in results["trl"]],
-        # CPU time of this process: on a machine shared with other jobs, less noisy than wall time
+        # CPU time of the training process: on a machine shared with other jobs, less noisy than wall time
         "chatalign_cpu_seconds": [round(r["cpu_seconds"], 1) for r in results["chatalign"]],
         "trl_cpu_seconds": [round(r["cpu_seconds"], 1) for r in results["trl"]],
         "speedup_cpu_time": round(min(r["cpu_seconds"] for r in results["trl"]) /
                                   min(r["cpu_seconds"] for r in results["chatalign"]), 3),
+        "chatalign_peak_rss_gib": max(r["peak_rss_gib"] for r in results["chatalign"]),
+        "trl_peak_rss_gib": max(r["peak_rss_gib"] for r in results["trl"]),
         "real_tokens": ours["real_tokens"], "trl_real_tokens": trl["real_tokens"],
         "trl_token_slots": trl["padded_tokens"],
         "trl_padding_fraction": round(1 - trl["real_tokens"] / trl["padded_tokens"], 3),
+        "chatalign_forwards": ours["forwards"], "trl_forwards": trl["forwards"],
         "chatalign_final_loss": round(ours["final_loss"], 4), "trl_final_loss": round(trl["final_loss"], 4),
     }
 
@@ -252,13 +298,22 @@ def main() -> None:
     p.add_argument("--lr", type=float, default=1e-5)
     p.add_argument("--repeat", type=int, default=1, help="run each setting this many times, alternating")
     p.add_argument("--threads", type=int, default=None, help="torch intra-op threads (default: torch's)")
-    args = p.parse_args()
+    p.add_argument("--trl-micro-batch", type=int, default=None,
+                   help="pairs per TRL forward, the rest by gradient accumulation (default: quickstart 16, "
+                        "reference 4: 16 padded reference pairs at once run out of 24 GB)")
+    p.add_argument("--side", choices=("chatalign", "trl"), help=argparse.SUPPRESS)  # child mode
+    argv = sys.argv[1:]
+    args = p.parse_args(argv)
     import torch
 
     if args.threads:
         torch.set_num_threads(args.threads)
+    if args.side:
+        child_main(args)
+        return
+    argv = [a for i, a in enumerate(argv) if a != "--workload" and (i == 0 or argv[i - 1] != "--workload")]
     for workload in WORKLOADS if args.workload == "both" else (args.workload,):
-        print(json.dumps(run_workload(workload, args)), flush=True)
+        print(json.dumps(run_workload(workload, args, argv)), flush=True)
 
 
 if __name__ == "__main__":

@@ -38,6 +38,7 @@ slots (K = 4).
     .venv/bin/python bench/rollout_vs_generate.py --quick                # chat: 8 prompts, 16 new tokens
     OMP_NUM_THREADS=1 .venv/bin/python bench/rollout_vs_generate.py --workload ppo --threads 1 --repeats 1
     .venv/bin/python bench/rollout_vs_generate.py --workload ppo --quick --dtype bfloat16
+    .venv/bin/python bench/rollout_vs_generate.py --workload ppo --peak-memory   # each engine alone: peak RSS
 """
 
 from __future__ import annotations
@@ -45,7 +46,10 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import subprocess
+import sys
 import time
+from pathlib import Path
 
 os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
@@ -189,6 +193,31 @@ def settings_for(workload: str, quick: bool, new_tokens: int | None):
     return out
 
 
+ENGINES = ("generate", "engine", "engine_no_logprobs")
+
+
+def peak_memory(args, argv: list[str]) -> None:
+    """Each engine alone in a fresh interpreter (model load, warm-up, one run of each setting); peak RSS from
+    wait4 on that child. The model's own ~0.55 GB (fp32) is in every figure: compare the differences."""
+    lines: dict[str, list[dict]] = {}
+    peaks: dict[str, float] = {}
+    for name in ENGINES[:2] if args.workload == "chat" else ENGINES:
+        cmd = [sys.executable, str(Path(__file__).resolve()), *argv, "--only", name, "--repeats", "1"]
+        proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, text=True)
+        out = proc.stdout.read()
+        proc.stdout.close()
+        _, status, usage = os.wait4(proc.pid, 0)
+        proc.returncode = os.waitstatus_to_exitcode(status)  # reaped here, so Popen must not wait again
+        if proc.returncode != 0:
+            raise SystemExit(f"{name} failed (exit {proc.returncode})")
+        lines[name] = [json.loads(ln) for ln in out.splitlines() if ln.startswith("{")]
+        peaks[name] = round(usage.ru_maxrss / 2**20, 3)  # KiB on Linux
+    for i, row in enumerate(next(iter(lines.values()))):
+        print(json.dumps({"setting": row["setting"], "max_new_tokens": row["max_new_tokens"],
+                          "peak_rss_gib": peaks, "tok_s": {n: rows[i][n]["tok_s"] for n, rows in lines.items()},
+                          "note": "peak over the whole child: model load, warm-up, every setting"}), flush=True)
+
+
 def main(argv=None) -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--workload", choices=("chat", "ppo"), default="chat",
@@ -202,7 +231,14 @@ def main(argv=None) -> None:
                     help="weights and activations of both engines")
     ap.add_argument("--repeats", type=int, default=2, help="alternating runs per engine; the best is reported")
     ap.add_argument("--threads", type=int, default=0, help="torch intra-op threads (0: torch's default)")
+    ap.add_argument("--peak-memory", action="store_true",
+                    help="run each engine alone in its own process and report its peak RSS (and its speed)")
+    ap.add_argument("--only", choices=ENGINES, help=argparse.SUPPRESS)  # child mode of --peak-memory
+    argv = sys.argv[1:] if argv is None else argv
     args = ap.parse_args(argv)
+    if args.peak_memory:
+        peak_memory(args, [a for a in argv if a != "--peak-memory"])
+        return
 
     import torch
 
@@ -229,22 +265,26 @@ def main(argv=None) -> None:
         runs: dict[str, list] = {"generate": [], "engine": []}
         if without_logprobs:
             runs["engine_no_logprobs"] = []
+        if args.only:
+            runs = {args.only: []}
         for _ in range(args.repeats):  # alternating, so that a change of machine load hits every engine
-            runs["generate"].append(run_generate(model, tokenizer, prompts, **common))
-            runs["engine"].append(run_engine(model, tokenizer, prompts, **common))
-            if without_logprobs:
-                runs["engine_no_logprobs"].append(run_engine(model, tokenizer, prompts, return_logprobs=False,
-                                                             **common))
+            for name in runs:
+                if name == "generate":
+                    runs[name].append(run_generate(model, tokenizer, prompts, **common))
+                else:
+                    runs[name].append(run_engine(model, tokenizer, prompts, return_logprobs=name == "engine",
+                                                 **common))
         row = {"setting": f"{mode}-b{bs}", "prompts": len(prompts), "samples_per_prompt": k,
                "prompt_tokens": [min(map(len, prompts)), sorted(map(len, prompts))[len(prompts) // 2],
                                  max(map(len, prompts))],
                "max_new_tokens": new, "batch_size": bs, "temperature": temperature, "top_p": top_p,
                "dtype": args.dtype, "threads": torch.get_num_threads(),
                "load_avg_1m": round(os.getloadavg()[0], 1)}
-        gen_answers = runs["generate"][-1][0]
-        gen_tokens = sum(map(len, gen_answers))
-        gen_s = min(r[1] for r in runs["generate"])
-        gen_cpu = min(r[2]["cpu_s"] for r in runs["generate"])
+        gen_answers = runs["generate"][-1][0] if "generate" in runs else None
+        if gen_answers is not None:
+            gen_tokens = sum(map(len, gen_answers))
+            gen_s = min(r[1] for r in runs["generate"])
+            gen_cpu = min(r[2]["cpu_s"] for r in runs["generate"])
         for name, done in runs.items():
             answers, _, work = done[-1]
             tokens, best_s = sum(map(len, answers)), min(r[1] for r in done)
@@ -253,10 +293,10 @@ def main(argv=None) -> None:
                          "cpu_s": cpu, "tok_per_cpu_s": round(tokens / cpu, 2),
                          "times": [round(r[1], 2) for r in done], "cpu_times": [r[2]["cpu_s"] for r in done],
                          "work": {k2: v for k2, v in work.items() if k2 != "cpu_s"}}
-            if name != "generate":
+            if name != "generate" and gen_answers is not None:
                 row[name]["speedup"] = round((tokens / best_s) / (gen_tokens / gen_s), 2)
                 row[name]["speedup_cpu_time"] = round((tokens / cpu) / (gen_tokens / gen_cpu), 2)
-        if mode == "greedy":
+        if mode == "greedy" and gen_answers is not None and "engine" in runs:
             row["identical_answers"] = sum(a == b for a, b in zip(gen_answers, runs["engine"][-1][0]))
         print(json.dumps(row), flush=True)
 

@@ -103,6 +103,9 @@ class EarlyStopping(StrictModel):
     samples_per_prompt: int = Field(1, gt=0, description="answers per held-out prompt (> 1 needs temperature > "
                                     "0): the mean over several samples is what PPO optimizes, with less noise")
     restore_best: bool = Field(True, description="the round's model is the best evaluated policy")
+    max_prompts: int | None = Field(None, gt=0, description="evaluate on the first N held-out prompts (None = "
+                                    "all): the round's final evaluation can then use more prompts, including "
+                                    "some that never chose a policy")
 
 
 class Guards(StrictModel):

@@ -50,7 +50,8 @@ def run_ppo_phase(ctx, model_path: str, target: Path, resume: bool) -> dict:
                          value_trainable_layers=cfg.ppo.value.trainable_layers,
                          trust_remote_code=m.trust_remote_code, attn_implementation=m.attn_implementation,
                          chat_template=m.chat_template, gradient_checkpointing=m.gradient_checkpointing)
-    trainer = PPOTrainer(models, ctx.prompts, reward_fn, cfg.ppo, ctx.run, work, heldout=ctx.heldout,
+    heldout = ctx.heldout[:cfg.ppo.early_stopping.max_prompts] if cfg.ppo.early_stopping.max_prompts else ctx.heldout
+    trainer = PPOTrainer(models, ctx.prompts, reward_fn, cfg.ppo, ctx.run, work, heldout=heldout,
                          progress=ctx.progress, on_iteration=getattr(ctx, "on_ppo_iteration", None), dist=dist)
     summary = trainer.train(resume=resume)
     best = trainer.restore_best()

@@ -111,3 +111,25 @@ def test_rlhf_eval_command_line_mistakes(tmp_path, capsys):
     assert "run directory or --config" in capsys.readouterr().err
     assert main(["rlhf", "eval", str(tmp_path)]) == 2
     assert "not an RLHF round's run directory" in capsys.readouterr().err
+
+
+def test_early_stopping_can_use_the_first_held_out_prompts_only(rlhf_files, tmp_path):
+    from chatalign.rlhf.rejection_sampling import prompt_key, read_jsonl
+
+    heldout = [prompt_key(p) for p in read_jsonl(rlhf_files / "heldout.jsonl")]
+    seen: list[set] = []
+
+    def recording(prompts, texts, ids):
+        seen.append({prompt_key(p) for p in prompts})
+        return by_text(prompts, texts, ids)
+
+    cfg = round_cfg(rlhf_files, tmp_path / "r", rlhf_files / "policy", "ppo",
+                    ppo={"iterations": 2, "batch_prompts": 4, "minibatch": 2, "max_new_tokens": 6,
+                         "gen_batch_size": 4, "score_batch_size": 4, "optim": {"lr": 1e-3},
+                         "early_stopping": {"eval_every": 1, "patience": 5, "max_prompts": 2}})
+    summary = run_round(cfg, progress=False, reward_fn=recording)
+    on_heldout = [s for s in seen if s <= set(heldout)]
+    # early stopping at iterations 0, 1, 2 on the first two held-out prompts; the round's evaluation of its
+    # model and of the previous one (= the start) on all four
+    assert on_heldout.count(set(heldout[:2])) == 3 and on_heldout.count(set(heldout)) == 2
+    assert len(on_heldout) == 3 + 2 and summary["wins_vs_previous"].count("/") == 2

@@ -46,11 +46,12 @@ import argparse
 import contextlib
 import json
 import os
-import subprocess
 import sys
 import tempfile
 import time
 from pathlib import Path
+
+from child_process import run_measured  # bench/ is on sys.path when this script runs
 
 os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
@@ -229,18 +230,14 @@ def child_main(args) -> None:
 def run_child(side: str, workload: str, argv: list[str]) -> dict:
     """Run one side in a fresh interpreter: its peak RSS comes from wait4 on that child alone."""
     cmd = [sys.executable, str(Path(__file__).resolve()), *argv, "--workload", workload, "--side", side]
-    proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, text=True)
-    out = proc.stdout.read()
-    proc.stdout.close()
-    _, status, usage = os.wait4(proc.pid, 0)
-    proc.returncode = os.waitstatus_to_exitcode(status)  # reaped here, so Popen must not wait again
+    out, code, peak = run_measured(cmd)
     lines = [ln[len(RESULT_TAG):] for ln in out.splitlines() if ln.startswith(RESULT_TAG)]
-    if proc.returncode != 0 or not lines:
+    if code != 0 or not lines:
         sys.stderr.write(out)
-        raise SystemExit(f"{side} on {workload} failed (exit {proc.returncode}; -9 is usually the OOM killer: "
+        raise SystemExit(f"{side} on {workload} failed (exit {code}; -9 is usually the OOM killer: "
                          "try a smaller --trl-micro-batch or --batch)")
     result = json.loads(lines[-1])
-    result["peak_rss_gib"] = round(usage.ru_maxrss / 2**20, 3)  # ru_maxrss is in KiB on Linux
+    result["peak_rss_gib"] = peak
     return result
 
 

@@ -46,10 +46,11 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import subprocess
 import sys
 import time
 from pathlib import Path
+
+from child_process import run_measured  # bench/ is on sys.path when this script runs
 
 os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
@@ -203,15 +204,10 @@ def peak_memory(args, argv: list[str]) -> None:
     peaks: dict[str, float] = {}
     for name in ENGINES[:2] if args.workload == "chat" else ENGINES:
         cmd = [sys.executable, str(Path(__file__).resolve()), *argv, "--only", name, "--repeats", "1"]
-        proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, text=True)
-        out = proc.stdout.read()
-        proc.stdout.close()
-        _, status, usage = os.wait4(proc.pid, 0)
-        proc.returncode = os.waitstatus_to_exitcode(status)  # reaped here, so Popen must not wait again
-        if proc.returncode != 0:
-            raise SystemExit(f"{name} failed (exit {proc.returncode})")
+        out, code, peaks[name] = run_measured(cmd)
+        if code != 0:
+            raise SystemExit(f"{name} failed (exit {code})")
         lines[name] = [json.loads(ln) for ln in out.splitlines() if ln.startswith("{")]
-        peaks[name] = round(usage.ru_maxrss / 2**20, 3)  # KiB on Linux
     for i, row in enumerate(next(iter(lines.values()))):
         print(json.dumps({"setting": row["setting"], "max_new_tokens": row["max_new_tokens"],
                           "peak_rss_gib": peaks, "tok_s": {n: rows[i][n]["tok_s"] for n, rows in lines.items()},

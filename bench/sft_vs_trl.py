@@ -35,11 +35,12 @@ import math
 import os
 import shutil
 import statistics
-import subprocess
 import sys
 import tempfile
 import time
 from pathlib import Path
+
+from child_process import run_measured  # bench/ is on sys.path when this script runs
 
 os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
@@ -307,17 +308,13 @@ def run_child(setting: str, args) -> dict:
     if args.profile_out:
         cmd += ["--profile-out", f"{args.profile_out}.{setting}"]
     load_before = os.getloadavg()[0]
-    proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, text=True)
-    out = proc.stdout.read()
-    proc.stdout.close()
-    _, status, usage = os.wait4(proc.pid, 0)
-    proc.returncode = os.waitstatus_to_exitcode(status)  # reaped here, so Popen must not wait again
+    out, code, peak = run_measured(cmd)
     lines = [ln[len(RESULT_TAG):] for ln in out.splitlines() if ln.startswith(RESULT_TAG)]
-    if proc.returncode != 0 or not lines:
+    if code != 0 or not lines:
         sys.stderr.write(out)
-        raise SystemExit(f"setting {setting} failed (exit {proc.returncode})")
+        raise SystemExit(f"setting {setting} failed (exit {code})")
     result = json.loads(lines[-1])
-    result["peak_rss_gib"] = round(usage.ru_maxrss / 2**20, 3)  # ru_maxrss is in KiB on Linux
+    result["peak_rss_gib"] = peak
     # the machine is shared: the 1-minute load average around a setting says how noisy its number is
     result["loadavg_1m"] = [round(load_before, 2), round(os.getloadavg()[0], 2)]
     return result

@@ -229,6 +229,7 @@ def child_main(args) -> None:
 
 def run_child(side: str, workload: str, argv: list[str]) -> dict:
     """Run one side in a fresh interpreter: its peak RSS comes from wait4 on that child alone."""
+    # the child's --workload comes last: argparse keeps the last value of a repeated option
     cmd = [sys.executable, str(Path(__file__).resolve()), *argv, "--workload", workload, "--side", side]
     out, code, peak = run_measured(cmd)
     lines = [ln[len(RESULT_TAG):] for ln in out.splitlines() if ln.startswith(RESULT_TAG)]
@@ -308,7 +309,6 @@ def main() -> None:
     if args.side:
         child_main(args)
         return
-    argv = [a for i, a in enumerate(argv) if a != "--workload" and (i == 0 or argv[i - 1] != "--workload")]
     for workload in WORKLOADS if args.workload == "both" else (args.workload,):
         print(json.dumps(run_workload(workload, args, argv)), flush=True)
 

@@ -50,7 +50,7 @@ def run_ppo_phase(ctx, model_path: str, target: Path, resume: bool) -> dict:
                          value_trainable_layers=cfg.ppo.value.trainable_layers,
                          trust_remote_code=m.trust_remote_code, attn_implementation=m.attn_implementation,
                          chat_template=m.chat_template, gradient_checkpointing=m.gradient_checkpointing)
-    heldout = ctx.heldout[:cfg.ppo.early_stopping.max_prompts] if cfg.ppo.early_stopping.max_prompts else ctx.heldout
+    heldout = ctx.heldout[:cfg.ppo.early_stopping.max_prompts]  # None: all of them
     trainer = PPOTrainer(models, ctx.prompts, reward_fn, cfg.ppo, ctx.run, work, heldout=heldout,
                          progress=ctx.progress, on_iteration=getattr(ctx, "on_ppo_iteration", None), dist=dist)
     summary = trainer.train(resume=resume)
@@ -73,14 +73,11 @@ def whole_reward_models(ctx, dist):
 
     import torch
 
-    from chatalign.rlhf.judge import load_two_reward_models
-    from chatalign.rlhf.lineage import resolve_run_path
+    from chatalign.rlhf.round import load_reward_fn
 
     gc.collect()  # DeepSpeed engines hold reference cycles: free the partitions before loading whole copies
     if torch.cuda.is_available():
         torch.cuda.empty_cache()
     if not dist.is_main or not ctx.heldout:
         return None
-    r, m = ctx.cfg.reward, ctx.cfg.model
-    return load_two_reward_models(resolve_run_path(r.helpful), resolve_run_path(r.safety), r.safety_threshold,
-                                  r.batch_tokens, m.dtype, r.max_seq_len)
+    return load_reward_fn(ctx.cfg)

@@ -43,24 +43,23 @@ def reevaluate_round(cfg: RLHFRoundConfig, progress: bool = True, reward_fn=None
     summary and the directory holding it (summary.json, report.md, answers_*.jsonl)."""
     from chatalign.models import resolve_model_path
     from chatalign.rlhf.evaluate import evaluate_round
-    from chatalign.rlhf.lineage import chain, resolve_run_path, sft_baseline
     from chatalign.rlhf.report import heldout_section
-    from chatalign.rlhf.round import load_reward_fn, prepare_context
+    from chatalign.rlhf.round import load_reward_fn, prepare_context, sft_link_of
     from chatalign.runs import RunDir, write_json_atomic, write_text_atomic
 
     run = RunDir(cfg.output_dir, "rlhf")
-    if not run.is_finished():
+    manifest = run.read_manifest() or {}
+    if manifest.get("status") != "finished":
         raise RunError(f"{run.path}: no finished RLHF round there (output_dir); run `chatalign rlhf round` with "
                        "this recipe first")
     if not cfg.data.heldout:
         raise RunError("data.heldout is not set: the evaluation needs held-out prompts")
     ctx = prepare_context(cfg, run, progress, reward_fn)
-    recorded = (run.read_manifest() or {}).get("rlhf", {})
+    recorded = manifest.get("rlhf", {})
     if recorded.get("start") and recorded["start"] != ctx.start:
         raise RunError(f"{run.path} started from {recorded['start']}, the recipe says start={ctx.start}: "
                        "evaluate with the recipe (and overrides) the round ran with")
-    sft_link = sft_baseline(ctx.start) if not cfg.sft_run else chain(resolve_run_path(cfg.sft_run))[0]
-    sft_model = resolve_model_path(sft_link.path) if cfg.eval.compare_sft else None
+    sft_model = resolve_model_path(sft_link_of(cfg, ctx.start).path) if cfg.eval.compare_sft else None
     out_dir = run.path / setting_tag(len(ctx.heldout), cfg.eval)
     out_dir.mkdir(parents=True, exist_ok=True)
     if ctx.reward_fn is None:

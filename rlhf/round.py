@@ -141,6 +141,13 @@ def prepare_context(cfg: RLHFRoundConfig, run: RunDir, progress: bool, reward_fn
                         prompts=prompts, heldout=heldout, progress=progress, reward_fn=reward_fn)
 
 
+def sft_link_of(cfg: RLHFRoundConfig, start: str):
+    """The SFT baseline of the win rates: `cfg.sft_run`, else the first non-round run of `start`'s lineage."""
+    from chatalign.rlhf.lineage import chain, resolve_run_path, sft_baseline
+
+    return chain(resolve_run_path(cfg.sft_run))[0] if cfg.sft_run else sft_baseline(start)
+
+
 def load_reward_fn(cfg: RLHFRoundConfig):
     """The two reward models of `cfg.reward` as one scorer of (prompts, answers) -> R_h, R_s, R_c."""
     from chatalign.rlhf.judge import load_two_reward_models
@@ -165,7 +172,7 @@ def run_round(cfg: RLHFRoundConfig, resume: bool = False, progress: bool = True,
     from chatalign.distributed import DistContext
     from chatalign.models import resolve_model_path
     from chatalign.rlhf.evaluate import evaluate_round
-    from chatalign.rlhf.lineage import chain, resolve_run_path, sft_baseline
+    from chatalign.rlhf.lineage import chain, resolve_run_path
     from chatalign.rlhf.ppo_phase import run_ppo_phase
     from chatalign.rlhf.report import write_round_report
     from chatalign.rlhf.rs_phase import run_rs_phase
@@ -190,7 +197,7 @@ def run_round(cfg: RLHFRoundConfig, resume: bool = False, progress: bool = True,
         inputs = {"prompts": cfg.data.prompts, "heldout": cfg.data.heldout}
         parents = [ctx.start, resolve_run_path(cfg.reward.helpful), resolve_run_path(cfg.reward.safety)]
         links = chain(ctx.start)
-        sft_link = sft_baseline(ctx.start) if not cfg.sft_run else chain(resolve_run_path(cfg.sft_run))[0]
+        sft_link = sft_link_of(cfg, ctx.start)
 
         def start_manifest() -> dict:
             manifest = run.start(cfg.model_dump(mode="json"), inputs, parents=parents, resume=resume,

@@ -12,6 +12,24 @@ os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
 os.environ.setdefault("HF_DATASETS_OFFLINE", "1")
 
 
+def _torch_on_one_thread():
+    """Tiny models gain nothing from intra-op threads, and on a shared 2-core machine the threads of
+    concurrent processes spin against each other (a tiny training step went from 0.1 s to 2 s). torch is
+    imported here, not at the top: pure tests must not pay for importing it."""
+    import torch
+
+    before = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(before)
+
+
+# for the modules that ask for it (`pytestmark = pytest.mark.usefixtures("one_torch_thread")`)
+one_torch_thread = pytest.fixture(scope="module", name="one_torch_thread")(_torch_on_one_thread)
+# for folders whose conftest turns it on for the rest of the session (an autouse fixture that requests it)
+one_torch_thread_session = pytest.fixture(scope="session", name="one_torch_thread_session")(_torch_on_one_thread)
+
+
 @pytest.fixture(scope="session")
 def embedded_dir():
     from chatalign.embedded import embedded_model_dir

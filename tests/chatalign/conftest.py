@@ -5,15 +5,6 @@ import torch
 
 
 @pytest.fixture(scope="module")
-def one_thread():
-    """A tiny model gains nothing from intra-op threads; on a shared machine they only contend."""
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
-
-
-@pytest.fixture(scope="module")
 def sharp_model(smol_tokenizer):
     """The tiny Llama with weights drawn wide (std 0.3): its greedy answers vary from token to token and its
     top-2 logits are far apart, so a wrong position id or mask changes the tokens (the standard init repeats

@@ -11,7 +11,7 @@ TEXTS = ["Hello there", "What is the capital of France? Please answer briefly.",
          "One two three four five six seven eight nine ten", "Write a haiku", "Why?"]
 NEW = 12
 
-pytestmark = pytest.mark.usefixtures("one_thread")
+pytestmark = pytest.mark.usefixtures("one_torch_thread")
 
 
 @pytest.fixture(scope="module")

@@ -5,7 +5,7 @@ import torch
 
 from chatalign.rollout_batch import PREFILL_MIN_TOKENS, DecodeBatch, prefill_groups
 
-pytestmark = pytest.mark.usefixtures("one_thread")
+pytestmark = pytest.mark.usefixtures("one_torch_thread")
 
 
 def test_prefill_groups_split_unlike_lengths_once_a_group_is_big_enough():

@@ -99,11 +99,5 @@ def recipe_files(tmp_path_factory, tiny_model_dir, tiny_rm_model_dir) -> dict[st
 
 
 @pytest.fixture(autouse=True, scope="session")
-def one_torch_thread():
-    """Tiny models gain nothing from intra-op threads; on a shared 2-core machine they only contend."""
-    import torch
-
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
+def _one_torch_thread(one_torch_thread_session):
+    """Every test of this folder on one torch thread (tests/conftest.py says why)."""

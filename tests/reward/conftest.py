@@ -28,15 +28,8 @@ def write_jsonl(path, rows):
 
 
 @pytest.fixture(autouse=True, scope="session")
-def one_torch_thread():
-    """Tiny models gain nothing from intra-op threads, and on a shared 2-core machine the threads of
-    concurrent processes spin against each other (a tiny training step went from 0.1 s to 2 s)."""
-    import torch
-
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
+def _one_torch_thread(one_torch_thread_session):
+    """Every test of this folder on one torch thread (tests/conftest.py says why)."""
 
 
 @pytest.fixture(scope="module")

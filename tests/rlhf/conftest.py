@@ -9,14 +9,8 @@ WORDS = ["cats", "dogs", "rain", "tea", "maps", "jazz", "owls", "boats", "pears"
 
 
 @pytest.fixture(autouse=True, scope="session")
-def one_torch_thread():
-    """Tiny models gain nothing from intra-op threads; on a shared 2-core machine they only contend."""
-    import torch
-
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
+def _one_torch_thread(one_torch_thread_session):
+    """Every test of this folder on one torch thread (tests/conftest.py says why)."""
 
 
 def peaky_llama(tokenizer, seed: int = 0):

@@ -1,21 +1,9 @@
 """Fixtures for the safety tests: a tiny random safety RM saved like a reward run's model, one torch thread
-(not autouse: the pure tests must not pay for importing torch)."""
+(tests/conftest.py's `one_torch_thread`, not autouse: the pure tests must not pay for importing torch)."""
 
 from __future__ import annotations
 
 import pytest
-
-
-@pytest.fixture(scope="module")
-def one_torch_thread():
-    """Tiny models gain nothing from intra-op threads, and on a shared 2-core machine the threads of
-    concurrent processes spin against each other."""
-    import torch
-
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
 
 
 @pytest.fixture(scope="session")

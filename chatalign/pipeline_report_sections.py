@@ -190,12 +190,18 @@ def rlhf_section(ctx: Ctx) -> list:
                      f"{pct(m.get('win_rate_vs_sft'))} ({m.get('wins_vs_sft', '-')})",
                      "held-out R_c": num(m.get("heldout_reward_this")),
                      "R_c previous": num(m.get("heldout_reward_previous")),
+                     "gain ± SE": "-" if m.get("gain_vs_previous") is None else
+                     f"{m['gain_vs_previous']:+.4f} ± {m.get('gain_se_vs_previous', float('nan')):.4f}",
+                     "KL vs previous (nats/answer)": num(m.get("kl_vs_previous"), 3),
                      "rule checks passed": pct(m.get("heldout_check_pass_this")),
                      "answer tokens": num(m.get("heldout_length_this"), 3)})
     if any(s.metrics.get("heldout_reward_this") is not None for s in done):
         blocks += [("h", 3, "Win rates per round"),
-                   ("p", "Greedy answers to the held-out prompts judged by the two reward models (R_c); "
-                         "win rate = wins / (wins + losses), ties count for neither; in brackets win/loss/tie."),
+                   ("p", "Answers to the held-out prompts (greedy, or seeded samples: the round's `eval` settings) "
+                         "judged by the two reward models (R_c); win rate = wins / (wins + losses) on each prompt's "
+                         "mean R_c, ties count for neither, in brackets win/loss/tie; gain = mean R_c difference to "
+                         "the previous model ± its paired standard error (about 2 SE or less is noise); KL of the "
+                         "round's model from the previous one on its own answers sampled at T=1."),
                    ("table", list(rows[0]), rows)]
     else:
         blocks.append(("p", "No held-out evaluation in these rounds (no `data.heldout`): no win rates."))

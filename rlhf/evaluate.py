@@ -1,6 +1,7 @@
 """Round evaluation: greedy (or seeded sampled) answers of this round's model, the previous one and the SFT model to the held-out
 prompts, judged by the reward models; win rate = win / (win + loss) on R_c (ties count for neither). Where a
-prompt carries a rule `check`, the pass rate is reported too.
+prompt carries a rule `check`, the pass rate is reported too; with sampled answers at T=1, the KL of this
+round's model from the others (rlhf/eval_kl.py).
 
 Answers are cached per model in the round's `eval/answers_<label>.jsonl`, so a resumed round does not
 generate them again.
@@ -36,13 +37,16 @@ def answers_for(model_path: str, label: str, ctx, out_dir: Path) -> list[dict]:
     prompts = [p for p in ctx.heldout for _ in range(k)]
     ids = [encode_prompt(tok, prompt_messages(p)) for p in prompts]
     # one seeded generation: every model compared answers on the same random draws (paired)
+    # at T=1 the answers are draws from the model, and their log-probs give the KL from the other models
+    with_logprobs = ev.temperature == 1.0
     rollouts = generate_rollouts(model, tok, ids, num_samples=1, max_new_tokens=ctx.cfg.eval_max_new_tokens,
                                  temperature=ev.temperature, batch_size=ev.batch_size, seed=ev.seed,
-                                 return_logprobs=False)
+                                 return_logprobs=with_logprobs)
     del model
     rewards = ctx.reward_fn(prompts, [r.text for r in rollouts], [r.response_ids for r in rollouts])
     rows = [{"model": model_path, "setting": setting, "prompt_key": prompt_key(p), "answer": r.text,
-             "n_tokens": len(r.response_ids), "check_pass": rule_check(p, r.text), **score}
+             "n_tokens": len(r.response_ids), "check_pass": rule_check(p, r.text), **score,
+             **({"response_ids": r.response_ids, "logprob": float(sum(r.logprobs))} if with_logprobs else {})}
             for p, r, score in zip(prompts, rollouts, rewards.rows())]
     write_jsonl_atomic(path, rows)
     return rows
@@ -80,15 +84,11 @@ def compare(a: list[dict], b: list[dict]) -> dict:
 def paired_gain(a: list[dict], b: list[dict]) -> dict:
     """Mean over prompts of (mean R_c of `a` - mean R_c of `b`) with its standard error sd(d)/sqrt(n) (a paired
     comparison on the same prompts and draws; the paper's win rates carry no error bar, sec. 3.4.2)."""
-    import math
+    from chatalign.rlhf.eval_kl import mean_and_se
 
     d = [x - y for x, y in zip(per_prompt_means(a), per_prompt_means(b))]
-    n = len(d)
-    if n == 0:
-        return {"gain": float("nan"), "se": float("nan"), "n": 0}
-    m = sum(d) / n
-    se = math.sqrt(sum((x - m) ** 2 for x in d) / (n - 1) / n) if n > 1 else float("nan")
-    return {"gain": m, "se": se, "n": n}
+    m, se = mean_and_se(d)
+    return {"gain": m, "se": se, "n": len(d)}
 
 
 def mean(rows: list[dict], key: str) -> float | None:
@@ -131,4 +131,27 @@ def evaluate_round(ctx, final_model: str, previous_model: str, sft_model: str | 
             out[f"wins_vs_{label}"] = f"{c['win']}/{c['loss']}/{c['tie']}"
             g = paired_gain(answers["this"], answers[label])
             out[f"gain_vs_{label}"], out[f"gain_se_vs_{label}"] = g["gain"], g["se"]
+    out.update(kl_of_this(ctx, answers["this"], {label: models[label] for label in ("previous", "sft")
+                                                 if label in models and models[label] != final_model}))
+    return out
+
+
+def kl_of_this(ctx, this_rows: list[dict], others: dict[str, str]) -> dict:
+    """kl_vs_<label>, kl_se_vs_<label>, kl_per_token_vs_<label> for each other model (one pass per model path)."""
+    import time
+
+    from chatalign.rlhf.eval_kl import kl_from_model
+
+    prompts = [p for p in ctx.heldout for _ in range(ctx.cfg.eval.samples_per_prompt)]
+    out: dict = {}
+    by_path: dict[str, dict | None] = {}
+    for label, path in others.items():
+        if path not in by_path:
+            t0 = time.perf_counter()
+            by_path[path] = kl_from_model(this_rows, prompts, path, ctx.cfg.model, ctx.cfg.eval.batch_size)
+            if by_path[path]:
+                log.info("KL(this || %s) on %d held-out answers: %.3f nats per answer (%.0f s)", label,
+                         len(this_rows), by_path[path]["kl"], time.perf_counter() - t0)
+        for key, value in (by_path[path] or {}).items():
+            out[f"{key}_vs_{label}"] = value
     return out

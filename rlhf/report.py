@@ -66,6 +66,11 @@ def _gain(summary: dict, label: str) -> str:
     return "" if g is None else f"{g:+.4f} ± {se:.4f}"
 
 
+def _kl(summary: dict, label: str) -> str:
+    kl, se, per_token = (summary.get(f"{k}_vs_{label}") for k in ("kl", "kl_se", "kl_per_token"))
+    return "" if kl is None else f"{kl:.3f} ± {se:.3f} ({per_token:.4f}/token)"
+
+
 def heldout_section(summary: dict, ev, n_prompts: int) -> list[str]:
     """Markdown lines of the held-out comparison (rewards, gains with standard errors, win rates); [] if none."""
     ev_rows = []
@@ -79,6 +84,7 @@ def heldout_section(summary: dict, ev, n_prompts: int) -> list[str]:
                             "answer tokens": summary.get(f"heldout_length_{label}"),
                             "rule checks passed": summary.get(f"heldout_check_pass_{label}"),
                             "R_c gain of this ± SE": _gain(summary, label),
+                            "KL(this ‖ it), nats/answer": _kl(summary, label),
                             "win rate of this": summary.get(f"win_rate_vs_{label}", ""),
                             "win/loss/tie": summary.get(f"wins_vs_{label}", "")})
     if not ev_rows:
@@ -88,11 +94,13 @@ def heldout_section(summary: dict, ev, n_prompts: int) -> list[str]:
            "same draws for every model")
     return [f"## Held-out evaluation ({n_prompts} prompts, {how}, judged by the reward models)", "",
             markdown_table(ev_rows, ["model", "R_c", "R_h", "R_s", "answer tokens", "rule checks passed",
-                                     "R_c gain of this ± SE", "win rate of this", "win/loss/tie"]),
+                                     "R_c gain of this ± SE", "KL(this ‖ it), nats/answer", "win rate of this",
+                                     "win/loss/tie"]),
             "Win rate = win / (win + loss) on each prompt's mean R_c; ties count for neither. Gain = mean over "
             "prompts of the difference of each prompt's mean R_c, ± its standard error (paired: same prompts, "
-            "same draws); a gain within about 2 SE of 0 is not a measured improvement. `chatalign rlhf eval` "
-            "re-runs this comparison on more prompts or samples.", ""]
+            "same draws); a gain within about 2 SE of 0 is not a measured improvement. KL(this ‖ it) = mean over this "
+            "model's answers of log pi_this - log pi_it (needs answers sampled at T=1): how far the round moved "
+            "the policy. `chatalign rlhf eval` re-runs this comparison on more prompts or samples.", ""]
 
 
 def write_round_report(ctx, summary: dict, links) -> Path:

@@ -293,7 +293,8 @@ def test_pipeline_killed_mid_stage_resumes_without_rerunning_finished_steps(tmp_
     for png in ("report_sft_loss.png", "report_rm_accuracy.png", "report_ppo.png", "report_gatt.png",
                 "report_safety.png"):
         assert (runs / png).stat().st_size > 1000 and f"]({png})" in report, png
-    assert "win rate vs previous" in report and "after GAtt" in report and "violation rate" in report
+    assert "win rate vs previous" in report and "gain ± SE" in report and "after GAtt" in report
+    assert "violation rate" in report
     page = (runs / "report.html").read_text()
     assert page.count('src="data:image/png;base64,') == 5 and 'src="report_' not in page
     examples = report.split("## Example dialogues")[1]

@@ -6,7 +6,6 @@ import argparse
 import logging
 import os
 import sys
-from collections.abc import Callable
 
 from chatalign.errors import UserError
 
@@ -150,33 +149,15 @@ def cmd_sft(args) -> int:
 
     cfg = load_config(SFTConfig, args.config, args.overrides)
     if args.dry_run:
-        return dry_run(cfg, lambda: __import__("chatalign.sft.run", fromlist=["prepare"]).prepare(cfg)[1].stats)
+        from chatalign.stage_output import print_dry_run
+
+        return print_dry_run(cfg, lambda: __import__("chatalign.sft.run", fromlist=["prepare"]).prepare(cfg)[1].stats)
     from chatalign.sft.run import run_sft
+    from chatalign.stage_output import print_run_summary
 
     summary = run_sft(cfg, resume=args.resume, progress=not args.no_progress)
-    _print_summary(cfg.output_dir, summary)
+    print_run_summary(cfg.output_dir, summary)
     return 0
-
-
-def dry_run(cfg, check_data: Callable[[], dict]) -> int:
-    import json
-
-    import yaml
-
-    print("# resolved config")
-    print(yaml.safe_dump(cfg.model_dump(mode="json"), sort_keys=False).rstrip())
-    stats = check_data()
-    print("# data")
-    print(json.dumps(stats, indent=2))
-    print("dry run: config and data are valid")
-    return 0
-
-
-def _print_summary(output_dir: str, summary: dict) -> None:
-    import json
-
-    print(json.dumps({k: v for k, v in summary.items() if not isinstance(v, (dict, list))}, indent=2))
-    print(f"run directory: {output_dir} (model/, report.md, metrics.jsonl, manifest.json)")
 
 
 def cmd_stage(module: str):

@@ -58,3 +58,16 @@ class DeepSpeedConfig(StrictModel):
 class CheckpointConfig(StrictModel):
     every_steps: int = Field(50, gt=0)
     keep_last: int = Field(2, gt=0)
+
+
+def check_batch_rows(train, prefix: str = "train") -> None:
+    """The global batch is whole micro-batches (one optimizer step = global / micro accumulation steps)."""
+    if train.global_batch_rows % train.micro_batch_rows:
+        raise ValueError(f"{prefix}.global_batch_rows ({train.global_batch_rows}) must be a multiple of "
+                         f"{prefix}.micro_batch_rows ({train.micro_batch_rows})")
+
+
+def check_steps(steps: list) -> None:
+    """A stage's `steps` list: which parts one invocation runs, each once."""
+    if not steps or len(set(steps)) != len(steps):
+        raise ValueError("steps must be a non-empty list without repeats")

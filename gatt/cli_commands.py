@@ -12,19 +12,18 @@ def cmd_train(config_path: str, overrides: Sequence[str] = (), dry_run: bool = F
               progress: bool = True) -> int:
     from chatalign.config import load_config
     from chatalign.gatt.config import GattConfig
+    from chatalign.stage_output import print_dry_run, print_run_summary
 
     cfg = load_config(GattConfig, config_path, list(overrides))
     if dry_run:
-        import yaml
-
         from chatalign.gatt.run import prepare
 
-        print("# resolved config")
-        print(yaml.safe_dump(cfg.model_dump(mode="json"), sort_keys=False).rstrip())
-        print("# data")
-        print(json.dumps(prepare(cfg), indent=2, ensure_ascii=False))
-        print("dry run: config and data are valid")
-        return 0
+        return print_dry_run(cfg, lambda: prepare(cfg))
+    from chatalign.gatt.run import run_gatt
+
+    summary = run_gatt(cfg, resume=resume, progress=progress)
+    print_run_summary(cfg.output_dir, summary, "report.md, adherence.png, data/, train/, model/, manifest.json")
+    return 0
     from chatalign.gatt.run import run_gatt
 
     summary = run_gatt(cfg, resume=resume, progress=progress)

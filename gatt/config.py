@@ -11,7 +11,15 @@ from typing import Literal
 from pydantic import Field, model_validator
 
 from chatalign.config import StrictModel, resolve_path
-from chatalign.train_config import CheckpointConfig, DeepSpeedConfig, LoraConfig, ModelConfig, OptimConfig
+from chatalign.train_config import (
+    CheckpointConfig,
+    DeepSpeedConfig,
+    LoraConfig,
+    ModelConfig,
+    OptimConfig,
+    check_batch_rows,
+    check_steps,
+)
 
 Family = Literal["hobby", "language", "public_figure", "answer_length", "format"]
 Placement = Literal["first_user", "system"]
@@ -107,11 +115,8 @@ class GattConfig(StrictModel):
 
     @model_validator(mode="after")
     def _check(self):
-        if self.train.global_batch_rows % self.train.micro_batch_rows:
-            raise ValueError(f"train.global_batch_rows ({self.train.global_batch_rows}) must be a multiple of "
-                             f"train.micro_batch_rows ({self.train.micro_batch_rows})")
-        if not self.steps or len(set(self.steps)) != len(self.steps):
-            raise ValueError("steps must be a non-empty list without repeats")
+        check_batch_rows(self.train)
+        check_steps(self.steps)
         return self
 
     def resolve_paths(self, base: Path) -> None:

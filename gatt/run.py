@@ -18,7 +18,6 @@ from __future__ import annotations
 
 import json
 import logging
-import os
 from pathlib import Path
 
 from chatalign.errors import ConfigError, RunError
@@ -169,12 +168,9 @@ def _lineage(cfg: GattConfig) -> tuple[list[str], dict]:
 
 def run_gatt(cfg: GattConfig, resume: bool = False, progress: bool = True) -> dict:
     from chatalign.runs import RunDir
+    from chatalign.sft.derived_run import claim_run_dir, single_process_rank, train_step
 
-    world, rank = int(os.environ.get("WORLD_SIZE", "1")), int(os.environ.get("RANK", "0"))
-    if world > 1 and set(cfg.steps) != {"train"}:
-        raise ConfigError("under torchrun only `steps=[train]` runs (synthesis and evaluation are single-process): "
-                          "run `chatalign gatt ... steps=[synthesize,evaluate_before]` first, then the torchrun "
-                          "command with steps=[train] --resume, then steps=[evaluate_after] --resume")
+    rank = single_process_rank(cfg.steps, "gatt", "synthesize", "synthesis")
     run = RunDir(cfg.output_dir, "gatt")
     data_dir = run.path / "data"
     synth_file, before_file, after_file = data_dir / "synthesis.json", run.path / "eval_before.json", \
@@ -182,14 +178,7 @@ def run_gatt(cfg: GattConfig, resume: bool = False, progress: bool = True) -> di
     train_run = RunDir(run.path / "train", "sft")
     main = rank == 0
     if main:
-        if run.is_finished() and not resume:
-            raise RunError(f"{run.path} already holds a finished GAtt run; choose another output_dir")
-        if run.manifest_path.is_file() and not resume:
-            raise RunError(f"{run.path} holds an unfinished GAtt run: add --resume to continue it, "
-                           "or choose another output_dir")
-        if not resume:  # bad data or inputs fail here, before a run directory or manifest exists
-            prepare(cfg)
-        run.lock()
+        claim_run_dir(run, resume, "GAtt", lambda: prepare(cfg))
     try:
         if main:
             parents, start = _lineage(cfg)
@@ -199,19 +188,7 @@ def run_gatt(cfg: GattConfig, resume: bool = False, progress: bool = True) -> di
                       allow_changed_inputs=cfg.allow_changed_inputs)
             _single_process_steps(cfg, synth_file, before_file)
         if "train" in cfg.steps:
-            if not (data_dir / "gatt_train.jsonl").is_file():
-                raise RunError(f"no {data_dir / 'gatt_train.jsonl'}: run the synthesize step first")
-            if train_run.is_finished():
-                log.info("training already finished in %s", train_run.path)
-            else:
-                from chatalign.sft.run import run_sft
-
-                has_ckpt = train_run.checkpoints.is_dir() and any(train_run.checkpoints.iterdir())
-                run_sft(sft_config_for(cfg, run.path), resume=resume and has_ckpt, progress=progress)
-            if main:
-                from chatalign.sft.derived_run import link_trained_model
-
-                link_trained_model(run.path)
+            train_step(run.path, train_run, sft_config_for(cfg, run.path), "synthesize", resume, progress, main)
         if not main:
             return {}
         if "evaluate_after" in cfg.steps and cfg.eval.data and not after_file.is_file():
@@ -266,19 +243,10 @@ def _summarize(cfg: GattConfig, run, train_run, synth_file: Path, before_file: P
     if results:
         plot_adherence(results, run.path / "adherence.png", cfg.eval.turns, "GAtt adherence by turn")
     write_report(run.path, cfg, summary, synth, results)
-    done = synth is not None and "train" in summary and (not cfg.eval.data or AFTER in results)
-    lineage = {"start_model": _lineage(cfg)[1], "train_run": "train", "model": "model -> train/model"}
-    if done:
-        run.finish(summary, extra={"lineage": lineage})
-    else:
-        manifest = run.read_manifest() or {}
-        manifest.update({"metrics": summary, "lineage": lineage,
-                         "steps_done": [s for s, ok in (("synthesize", synth is not None),
-                                                         ("evaluate_before", BEFORE in results),
-                                                         ("train", "train" in summary),
-                                                         ("evaluate_after", AFTER in results)) if ok]})
-        from chatalign.runs import write_json_atomic
+    from chatalign.sft.derived_run import record_progress
 
-        write_json_atomic(run.manifest_path, manifest)
-    summary["status"] = "finished" if done else "partial"
-    return summary
+    lineage = {"start_model": _lineage(cfg)[1], "train_run": "train", "model": "model -> train/model"}
+    return record_progress(run, summary, lineage, {
+        "synthesize": synth is not None, "evaluate_before": BEFORE in results, "train": "train" in summary,
+        "evaluate_after": AFTER in results},
+        finished=synth is not None and "train" in summary and (not cfg.eval.data or AFTER in results))

@@ -12,19 +12,18 @@ def cmd_train(config_path: str, overrides: Sequence[str] = (), dry_run: bool = F
               progress: bool = True) -> int:
     from chatalign.config import load_config
     from chatalign.reward.config import RewardConfig
+    from chatalign.stage_output import print_dry_run, print_run_summary
 
     cfg = load_config(RewardConfig, config_path, list(overrides))
     if dry_run:
-        import yaml
-
         from chatalign.reward.run import prepare
 
-        print("# resolved config")
-        print(yaml.safe_dump(cfg.model_dump(mode="json"), sort_keys=False).rstrip())
-        print("# data")
-        print(json.dumps(prepare(cfg).stats, indent=2))
-        print("dry run: config and data are valid")
-        return 0
+        return print_dry_run(cfg, lambda: prepare(cfg).stats)
+    from chatalign.reward.run import run_reward
+
+    summary = run_reward(cfg, resume=resume, progress=progress)
+    print_run_summary(cfg.output_dir, summary)
+    return 0
     from chatalign.reward.run import run_reward
 
     summary = run_reward(cfg, resume=resume, progress=progress)

@@ -18,7 +18,13 @@ from pydantic import Field, model_validator
 
 from chatalign.config import StrictModel, resolve_path
 from chatalign.sft.config import SFTTrain
-from chatalign.train_config import CheckpointConfig, DeepSpeedConfig, LoraConfig, OptimConfig
+from chatalign.train_config import (
+    CheckpointConfig,
+    DeepSpeedConfig,
+    LoraConfig,
+    OptimConfig,
+    check_batch_rows,
+)
 
 Mode = Literal["rs", "ppo", "rs+ppo"]
 
@@ -74,8 +80,7 @@ class RejectionSampling(StrictModel):
     def _check(self):
         if any(t <= 0 for t in self.sweep_temperatures):
             raise ValueError("rs.sweep_temperatures must all be > 0")
-        if self.train.global_batch_rows % self.train.micro_batch_rows:
-            raise ValueError("rs.train.global_batch_rows must be a multiple of rs.train.micro_batch_rows")
+        check_batch_rows(self.train, "rs.train")
         return self
 
 

@@ -18,7 +18,6 @@ from __future__ import annotations
 
 import json
 import logging
-import os
 import time
 from pathlib import Path
 
@@ -155,12 +154,9 @@ def sft_config_for(cfg: SafetyConfig, run_path: Path):
 
 def run_safety(cfg: SafetyConfig, resume: bool = False, progress: bool = True) -> dict:
     from chatalign.runs import RunDir
+    from chatalign.sft.derived_run import claim_run_dir, single_process_rank, train_step
 
-    world, rank = int(os.environ.get("WORLD_SIZE", "1")), int(os.environ.get("RANK", "0"))
-    if world > 1 and set(cfg.steps) != {"train"}:
-        raise ConfigError("under torchrun only `steps=[train]` runs (distillation and evaluation are single-process): "
-                          "run `chatalign safety ... steps=[distill,evaluate_before]` first, then the torchrun "
-                          "command with steps=[train] --resume, then steps=[evaluate_after] --resume")
+    rank = single_process_rank(cfg.steps, "safety", "distill", "distillation")
     run = RunDir(cfg.output_dir, "safety")
     data_dir = run.path / "data"
     files = {"distill": data_dir / "distill.json", BEFORE: run.path / "eval_before.json",
@@ -168,14 +164,7 @@ def run_safety(cfg: SafetyConfig, resume: bool = False, progress: bool = True) -
     train_run = RunDir(run.path / "train", "sft")
     main = rank == 0
     if main:
-        if run.is_finished() and not resume:
-            raise RunError(f"{run.path} already holds a finished safety run; choose another output_dir")
-        if run.manifest_path.is_file() and not resume:
-            raise RunError(f"{run.path} holds an unfinished safety run: add --resume to continue it, "
-                           "or choose another output_dir")
-        if not resume:  # bad data or inputs fail here, before a run directory or manifest exists
-            prepare(cfg)
-        run.lock()
+        claim_run_dir(run, resume, "safety", lambda: prepare(cfg))
     try:
         if main:
             check_safety_rm(cfg.safety_rm)
@@ -188,19 +177,7 @@ def run_safety(cfg: SafetyConfig, resume: bool = False, progress: bool = True) -
                       allow_changed_inputs=cfg.allow_changed_inputs)
             _single_process_steps(cfg, files, progress)
         if "train" in cfg.steps:
-            if not (data_dir / "distill_train.jsonl").is_file():
-                raise RunError(f"no {data_dir / 'distill_train.jsonl'}: run the distill step first")
-            if train_run.is_finished():
-                log.info("training already finished in %s", train_run.path)
-            else:
-                from chatalign.sft.run import run_sft
-
-                has_ckpt = train_run.checkpoints.is_dir() and any(train_run.checkpoints.iterdir())
-                run_sft(sft_config_for(cfg, run.path), resume=resume and has_ckpt, progress=progress)
-            if main:
-                from chatalign.sft.derived_run import link_trained_model
-
-                link_trained_model(run.path)
+            train_step(run.path, train_run, sft_config_for(cfg, run.path), "distill", resume, progress, main)
         if not main:
             return {}
         if "evaluate_after" in cfg.steps and cfg.eval.any_data and not files[AFTER].is_file():
@@ -256,7 +233,6 @@ def summary_of(distill: dict | None, results: dict[str, dict], comparison: dict 
 
 
 def _summarize(cfg: SafetyConfig, run, train_run, files: dict[str, Path]) -> dict:
-    from chatalign.runs import write_json_atomic
     from chatalign.safety.evaluate import compare
     from chatalign.safety.report import plot_eval, plot_gains, write_report
 
@@ -275,17 +251,9 @@ def _summarize(cfg: SafetyConfig, run, train_run, files: dict[str, Path]) -> dic
     if results:
         plot_eval(results, run.path / "safety_eval.png", "Safety before/after context distillation")
     write_report(run.path, cfg, summary, distill, results, comparison)
-    done = distill is not None and "train" in summary and (not cfg.eval.any_data or AFTER in results)
-    _, lin = lineage(cfg)
-    if done:
-        run.finish(summary, extra={"lineage": lin})
-    else:
-        manifest = run.read_manifest() or {}
-        manifest.update({"metrics": summary, "lineage": lin,
-                         "steps_done": [s for s, ok in (("distill", distill is not None),
-                                                         ("evaluate_before", BEFORE in results),
-                                                         ("train", "train" in summary),
-                                                         ("evaluate_after", AFTER in results)) if ok]})
-        write_json_atomic(run.manifest_path, manifest)
-    summary["status"] = "finished" if done else "partial"
-    return summary
+    from chatalign.sft.derived_run import record_progress
+
+    return record_progress(run, summary, lineage(cfg)[1], {
+        "distill": distill is not None, "evaluate_before": BEFORE in results, "train": "train" in summary,
+        "evaluate_after": AFTER in results},
+        finished=distill is not None and "train" in summary and (not cfg.eval.any_data or AFTER in results))

@@ -9,7 +9,14 @@ from typing import Literal
 from pydantic import Field, model_validator
 
 from chatalign.config import StrictModel, resolve_path
-from chatalign.train_config import CheckpointConfig, DeepSpeedConfig, LoraConfig, ModelConfig, OptimConfig
+from chatalign.train_config import (
+    CheckpointConfig,
+    DeepSpeedConfig,
+    LoraConfig,
+    ModelConfig,
+    OptimConfig,
+    check_batch_rows,
+)
 
 
 class SFTData(StrictModel):
@@ -54,9 +61,7 @@ class SFTConfig(StrictModel):
 
     @model_validator(mode="after")
     def _check(self):
-        if self.train.global_batch_rows % self.train.micro_batch_rows:
-            raise ValueError(f"train.global_batch_rows ({self.train.global_batch_rows}) must be a multiple of "
-                             f"train.micro_batch_rows ({self.train.micro_batch_rows})")
+        check_batch_rows(self.train)
         if self.data.on_error == "skip" and not self.data.quarantine:
             raise ValueError("data.on_error=skip needs data.quarantine (a file for the skipped rows)")
         return self

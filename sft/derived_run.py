@@ -1,14 +1,19 @@
 """An SFT run inside another stage's run directory (GAtt, safety distillation): the config that trains on
-that stage's rows with the loss on the last answer only, and the `model -> train/model` link."""
+that stage's rows with the loss on the last answer only, the `model -> train/model` link, and the parts of
+such a stage's run that GAtt and safety share (launcher check, claiming the run directory, the train step)."""
 
 from __future__ import annotations
 
+import logging
 import os
+from collections.abc import Callable
 from pathlib import Path
 from typing import Literal
 
-from chatalign.errors import RunError
+from chatalign.errors import ConfigError, RunError
 from chatalign.sft.config import SFTConfig, SFTData, SFTEval, SFTTrain
+
+log = logging.getLogger(__name__)
 
 
 def last_turn_sft_config(cfg, run_path: Path, train_file: str,
@@ -34,3 +39,62 @@ def link_trained_model(run_path: Path) -> None:
             return
         raise RunError(f"{link} exists and is not the link to train/model")
     os.symlink(os.path.join("train", "model"), link)
+
+
+def single_process_rank(steps, command: str, first_step: str, first_step_noun: str) -> int:
+    """This process's rank; under a multi-rank launcher only `steps=[train]` may run (the stage's generation and
+    evaluation run in one process)."""
+    world, rank = int(os.environ.get("WORLD_SIZE", "1")), int(os.environ.get("RANK", "0"))
+    if world > 1 and set(steps) != {"train"}:
+        raise ConfigError(f"under torchrun only `steps=[train]` runs ({first_step_noun} and evaluation are "
+                          f"single-process): run `chatalign {command} ... steps=[{first_step},evaluate_before]` "
+                          "first, then the torchrun command with steps=[train] --resume, then "
+                          "steps=[evaluate_after] --resume")
+    return rank
+
+
+def claim_run_dir(run, resume: bool, what: str, prepare: Callable[[], object]) -> None:
+    """Refuse a finished run directory, or an unfinished one without --resume; check the config's data and
+    inputs (`prepare`) before a fresh run writes anything; lock the directory."""
+    if run.is_finished() and not resume:
+        raise RunError(f"{run.path} already holds a finished {what} run; choose another output_dir")
+    if run.manifest_path.is_file() and not resume:
+        raise RunError(f"{run.path} holds an unfinished {what} run: add --resume to continue it, "
+                       "or choose another output_dir")
+    if not resume:
+        prepare()
+    run.lock()
+
+
+def train_step(run_path: Path, train_run, sft_cfg: SFTConfig, first_step: str, resume: bool, progress: bool,
+               main: bool) -> None:
+    """The SFT run on the stage's rows (resumed from its last checkpoint where there is one), then the
+    `model -> train/model` link on rank 0."""
+    data_file = Path(sft_cfg.data.train)
+    if not data_file.is_file():
+        raise RunError(f"no {data_file}: run the {first_step} step first")
+    if train_run.is_finished():
+        log.info("training already finished in %s", train_run.path)
+    else:
+        from chatalign.sft.run import run_sft
+
+        has_ckpt = train_run.checkpoints.is_dir() and any(train_run.checkpoints.iterdir())
+        run_sft(sft_cfg, resume=resume and has_ckpt, progress=progress)
+    if main:
+        link_trained_model(run_path)
+
+
+def record_progress(run, summary: dict, lineage: dict, steps_done: dict[str, bool], finished: bool) -> dict:
+    """Finish the run when every step it needs is done (`finished`), else record the steps done so far in its
+    manifest (a split multi-GPU run finishes in a later invocation); `summary` gains status finished / partial."""
+    if finished:
+        run.finish(summary, extra={"lineage": lineage})
+    else:
+        from chatalign.runs import write_json_atomic
+
+        manifest = run.read_manifest() or {}
+        manifest.update({"metrics": summary, "lineage": lineage,
+                         "steps_done": [step for step, ok in steps_done.items() if ok]})
+        write_json_atomic(run.manifest_path, manifest)
+    summary["status"] = "finished" if finished else "partial"
+    return summary

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import json
-import os
 from collections.abc import Sequence
 from pathlib import Path
 
@@ -23,13 +22,6 @@ def cmd_train(config_path: str, overrides: Sequence[str] = (), dry_run: bool = F
 
     summary = run_gatt(cfg, resume=resume, progress=progress)
     print_run_summary(cfg.output_dir, summary, "report.md, adherence.png, data/, train/, model/, manifest.json")
-    return 0
-    from chatalign.gatt.run import run_gatt
-
-    summary = run_gatt(cfg, resume=resume, progress=progress)
-    if int(os.environ.get("RANK", "0")) == 0:
-        print(json.dumps({k: v for k, v in summary.items() if not isinstance(v, (dict, list))}, indent=2))
-        print(f"run directory: {cfg.output_dir} (report.md, adherence.png, data/, train/, model/, manifest.json)")
     return 0
 
 

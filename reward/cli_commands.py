@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import json
-import os
 from collections.abc import Sequence
 from pathlib import Path
 
@@ -23,13 +21,6 @@ def cmd_train(config_path: str, overrides: Sequence[str] = (), dry_run: bool = F
 
     summary = run_reward(cfg, resume=resume, progress=progress)
     print_run_summary(cfg.output_dir, summary)
-    return 0
-    from chatalign.reward.run import run_reward
-
-    summary = run_reward(cfg, resume=resume, progress=progress)
-    if int(os.environ.get("RANK", "0")) == 0:  # one summary, not one per rank
-        print(json.dumps({k: v for k, v in summary.items() if not isinstance(v, (dict, list))}, indent=2))
-        print(f"run directory: {cfg.output_dir} (model/, report.md, metrics.jsonl, manifest.json)")
     return 0
 
 

@@ -8,7 +8,8 @@ from chatalign.rlhf.lineage import STAGE, chain, read_manifest
 
 HEADLINE = (("heldout_reward_this", "held-out R_c"), ("gain_vs_previous", "gain vs prev"),
             ("gain_se_vs_previous", "± SE"), ("win_rate_vs_previous", "win vs prev"),
-            ("win_rate_vs_sft", "win vs SFT"), ("kl_vs_previous", "KL vs prev (nats/answer)"), ("ppo_iterations", "PPO iters"), ("ppo_last_kl", "KL"),
+            ("win_rate_vs_sft", "win vs SFT"), ("kl_vs_previous", "KL vs prev (nats/answer)"),
+            ("ppo_iterations", "PPO iters"), ("ppo_last_kl", "KL"),
             ("rs_selected_reward_mean", "RS best-of-K R_c"))
 
 

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import json
-import os
 from collections.abc import Sequence
 from pathlib import Path
 
@@ -29,14 +28,6 @@ def cmd_train(config_path: str, overrides: Sequence[str] = (), dry_run: bool = F
     summary = run_safety(cfg, resume=resume, progress=progress)
     print_run_summary(cfg.output_dir, summary,
                       "report.md, safety_eval.png, distill_gains.png, data/, train/, model/, manifest.json")
-    return 0
-    from chatalign.safety.run import run_safety
-
-    summary = run_safety(cfg, resume=resume, progress=progress)
-    if int(os.environ.get("RANK", "0")) == 0:
-        print(json.dumps({k: v for k, v in summary.items() if not isinstance(v, (dict, list))}, indent=2))
-        print(f"run directory: {cfg.output_dir} (report.md, safety_eval.png, distill_gains.png, data/, train/, "
-              "model/, manifest.json)")
     return 0
 
 

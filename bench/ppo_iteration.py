@@ -34,7 +34,7 @@ PHASES = ("generation", "scoring", "reference", "values", "training")
 
 def reward_models(args, tok_dir: str):
     """The quickstart RMs if present, else two embedded-model RMs with fresh heads (saved to a temp dir)."""
-    from chatalign.rlhf.judge import load_two_reward_models
+    from chatalign.rlhf.reward_fn import load_two_reward_models
 
     helpful, safety = Path(args.helpful), Path(args.safety)
     if helpful.exists() and safety.exists():
@@ -72,11 +72,11 @@ def main() -> None:
     from chatalign.data_schemas import load_records
     from chatalign.models import resolve_model_path
     from chatalign.rlhf.config import PPOSection
-    from chatalign.rlhf.judge import load_two_reward_models
-    from chatalign.rlhf.ppo import PPOTrainer
-    from chatalign.rlhf.ppo_models import load_models
+    from chatalign.rlhf.ppo.models import load_models
+    from chatalign.rlhf.ppo.trainer import PPOTrainer
+    from chatalign.rlhf.reward_fn import load_two_reward_models
     from chatalign.runs import RunDir
-    from chatalign.train_config import LoraConfig
+    from chatalign.training.config import LoraConfig
 
     root = Path(__file__).resolve().parents[1]
     prompts = load_records(root / "data/quickstart/prompts_train.jsonl", "prompt").records

@@ -6,7 +6,7 @@ same number of AdamW steps of the same batch of pairs (lr, betas, weight decay, 
 
   chatalign   chatalign.reward's machinery: plan_rows (both sides of each pair in one padding-free row,
               position ids restarting) -> PackedRewardLoss (per-document attention, head read only at each
-              sequence's last token) -> chatalign.trainer.train (torch AdamW)
+              sequence's last token) -> chatalign.training.loop.train (torch AdamW)
   trl         trl.RewardTrainer on pre-tokenized `chosen_ids` / `rejected_ids` / `margin` columns: each
               batch pads chosen and rejected sequences to the longest one and runs the head on every position
 
@@ -113,7 +113,7 @@ def workload_stats(examples) -> dict:
 
 
 def optim_config(lr: float):
-    from chatalign.train_config import OptimConfig
+    from chatalign.training.config import OptimConfig
 
     return OptimConfig(lr=lr, weight_decay=0.1, schedule="constant", warmup_ratio=0.0, grad_clip=1.0)
 
@@ -125,12 +125,12 @@ def fresh_model():
 
 
 def run_ours(examples, args) -> dict:
-    from chatalign.distributed import DistContext
     from chatalign.reward.model import PackedRewardLoss, train_metrics
     from chatalign.reward.pairs import collate_pairs, plan_rows
     from chatalign.runs import RunDir
-    from chatalign.train_config import CheckpointConfig, DeepSpeedConfig
-    from chatalign.trainer import TrainJob, train
+    from chatalign.training.config import CheckpointConfig, DeepSpeedConfig
+    from chatalign.training.distributed import DistContext
+    from chatalign.training.loop import TrainJob, train
 
     model = fresh_model()
     rows, plan = plan_rows(examples, args.batch, args.row_tokens, 1, seed=0)

@@ -166,7 +166,7 @@ def run_generate(model, tokenizer, prompts, *, batch_size, max_new_tokens, tempe
 
 def run_engine(model, tokenizer, prompts, *, batch_size, max_new_tokens, temperature, top_p, stops, seed,
                num_samples=1, return_logprobs=True):
-    from chatalign.rollout import generate_rollouts
+    from chatalign.rollout.engine import generate_rollouts
 
     stats: dict = {}
     t0, c0 = time.perf_counter(), time.process_time()
@@ -239,7 +239,7 @@ def main(argv=None) -> None:
     import torch
 
     from chatalign.models import load_causal_lm, load_tokenizer
-    from chatalign.rollout import default_stop_token_ids
+    from chatalign.rollout.engine import default_stop_token_ids
 
     if args.threads:
         torch.set_num_threads(args.threads)

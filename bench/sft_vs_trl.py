@@ -8,9 +8,9 @@ cosine schedule, grad clip 1.0). Each setting runs in its own subprocess, so pea
   trl_default   SFTTrainer, no packing: batches of whole examples padded to the longest one
   trl_packed    SFTTrainer, packing=True, packing_strategy="bfd" (padding-free), max_length=seq_len
   chatalign     chatalign.sft's machinery: encode_conversations -> pack_examples -> step_plan ->
-                PackedLMLoss -> chatalign.trainer.train (single process, torch AdamW)
+                PackedLMLoss -> chatalign.training.loop.train (single process, torch AdamW)
 
-TRL gets pre-tokenized rows: `input_ids` plus `assistant_masks` from chatalign.chat_masks.encode_chat.
+TRL gets pre-tokenized rows: `input_ids` plus `assistant_masks` from chatalign.text.masks.encode_chat.
 TRL 1.16 builds `labels` from an `assistant_masks` column whatever the dataset's kind (`_prepare_dataset`,
 "Building labels"); a `completion_mask` column counts only with completion_only_loss. Each TRL child checks
 that: trained-token counts must equal chatalign's, and TRL's loss on its first training row must equal
@@ -111,8 +111,8 @@ def chatalign_loss_on(model, pairs) -> float:
     """Per-trained-token NLL of chatalign's PackedLMLoss on the given (input_ids, loss_mask) examples, one row."""
     import torch
 
-    from chatalign.lm_loss import PackedLMLoss
-    from chatalign.packing import build_row, collate_rows
+    from chatalign.text.packing import build_row, collate_rows
+    from chatalign.training.lm_loss import PackedLMLoss
 
     row = build_row(pairs, list(range(len(pairs))))
     with torch.no_grad():
@@ -219,11 +219,11 @@ def run_trl(args, packed: bool) -> dict:
 def run_chatalign(args) -> dict:
     import torch
 
-    from chatalign.distributed import DistContext
-    from chatalign.lm_loss import PackedLMLoss
-    from chatalign.packing import IGNORE, collate_rows, pack_examples, step_plan
     from chatalign.runs import RunDir
-    from chatalign.trainer import TrainJob, train
+    from chatalign.text.packing import IGNORE, collate_rows, pack_examples, step_plan
+    from chatalign.training.distributed import DistContext
+    from chatalign.training.lm_loss import PackedLMLoss
+    from chatalign.training.loop import TrainJob, train
 
     cfg = sft_config(args)
     _, enc = encoded(cfg)

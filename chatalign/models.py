@@ -11,7 +11,7 @@ from typing import Any
 
 from chatalign.embedded import embedded_model_dir, is_embedded
 from chatalign.errors import UserError
-from chatalign.packed_attention import default_attention
+from chatalign.training.packed_attention import default_attention
 
 log = logging.getLogger(__name__)
 

@@ -12,7 +12,7 @@ STAGE_CONFIGS = {
     "rlhf": "chatalign.rlhf.config:RLHFRoundConfig",
     "gatt": "chatalign.gatt.config:GattConfig",
     "safety": "chatalign.safety.config:SafetyConfig",
-    "pipeline": "chatalign.pipeline_config:PipelineConfig",
+    "pipeline": "chatalign.pipeline.config:PipelineConfig",
 }
 
 

@@ -14,14 +14,14 @@ from collections.abc import Iterator
 from dataclasses import dataclass, field
 from typing import Any
 
+from pydantic import ValidationError
+
 from chatalign.data_schemas.adapted import Adapted, AdaptError
 from chatalign.data_schemas.adapters import ADAPTERS, detect_format
 from chatalign.data_schemas.file_output import json_line, write_lines_atomic
 from chatalign.data_schemas.issues import BadDataError, Issue
 from chatalign.data_schemas.records import KINDS, Record
 from chatalign.data_schemas.sources import RawRow, iter_rows
-from pydantic import ValidationError
-
 from chatalign.errors import ConfigError
 
 ON_ERROR = ("raise", "skip")

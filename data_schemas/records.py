@@ -139,7 +139,7 @@ class Prompt(Record):
     is_safety: bool = False
     risk_category: str | None = None
     id: str | None = None
-    # A rule spec read by evaluators (e.g. {"type": "max_words", "value": 50}; see chatalign.checks); free-form on purpose.
+    # A rule spec read by evaluators (e.g. {"type": "max_words", "value": 50}; see chatalign.judges.rules); free-form on purpose.
     check: dict[str, Any] | None = None
     # A reference answer, where one is known: evaluators measure its likelihood (held-out NLL).
     reference: str | None = None

@@ -7,11 +7,11 @@ from collections.abc import Iterable
 from pathlib import Path
 from typing import Any
 
+from pydantic import BaseModel
+
 from chatalign.data_schemas.file_output import json_line, write_lines_atomic
 from chatalign.data_schemas.issues import BadDataError, Issue
 from chatalign.data_schemas.readers import load_records, scan_rows
-from pydantic import BaseModel
-
 from chatalign.errors import ConfigError
 
 

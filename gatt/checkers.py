@@ -1,10 +1,10 @@
 """Rule checkers for GAtt constraints: does an answer keep the instruction? One checker per family.
 
 Which are exact rules and which are heuristics (the evaluation report repeats this):
-  answer_length  exact: 1 to N whitespace-separated words (chatalign.checks "max_words"), and the answer is
+  answer_length  exact: 1 to N whitespace-separated words (chatalign.judges.rules "max_words"), and the answer is
                  complete: one cut by max_new_tokens fails, since its full length is unknown (else a token
                  cap below N words would make every answer pass).
-  format         exact: at least one letter and no lowercase letter (chatalign.checks "uppercase").
+  format         exact: at least one letter and no lowercase letter (chatalign.judges.rules "uppercase").
   language       statistical: langdetect's most probable language must be the asked one. langdetect is
                  randomised; the seed is fixed (DetectorFactory.seed = 0) so a verdict never changes between
                  runs. Minimum length policy: under MIN_LANGUAGE_LETTERS letters langdetect is unreliable
@@ -25,8 +25,8 @@ import re
 import unicodedata
 from collections.abc import Callable
 
-from chatalign.checks import run_check
 from chatalign.errors import DataError
+from chatalign.judges.rules import run_check
 
 MIN_LANGUAGE_LETTERS = 15
 HEURISTIC_FAMILIES = ("public_figure", "hobby")

@@ -9,9 +9,9 @@ from pathlib import Path
 
 def cmd_train(config_path: str, overrides: Sequence[str] = (), dry_run: bool = False, resume: bool = False,
               progress: bool = True) -> int:
+    from chatalign.cli.stage_output import print_dry_run, print_run_summary
     from chatalign.config import load_config
     from chatalign.gatt.config import GattConfig
-    from chatalign.stage_output import print_dry_run, print_run_summary
 
     cfg = load_config(GattConfig, config_path, list(overrides))
     if dry_run:

@@ -113,7 +113,7 @@ def table_rows(results: dict[str, dict], turns: Sequence[int]) -> list[dict]:
 
 
 def format_table(results: dict[str, dict], turns: Sequence[int]) -> str:
-    from chatalign.report import markdown_table
+    from chatalign.plots import markdown_table
 
     families = [f for f in FAMILIES if any(f in row for res in results.values() for row in res["by_turn"].values())]
     return markdown_table(table_rows(results, turns), ["model", "turn", "n", "all", *families])

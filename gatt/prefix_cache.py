@@ -74,8 +74,8 @@ def prefill_on_prefixes(model, prompts: list[list[int]], reuse: list[tuple[KeptP
     the mask off on zeros and pads and position ids counting real tokens only, so the row reads exactly as its
     prompt alone. Returns (cache, mask [n, R+C], next_pos [n], last-token logits [n, V]).
     """
-    from chatalign.rollout_batch import supports_logits_to_keep
-    from chatalign.rollout_cache import RolloutCache
+    from chatalign.rollout.batch import supports_logits_to_keep
+    from chatalign.rollout.cache import RolloutCache
 
     n = len(prompts)
     used = [r for _, r in reuse]
@@ -112,7 +112,7 @@ def prefill_on_prefixes(model, prompts: list[list[int]], reuse: list[tuple[KeptP
 def prefill_batch(model, prompts: list[list[int]], reuse, k: int, pad_id: int, device):
     """Prefill `prompts` on their reused prefixes and lay them out as a decode batch of k rows per prompt
     (prompt-major). Returns the DecodeBatch (rows and `last` still to set) and the logits [n*k, V]."""
-    from chatalign.rollout_batch import DecodeBatch
+    from chatalign.rollout.batch import DecodeBatch
 
     cache, mask, next_pos, logits = prefill_on_prefixes(model, prompts, reuse, pad_id, device)
     if k > 1:
@@ -139,8 +139,8 @@ def prefix_cached_answer_fn(model, tokenizer, *, max_new_tokens: int, temperatur
     import time
 
     from chatalign.gatt.sampling import fit_prompt
-    from chatalign.rollout import default_stop_token_ids
-    from chatalign.rollout_sampling import TokenRecorder
+    from chatalign.rollout.engine import default_stop_token_ids
+    from chatalign.rollout.sampling import TokenRecorder
 
     store = PrefixStore()
     calls = [0]

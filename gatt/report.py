@@ -8,7 +8,7 @@ from pathlib import Path
 
 from chatalign.gatt.evaluate import format_table, heuristic_note
 from chatalign.gatt.instructions import FAMILIES
-from chatalign.report import markdown_table
+from chatalign.plots import markdown_table
 
 
 def n_segments(by_turn: dict) -> str:

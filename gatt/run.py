@@ -57,11 +57,11 @@ def eval_inputs(cfg: GattConfig, space):
 
 def prepare(cfg: GattConfig) -> dict:
     """Everything before the model (what --dry-run checks): inputs load, a row renders with a trained answer."""
-    from chatalign.chat_masks import encode_chat
-    from chatalign.chat_templates import apply_named_template
     from chatalign.gatt.synthesis import training_messages
     from chatalign.gatt.turns import DialogueRun
     from chatalign.models import load_tokenizer
+    from chatalign.text.masks import encode_chat
+    from chatalign.text.templates import apply_named_template
 
     space, dialogues, instructions = synthesis_inputs(cfg)
     limit = cfg.synthesis.max_turns
@@ -85,8 +85,8 @@ def prepare(cfg: GattConfig) -> dict:
 
 
 def _load(cfg: GattConfig, name: str):
-    from chatalign.chat_templates import apply_named_template
     from chatalign.models import load_causal_lm, load_tokenizer
+    from chatalign.text.templates import apply_named_template
 
     tok = load_tokenizer(name, cfg.model.trust_remote_code)
     apply_named_template(tok, cfg.model.chat_template)

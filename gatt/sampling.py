@@ -23,7 +23,7 @@ def drop_second_round(messages: list[dict]) -> list[dict] | None:
 
 def fit_prompt(tokenizer, messages: list[dict], max_prompt_tokens: int | None) -> tuple[list[int], int]:
     """Prompt ids within `max_prompt_tokens` (dropping middle rounds), and how many rounds were dropped."""
-    from chatalign.chat_masks import encode_prompt
+    from chatalign.text.masks import encode_prompt
 
     ids = encode_prompt(tokenizer, messages)
     dropped = 0
@@ -54,7 +54,7 @@ def model_answer_fn(model, tokenizer, *, max_new_tokens: int, temperature: float
                                        top_p=top_p, batch_size=batch_size, seed=seed,
                                        max_prompt_tokens=max_prompt_tokens, counters=counters)
 
-    from chatalign.rollout import generate_rollouts
+    from chatalign.rollout.engine import generate_rollouts
 
     calls = [0]
     tally = counters if counters is not None else {}

@@ -8,9 +8,9 @@ from pathlib import Path
 
 def cmd_train(config_path: str, overrides: Sequence[str] = (), dry_run: bool = False, resume: bool = False,
               progress: bool = True) -> int:
+    from chatalign.cli.stage_output import print_dry_run, print_run_summary
     from chatalign.config import load_config
     from chatalign.reward.config import RewardConfig
-    from chatalign.stage_output import print_dry_run, print_run_summary
 
     cfg = load_config(RewardConfig, config_path, list(overrides))
     if dry_run:

@@ -155,7 +155,7 @@ def _pct(v) -> str:
 
 def format_tables(report: dict) -> str:
     """The evaluation as markdown tables (printed by `chatalign eval reward`, embedded in report.md)."""
-    from chatalign.report import markdown_table
+    from chatalign.plots import markdown_table
 
     o = report["overall"]
     lines = [f"Held-out accuracy: **{_pct(o['accuracy'])}%** over {o['pairs']} pairs "

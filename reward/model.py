@@ -6,7 +6,7 @@ are the chat model's, its LM head is dropped and the scalar head starts from a s
 
 Training and scoring never call the HF forward, which runs the head on every position and finds the read
 position from padding: our rows are packed and padding-free (position ids restart per sequence, no
-attention mask, no cache, see chatalign/packing.py), the decoder runs once per row and the head reads only
+attention mask, no cache, see chatalign/text/packing.py), the decoder runs once per row and the head reads only
 the hidden states at each sequence's last answer token.
 """
 
@@ -19,7 +19,7 @@ import torch
 from torch import nn
 
 from chatalign.errors import UserError
-from chatalign.packed_attention import default_attention, packed_decoder_forward
+from chatalign.training.packed_attention import default_attention, packed_decoder_forward
 
 log = logging.getLogger(__name__)
 

@@ -1,7 +1,7 @@
 """Preference pairs -> token sequences read by the reward head, and the packed rows of a run.
 
 Each side of a pair is the prompt plus one answer, rendered with the chat template exactly as in SFT
-(chatalign.chat_masks, train_on="last_assistant"). The head reads the hidden state of the answer's last
+(chatalign.text.masks, train_on="last_assistant"). The head reads the hidden state of the answer's last
 token (its end-of-turn token, the last position of the loss mask); whatever the template writes after it
 (a newline) can influence nothing the head reads in a causal model, so the sequence is cut right after it
 and the read position is the sequence's last token.
@@ -55,7 +55,7 @@ def _read_prefix(enc) -> list[int] | None:
 def encode_answers(tokenizer, prompts: Sequence[Sequence[dict]], answers: Sequence[str],
                    max_seq_len: int | None = None) -> list[list[int] | None]:
     """Token ids of prompt + answer cut at the answer's last token; None where it cannot fit max_seq_len."""
-    from chatalign.chat_masks import drop_oldest_round, encode_chat_batch
+    from chatalign.text.masks import drop_oldest_round, encode_chat_batch
 
     convs = [list(p) + [{"role": "assistant", "content": a}] for p, a in zip(prompts, answers, strict=True)]
     rows, _ = encode_chat_batch(tokenizer, convs, train_on="last_assistant")
@@ -108,7 +108,7 @@ def plan_rows(examples: Sequence[PairExample], global_batch_pairs: int, row_toke
     """Rows and the per-step plan of a whole run: a seeded shuffle of the pairs per epoch, cut into steps
     of `global_batch_pairs` pairs (the last one may be smaller), each step's pairs packed into rows of at
     most `row_tokens` tokens. Fixed up front, so that a resumed run replays the same batches."""
-    from chatalign.packing import pack_bins
+    from chatalign.text.packing import pack_bins
 
     if not examples:
         raise DataError("no preference pairs to train on")

@@ -5,7 +5,7 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
-from chatalign.report import markdown_table, plot_bars, plot_curves
+from chatalign.plots import markdown_table, plot_bars, plot_curves
 
 
 def plot_accuracy_bars(report: dict, path: Path, title: str) -> Path:
@@ -26,7 +26,7 @@ def plot_accuracy_bars(report: dict, path: Path, title: str) -> Path:
 
 
 def plot_score_distributions(report: dict, path: Path, title: str) -> Path:
-    from chatalign.report import _plt
+    from chatalign.plots import _plt
 
     plt = _plt()
     chosen, rejected = report["scores"]["chosen"], report["scores"]["rejected"]

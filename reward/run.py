@@ -54,11 +54,11 @@ def load_source(cfg: RewardConfig, src: PrefSource, group: str):
 
 def prepare(cfg: RewardConfig) -> Prepared:
     """Everything before the model (what --dry-run checks): data loaded, mixed, encoded, planned."""
-    from chatalign.chat_templates import apply_named_template
     from chatalign.models import load_tokenizer
     from chatalign.reward.margins import margin_for, resolve_margin_table
     from chatalign.reward.mixing import sample_mix
     from chatalign.reward.pairs import encode_pairs, plan_rows
+    from chatalign.text.templates import apply_named_template
 
     pools, per_source = [], {}
     for src in cfg.data.sources:
@@ -125,7 +125,7 @@ def open_run(cfg: RewardConfig, dist, resume: bool):
 
 
 def run_reward(cfg: RewardConfig, resume: bool = False, progress: bool = True) -> dict:
-    from chatalign.distributed import DistContext
+    from chatalign.training.distributed import DistContext
 
     dist = DistContext.from_env()
     if cfg.lora.enabled and dist.use_deepspeed(cfg.deepspeed) and cfg.deepspeed.zero_stage == 3:
@@ -164,7 +164,7 @@ def train_evaluate_report(cfg: RewardConfig, run, dist, resume: bool, progress: 
     import torch
 
     from chatalign.reward.model import PackedRewardLoss, train_metrics
-    from chatalign.trainer import TrainJob, train
+    from chatalign.training.loop import TrainJob, train
 
     prep = prepare(cfg)
     inputs = {f"train:{s.label}": s.path for s in cfg.data.sources} | {f"eval:{s.label}": s.path
@@ -216,7 +216,7 @@ def finalize_model(model, prep: Prepared, run, dist, lora: bool) -> None:
         model = model.merge_and_unload()
     partitioned = any(hasattr(p, "ds_id") for p in model.parameters())
     if partitioned:
-        from chatalign.zero_gather import gather_full_state
+        from chatalign.training.zero_gather import gather_full_state
 
         state = gather_full_state(model)
         if dist.is_main:

@@ -18,7 +18,7 @@ from collections.abc import Sequence
 import torch
 
 from chatalign.errors import UserError
-from chatalign.packed_attention import default_attention
+from chatalign.training.packed_attention import default_attention
 
 
 class RewardScorer:
@@ -60,7 +60,7 @@ class RewardScorer:
 def packed_rows(sequences: Sequence[Sequence[int]], batch_tokens: int, device) -> list[tuple[list[int], tuple]]:
     """(indices, (input_ids [1, T], position_ids [1, T], read_index)) per packed row of about `batch_tokens`
     tokens; each sequence is read at its last token."""
-    from chatalign.packing import pack_bins
+    from chatalign.text.packing import pack_bins
 
     if not sequences:
         return []

@@ -32,7 +32,7 @@ class PackedScore(nn.Module):
 class ShardedScorer(RewardScorer):
     def __init__(self, scorer: RewardScorer, dist):
         """Partition `scorer`'s model in place (the whole copy is freed: `scorer` must not score any more)."""
-        from chatalign.zero_inference import inference_engine
+        from chatalign.training.zero_inference import inference_engine
 
         self.engine = inference_engine(PackedScore(scorer.model), dist)
         self.dist = dist
@@ -42,7 +42,7 @@ class ShardedScorer(RewardScorer):
         return super().encode(prompts, answers) if answers else []
 
     def score_ids(self, sequences: Sequence[Sequence[int]], batch_tokens: int = 8192) -> torch.Tensor:
-        from chatalign.zero_inference import lockstep_count
+        from chatalign.training.zero_inference import lockstep_count
 
         out = torch.empty(len(sequences), dtype=torch.float32)
         rows = packed_rows(sequences, batch_tokens, self.device)

@@ -56,7 +56,7 @@ def cmd_ppo(config_path: str, overrides: Sequence[str] = (), dry_run: bool = Fal
 
 def cmd_eval(config_path: str | None, overrides: Sequence[str] = (), run_dir: str | None = None,
              progress: bool = True) -> int:
-    from chatalign.rlhf.reevaluate import config_of_round, reevaluate_round
+    from chatalign.rlhf.evaluate.rerun import config_of_round, reevaluate_round
 
     cfg = config_of_round(run_dir, overrides) if run_dir else _load(config_path, overrides, None)
     summary, out_dir = reevaluate_round(cfg, progress=progress)

@@ -18,7 +18,7 @@ from pydantic import Field, model_validator
 
 from chatalign.config import StrictModel, resolve_path
 from chatalign.sft.config import SFTTrain
-from chatalign.train_config import (
+from chatalign.training.config import (
     CheckpointConfig,
     DeepSpeedConfig,
     LoraConfig,

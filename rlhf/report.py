@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from chatalign.report import markdown_table, plot_curves
+from chatalign.plots import markdown_table, plot_curves
 
 PPO_KEYS = ("reward", "kl", "response_length", "clip_fraction", "value_loss", "entropy")
 
@@ -12,7 +12,7 @@ PPO_KEYS = ("reward", "kl", "response_length", "clip_fraction", "value_loss", "e
 def plot_reward_vs_kl(records: list[dict], path: Path, title: str, heldout_label: str = "held-out (greedy)") -> Path | None:
     """Training reward against KL to the reference, one point per iteration (colour = iteration), plus the
     held-out reward at the evaluated iterations."""
-    from chatalign.report import _plt
+    from chatalign.plots import _plt
 
     pts = [r for r in records if "kl" in r and "reward" in r]
     if not pts:

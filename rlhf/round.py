@@ -101,7 +101,7 @@ def plan(cfg: RLHFRoundConfig) -> dict:
             "heldout_prompts": len(heldout)}
     if "rs" in cfg.mode:
         from chatalign.rlhf.lineage import earlier_selected_files
-        from chatalign.rlhf.rejection_sampling import pools_this_round
+        from chatalign.rlhf.rs.selection import pools_this_round
 
         info["rs_pools_earlier_rounds"] = [r for r, _ in earlier_selected_files(start)] \
             if pools_this_round(n, cfg.rs.pool_from_round) else []
@@ -150,8 +150,8 @@ def sft_link_of(cfg: RLHFRoundConfig, start: str):
 
 def load_reward_fn(cfg: RLHFRoundConfig):
     """The two reward models of `cfg.reward` as one scorer of (prompts, answers) -> R_h, R_s, R_c."""
-    from chatalign.rlhf.judge import load_two_reward_models
     from chatalign.rlhf.lineage import resolve_run_path
+    from chatalign.rlhf.reward_fn import load_two_reward_models
 
     r = cfg.reward
     return load_two_reward_models(resolve_run_path(r.helpful), resolve_run_path(r.safety), r.safety_threshold,
@@ -169,14 +169,14 @@ def _phase_done(summary: dict, phase: str, since: float, round_number: int) -> f
 def run_round(cfg: RLHFRoundConfig, resume: bool = False, progress: bool = True, reward_fn=None,
               on_ppo_iteration: Callable[[int, dict], None] | None = None) -> dict:
     """Run (or resume) one round; return its summary. `reward_fn` replaces the two RMs (tests, smoke runs)."""
-    from chatalign.distributed import DistContext
     from chatalign.models import resolve_model_path
-    from chatalign.rlhf.evaluate import evaluate_round
+    from chatalign.rlhf.evaluate.heldout import evaluate_round
     from chatalign.rlhf.lineage import chain, resolve_run_path
-    from chatalign.rlhf.ppo_phase import run_ppo_phase
+    from chatalign.rlhf.ppo.phase import run_ppo_phase
     from chatalign.rlhf.report import write_round_report
-    from chatalign.rlhf.rs_phase import run_rs_phase
+    from chatalign.rlhf.rs.phase import run_rs_phase
     from chatalign.runs import write_json_atomic
+    from chatalign.training.distributed import DistContext
 
     run = RunDir(cfg.output_dir, "rlhf")
     if run.is_finished() and not resume:

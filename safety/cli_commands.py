@@ -14,9 +14,9 @@ EVAL_FILES = {"adversarial": "safety_adversarial_heldout.jsonl", "helpful": "hel
 
 def cmd_train(config_path: str, overrides: Sequence[str] = (), dry_run: bool = False, resume: bool = False,
               progress: bool = True) -> int:
+    from chatalign.cli.stage_output import print_dry_run, print_run_summary
     from chatalign.config import load_config
     from chatalign.safety.config import SafetyConfig
-    from chatalign.stage_output import print_dry_run, print_run_summary
 
     cfg = load_config(SafetyConfig, config_path, list(overrides))
     if dry_run:
@@ -70,7 +70,7 @@ def cmd_eval(model: str, safety_rm: str | None, out_dir: str | None, data_dir: s
     from chatalign.safety.report import eval_table, judge_lines, rule_text, write_eval_files
     from chatalign.safety.run import check_safety_rm
     from chatalign.safety.sampling import load_policy, load_safety_scorer
-    from chatalign.train_config import ModelConfig
+    from chatalign.training.config import ModelConfig
 
     ev, rm = eval_settings(model, safety_rm, data_dir, threshold=threshold, violation_rule=violation_rule,
                            max_prompts=max_prompts, max_new_tokens=max_new_tokens)

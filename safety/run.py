@@ -81,12 +81,12 @@ def check_safety_rm(rm_cfg) -> dict:
 def prepare(cfg: SafetyConfig) -> dict:
     """Everything before the models (what --dry-run checks): templates, prompts, eval files, the RM's config,
     and a training row that renders with trained tokens."""
-    from chatalign.chat_masks import encode_chat
-    from chatalign.chat_templates import apply_named_template
     from chatalign.models import load_tokenizer
     from chatalign.safety.distill_sampling import load_distill_prompts, messages_of, preprompted
     from chatalign.safety.evaluate import load_eval_sets
     from chatalign.safety.taxonomy import load_templates
+    from chatalign.text.masks import encode_chat
+    from chatalign.text.templates import apply_named_template
 
     templates = load_templates(cfg.distill.templates)
     prompts, stats = load_distill_prompts(cfg.distill)

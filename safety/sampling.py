@@ -12,8 +12,8 @@ def sample_answers(model, tokenizer, prompts: list[list[dict]], *, max_new_token
                    top_p: float = 1.0, batch_size: int = 16, seed: int = 0, progress: bool = False,
                    counters: dict | None = None) -> list[tuple[str, bool]]:
     """One answer per prompt (messages up to a user turn): (text, finished), in prompt order."""
-    from chatalign.chat_masks import encode_prompt
-    from chatalign.rollout import generate_rollouts
+    from chatalign.rollout.engine import generate_rollouts
+    from chatalign.text.masks import encode_prompt
 
     if not prompts:
         return []
@@ -48,8 +48,8 @@ def load_policy(name: str, model_cfg, device: str | None = None):
     """The policy and its tokenizer (the recipe's chat template applied), on the GPU when there is one."""
     import torch
 
-    from chatalign.chat_templates import apply_named_template
     from chatalign.models import load_causal_lm, load_tokenizer
+    from chatalign.text.templates import apply_named_template
 
     tok = load_tokenizer(name, model_cfg.trust_remote_code)
     apply_named_template(tok, model_cfg.chat_template)

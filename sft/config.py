@@ -9,7 +9,7 @@ from typing import Literal
 from pydantic import Field, model_validator
 
 from chatalign.config import StrictModel, resolve_path
-from chatalign.train_config import (
+from chatalign.training.config import (
     CheckpointConfig,
     DeepSpeedConfig,
     LoraConfig,

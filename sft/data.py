@@ -25,7 +25,7 @@ def load_conversations(path: str, fmt: str = "auto", on_error: str = "raise", qu
 
 
 def encode_conversations(tokenizer, conversations, seq_len: int, train_on: str, truncation: str) -> EncodedSet:
-    from chatalign.chat_masks import encode_chat
+    from chatalign.text.masks import encode_chat
 
     examples, lengths = [], []
     truncated = empty = trained = 0

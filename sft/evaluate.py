@@ -17,9 +17,9 @@ def reference_nll(model, tokenizer, prompts, batch_tokens: int = 4096) -> float 
     """Mean per-token NLL of the `reference` answers given their prompts (packed, no cross attention)."""
     import torch
 
-    from chatalign.chat_masks import encode_chat
-    from chatalign.lm_loss import PackedLMLoss
-    from chatalign.packing import collate_rows, pack_examples
+    from chatalign.text.masks import encode_chat
+    from chatalign.text.packing import collate_rows, pack_examples
+    from chatalign.training.lm_loss import PackedLMLoss
 
     examples = []
     for p in prompts:
@@ -46,9 +46,9 @@ def reference_nll(model, tokenizer, prompts, batch_tokens: int = 4096) -> float 
 
 def checked_answers(model, tokenizer, prompts, max_new_tokens: int, batch_size: int) -> dict:
     """Greedy answers scored by each prompt's rule `check`; pass rate overall and per task tag."""
-    from chatalign.chat_masks import encode_prompt
-    from chatalign.checks import run_check
-    from chatalign.rollout import generate_rollouts
+    from chatalign.judges.rules import run_check
+    from chatalign.rollout.engine import generate_rollouts
+    from chatalign.text.masks import encode_prompt
 
     rows = [p for p in prompts if p.check]
     if not rows:

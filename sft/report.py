@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import json
 
-from chatalign.report import markdown_table, plot_bars, plot_curves
+from chatalign.plots import markdown_table, plot_bars, plot_curves
 
 
 def _fmt(x) -> str:
@@ -28,7 +28,7 @@ def write_report(run, cfg, summary: dict) -> None:
             rows.insert(0, {"model": "start", "pass rate": base.get("pass_rate"),
                             "reference NLL": base.get("reference_nll")})
         lines += ["## Held-out evaluation", "",
-                  "Pass rate: greedy answers checked by each prompt's rule (chatalign.checks); reference NLL: "
+                  "Pass rate: greedy answers checked by each prompt's rule (chatalign.judges.rules); reference NLL: "
                   "mean per-token negative log-likelihood of the held-out reference answers (lower is better).",
                   "", markdown_table(rows, ["model", "pass rate", "reference NLL"])]
         series = {"final": tuned.get("per_task", {})}

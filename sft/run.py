@@ -15,9 +15,9 @@ log = logging.getLogger(__name__)
 
 def prepare(cfg: SFTConfig):
     """Everything before the model: data validated and tokenized (what --dry-run checks)."""
-    from chatalign.chat_templates import apply_named_template
     from chatalign.models import load_tokenizer
     from chatalign.sft.data import encode_conversations, load_conversations
+    from chatalign.text.templates import apply_named_template
 
     convs, skipped = load_conversations(cfg.data.train, cfg.data.format, cfg.data.on_error, cfg.data.quarantine,
                                         cfg.data.max_rows)
@@ -51,11 +51,11 @@ def run_sft(cfg: SFTConfig, resume: bool = False, progress: bool = True) -> dict
 
 
 def _run_sft(cfg: SFTConfig, run, resume: bool, progress: bool) -> dict:
-    from chatalign.distributed import DistContext
-    from chatalign.lm_loss import PackedLMLoss
     from chatalign.models import load_causal_lm
-    from chatalign.packing import collate_rows, pack_examples, step_plan
-    from chatalign.trainer import TrainJob, train
+    from chatalign.text.packing import collate_rows, pack_examples, step_plan
+    from chatalign.training.distributed import DistContext
+    from chatalign.training.lm_loss import PackedLMLoss
+    from chatalign.training.loop import TrainJob, train
 
     dist = DistContext.from_env()
     if dist.is_main:
@@ -128,7 +128,7 @@ def finalize_model(job, model, tok, run, dist, lora: bool):
     if lora:
         model = model.merge_and_unload()
     if dist.world_size > 1 or engine is not None:
-        from chatalign.zero_gather import gather_full_state
+        from chatalign.training.zero_gather import gather_full_state
 
         state = gather_full_state(job.loss_module.model if not lora else model)
         if dist.is_main:

@@ -13,7 +13,7 @@ from random import Random
 import pytest
 import yaml
 
-from chatalign.checks import is_refusal, run_check, validate_check
+from chatalign.judges.rules import is_refusal, run_check, validate_check
 
 DATA = Path(__file__).resolve().parents[2] / "data" / "quickstart"
 sys.path.insert(0, str(DATA))  # the generator's own modules (qsgen), for the generator-level tests

@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 
 import pytest
+
 from chatalign.data_schemas import (
     SCORE_GAP_THRESHOLDS,
     BadDataError,
@@ -15,7 +16,6 @@ from chatalign.data_schemas import (
     strength_from_gap,
 )
 from chatalign.data_schemas.adapted import AdaptError
-
 from chatalign.errors import ConfigError, DataError
 
 

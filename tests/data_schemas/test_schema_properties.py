@@ -7,10 +7,10 @@ import tempfile
 from pathlib import Path
 
 import pytest
-from chatalign.data_schemas import KINDS, load_records, write_jsonl
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
+from chatalign.data_schemas import KINDS, load_records, write_jsonl
 from chatalign.errors import ConfigError, DataError
 
 SETTINGS = settings(max_examples=120, deadline=None, suppress_health_check=[HealthCheck.too_slow])
@@ -213,9 +213,10 @@ def test_every_forced_format_on_arbitrary_objects(rows, kind, fmt):
 def test_adapters_raise_only_adapt_errors_and_locate_every_validation_error(row, kind):
     """No file I/O, many rows: every adapter of the kind either converts or raises AdaptError, and each
     validation error of the converted dict maps back to a raw field name."""
+    from pydantic import ValidationError
+
     from chatalign.data_schemas import ADAPTERS
     from chatalign.data_schemas.adapted import AdaptError
-    from pydantic import ValidationError
 
     for adapter in ADAPTERS[kind].values():
         try:

@@ -5,8 +5,8 @@ from __future__ import annotations
 import json
 
 import pytest
-from chatalign.data_schemas import BadDataError, Issue, iter_rows, load_records, validate_file
 
+from chatalign.data_schemas import BadDataError, Issue, iter_rows, load_records, validate_file
 from chatalign.errors import ConfigError, DataError
 
 GOOD_PREF = {"prompt": [{"role": "user", "content": "q"}], "chosen": "a", "rejected": "b"}

@@ -6,8 +6,9 @@ import subprocess
 import sys
 
 import pytest
-from chatalign.data_schemas import KINDS, Conversation, Message, Preference, Prompt, Strength
 from pydantic import ValidationError
+
+from chatalign.data_schemas import KINDS, Conversation, Message, Preference, Prompt, Strength
 
 
 def user(text="hi"):

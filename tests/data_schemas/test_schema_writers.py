@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 
 import pytest
+
 from chatalign.data_schemas import (
     Conversation,
     Preference,
@@ -15,7 +16,6 @@ from chatalign.data_schemas import (
     validate_file,
     write_jsonl,
 )
-
 from chatalign.errors import ConfigError
 
 CONVERSATIONS = [

@@ -4,7 +4,6 @@ logits, the same answers, less prefill."""
 import pytest
 import torch
 
-from chatalign.chat_masks import encode_prompt
 from chatalign.gatt.dialogues import Dialogue
 from chatalign.gatt.instructions import Instruction
 from chatalign.gatt.prefix_cache import (
@@ -17,6 +16,7 @@ from chatalign.gatt.prefix_cache import (
 )
 from chatalign.gatt.sampling import model_answer_fn
 from chatalign.gatt.turns import run_dialogues
+from chatalign.text.masks import encode_prompt
 
 FRENCH = Instruction("Always answer in French.", {"language": "fr"})
 SHORT = Instruction("Length: at most 5 words", {"answer_length": 5}, terse=True)

@@ -3,12 +3,12 @@ is kept, what is dropped, and which tokens carry loss."""
 
 import pytest
 
-from chatalign.chat_masks import encode_chat
 from chatalign.errors import ConfigError
 from chatalign.gatt.dialogues import Dialogue
 from chatalign.gatt.instructions import Instruction
 from chatalign.gatt.synthesis import pass_rates, synthesize, training_messages, training_rows
 from chatalign.gatt.turns import Candidate, prompt_messages, trim_to_sentence
+from chatalign.text.masks import encode_chat
 
 UPPER = Instruction("Always answer in uppercase.", {"format": "uppercase"})
 SHORT = Instruction("Length: at most 3 words", {"answer_length": 3}, terse=True)

@@ -10,7 +10,7 @@ from pathlib import Path
 
 import pytest
 
-from chatalign.cli import main
+from chatalign.cli.main import main
 
 from .conftest import ENV, QS, STAGES
 

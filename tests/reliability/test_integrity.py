@@ -11,7 +11,7 @@ from pathlib import Path
 
 import pytest
 
-from chatalign.cli import main
+from chatalign.cli.main import main
 from chatalign.config import load_config
 from chatalign.errors import ConfigError
 

@@ -68,7 +68,7 @@ def writing(ck: Path) -> bool:
 
 
 def steps(ck: Path) -> list[int]:
-    from chatalign.checkpoint import list_checkpoints
+    from chatalign.training.checkpoint import list_checkpoints
 
     return [int(p.name.split("-")[1]) for p in list_checkpoints(ck)]
 
@@ -139,7 +139,7 @@ def reference(recipe_files, tmp_path_factory):
 @pytest.mark.slow
 @pytest.mark.parametrize("stage", list(STAGES))
 def test_sigkill_anywhere_then_resume_equals_an_uninterrupted_run(stage, reference, recipe_files, tmp_path):
-    from chatalign.checkpoint import latest_checkpoint
+    from chatalign.training.checkpoint import latest_checkpoint
 
     ref = reference(stage)
     recipe = recipe_files[stage]
@@ -193,7 +193,7 @@ def test_kill_points_were_counted():
 def test_sigint_and_sigterm_checkpoint_and_exit_130_from_the_cli(stage, sig, recipe_files, tmp_path):
     """A polite stop from the shell: the step (PPO iteration) under way finishes, is checkpointed, exit 130
     with a --resume hint and no traceback."""
-    from chatalign.checkpoint import latest_checkpoint
+    from chatalign.training.checkpoint import latest_checkpoint
 
     out = tmp_path / "run"
     ck = out / STAGES[stage][1]

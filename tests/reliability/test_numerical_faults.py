@@ -12,14 +12,14 @@ import re
 import pytest
 import torch
 
-from chatalign.checkpoint import latest_checkpoint, list_checkpoints
-from chatalign.cli import main
-from chatalign.distributed import DistContext
-from chatalign.lm_loss import PackedLMLoss
-from chatalign.packing import collate_rows, pack_examples
+from chatalign.cli.main import main
 from chatalign.runs import RunDir
-from chatalign.train_config import CheckpointConfig, DeepSpeedConfig, OptimConfig
-from chatalign.trainer import NonFiniteLoss, TrainJob, train
+from chatalign.text.packing import collate_rows, pack_examples
+from chatalign.training.checkpoint import latest_checkpoint, list_checkpoints
+from chatalign.training.config import CheckpointConfig, DeepSpeedConfig, OptimConfig
+from chatalign.training.distributed import DistContext
+from chatalign.training.lm_loss import PackedLMLoss
+from chatalign.training.loop import NonFiniteLoss, TrainJob, train
 
 from .test_kill_resume import assert_loadable
 
@@ -74,7 +74,7 @@ def run(tmp_path, tiny_model, at, fault, max_skips=2, grad_clip=1.0):
 
 @pytest.mark.parametrize("fault", ["nan", "inf", "-inf", "grad"])
 def test_faulty_steps_are_skipped_with_a_warning_up_to_the_limit(fault, tmp_path, tiny_model, caplog):
-    caplog.set_level(logging.WARNING, logger="chatalign.trainer")
+    caplog.set_level(logging.WARNING, logger="chatalign.training.loop")
     r, last = run(tmp_path, tiny_model, {3, 4}, fault)
     assert last["step"] == STEPS
     warnings = [m for m in caplog.messages if "non-finite" in m]
@@ -104,7 +104,7 @@ def test_one_fault_too_many_stops_with_exit_code_3_and_keeps_the_last_good_check
 
 def test_no_gradient_clipping_is_not_mistaken_for_a_non_finite_gradient(tmp_path, tiny_model, caplog):
     """grad_clip=None: the gradient norm is still measured, and a healthy run skips nothing."""
-    caplog.set_level(logging.WARNING, logger="chatalign.trainer")
+    caplog.set_level(logging.WARNING, logger="chatalign.training.loop")
     r, last = run(tmp_path, tiny_model, set(), "nan", max_skips=0, grad_clip=None)
     assert last["step"] == STEPS and not [m for m in caplog.messages if "non-finite" in m]
     assert all(math.isfinite(m["grad_norm"]) and m["grad_norm"] > 0 for m in r.read_metrics())
@@ -131,7 +131,7 @@ def test_disk_full_during_a_ppo_checkpoint_keeps_the_previous_one(tmp_path, tiny
     import os
 
     from chatalign.errors import RunError
-    from chatalign.rlhf.ppo_checkpoint import save_ppo_checkpoint
+    from chatalign.rlhf.ppo.checkpoint import save_ppo_checkpoint
 
     opt = torch.optim.AdamW(tiny_model.parameters())
     root = tmp_path / "ckpts"

@@ -12,7 +12,7 @@ from pathlib import Path
 
 import pytest
 
-WORKER = Path(__file__).parents[1] / "chatalign" / "train_worker.py"
+WORKER = Path(__file__).parents[1] / "chatalign" / "training" / "train_worker.py"
 ENV = {**os.environ, "DS_ACCELERATOR": "cpu", "OMP_NUM_THREADS": "1", "MKL_NUM_THREADS": "1"}
 
 
@@ -37,7 +37,7 @@ class Evil:
 def test_zero3_resume_from_an_earlier_checkpoint_matches_and_refuses_pickled_code(tmp_path):
     import torch
 
-    from chatalign.checkpoint import latest_checkpoint, list_checkpoints, safe_deepspeed_load
+    from chatalign.training.checkpoint import latest_checkpoint, list_checkpoints, safe_deepspeed_load
 
     run = tmp_path / "z3"
     ref = torchrun(run, port=29581)

@@ -9,7 +9,7 @@ import pytest
 
 import chatalign.reward.model as rm_model
 from chatalign.reward.run import run_reward
-from chatalign.trainer import Interrupted
+from chatalign.training.loop import Interrupted
 
 from .conftest import toy_config
 

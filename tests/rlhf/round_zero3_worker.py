@@ -10,7 +10,7 @@ import sys
 import torch
 
 from chatalign.rlhf.config import RLHFRoundConfig
-from chatalign.rlhf.judge import RewardBatch
+from chatalign.rlhf.reward_fn import RewardBatch
 from chatalign.rlhf.round import run_round
 
 

@@ -9,7 +9,7 @@ from pathlib import Path
 
 import pytest
 
-from .test_ppo_zero3 import torchrun
+from .ppo.test_zero3 import torchrun
 from .test_round import round_cfg, rows
 
 pytestmark = [pytest.mark.slow, pytest.mark.distributed]

@@ -4,9 +4,9 @@ from __future__ import annotations
 
 import pytest
 
-from chatalign.checks import is_refusal
 from chatalign.data_schemas import Prompt
 from chatalign.errors import ConfigError
+from chatalign.judges.rules import is_refusal
 from chatalign.safety.evaluate import (
     benign_category,
     compare,

@@ -5,7 +5,7 @@ import json
 import pytest
 import yaml
 
-from chatalign.cli import main
+from chatalign.cli.main import main
 
 
 def conversations(n=12):

@@ -1,0 +1,1 @@
+"""The `chatalign` command line: `main` in main.py, one module per command family."""

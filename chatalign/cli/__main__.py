@@ -1,0 +1,5 @@
+import sys
+
+from chatalign.cli.main import main
+
+sys.exit(main())

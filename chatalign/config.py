@@ -4,10 +4,11 @@ from __future__ import annotations
 
 import os
 from pathlib import Path
-from typing import Any, TypeVar
+from typing import Annotated, Any, TypeVar
 
 import yaml
-from pydantic import BaseModel, ConfigDict, ValidationError
+from pydantic import AfterValidator, BaseModel, ConfigDict, ValidationError, ValidationInfo
+from pydantic_core import PydanticCustomError
 
 from chatalign.errors import ConfigError
 
@@ -32,27 +33,36 @@ def parse_override(text: str) -> tuple[list[str], Any]:
         value = yaml.safe_load(raw) if raw.strip() else ""
     except yaml.YAMLError as exc:
         raise ConfigError(f"override {key}: cannot parse value {raw!r}: {exc}") from None
-    if isinstance(value, str):  # YAML 1.1 reads `1e-5` as a string
+    return key.split("."), yaml11_float(value)
+
+
+def yaml11_float(value: Any) -> Any:
+    """YAML 1.1 reads `1e-5` as a string: a string that is a float with a dot or an exponent becomes one."""
+    if isinstance(value, str) and any(c in value for c in ".eE"):
         try:
-            value = float(value) if any(c in value for c in ".eE") else value
+            return float(value)
         except ValueError:
             pass
-    return key.split("."), value
+    return value
+
+
+def set_key(data: dict[str, Any], path: list[str], value: Any) -> None:
+    """data[a][b][c] = value for the dotted key a.b.c, making the missing sections."""
+    node = data
+    for part in path[:-1]:
+        child = node.get(part)
+        if child is None:
+            child = {}
+            node[part] = child
+        if not isinstance(child, dict):
+            raise ConfigError(f"override {'.'.join(path)}: {part!r} is not a section")
+        node = child
+    node[path[-1]] = value
 
 
 def apply_overrides(data: dict[str, Any], overrides: list[str]) -> dict[str, Any]:
     for text in overrides:
-        path, value = parse_override(text)
-        node = data
-        for part in path[:-1]:
-            child = node.get(part)
-            if child is None:
-                child = {}
-                node[part] = child
-            if not isinstance(child, dict):
-                raise ConfigError(f"override {'.'.join(path)}: {part!r} is not a section")
-            node = child
-        node[path[-1]] = value
+        set_key(data, *parse_override(text))
     return data
 
 
@@ -87,29 +97,27 @@ def format_validation_error(exc: ValidationError, source: str) -> str:
     return "\n".join(lines)
 
 
-def validate(model_cls: type[M], data: dict[str, Any], source: str = "config") -> M:
+def validate(model_cls: type[M], data: dict[str, Any], source: str = "config", recipe_dir: Path | None = None) -> M:
+    """Validate `data`; with `recipe_dir`, path fields are resolved against it (see RecipePath below)."""
     try:
-        return model_cls.model_validate(data)
+        return model_cls.model_validate(data, context={RECIPE_DIR: recipe_dir} if recipe_dir else None)
     except ValidationError as exc:
         raise ConfigError(format_validation_error(exc, source)) from None
 
 
 class PathTemplateError(ConfigError):
-    """A recipe path that looks like `$VAR`, `~` or `{{ }}`: `load_config` names the key that holds it."""
+    """A recipe path that looks like `$VAR`, `~` or `{{ }}`."""
 
     def __init__(self, text: str):
         self.text = text
-        super().__init__(f"path {text!r}: shell expansion and templates are not allowed in recipe paths")
+        super().__init__(f"path {text!r}: {NO_EXPANSION}")
+
+
+NO_EXPANSION = "shell expansion and templates are not allowed in recipe paths"
 
 
 def _looks_expanded(text: str) -> bool:
     return "$" in text or text.startswith("~") or "{{" in text
-
-
-# Paths that are not resolved against the recipe (run directories, model names, the output) but must not look
-# like shell expansion or templates either: nothing expands them, so `~/runs/x` would silently be `./~/runs/x`.
-UNRESOLVED_PATH_KEYS = ("output_dir", "model.name", "start", "sft_run", "reward.helpful", "reward.safety",
-                        "safety_rm.name")
 
 
 def resolve_path(value: str | os.PathLike, base_dir: Path) -> Path:
@@ -121,34 +129,63 @@ def resolve_path(value: str | os.PathLike, base_dir: Path) -> Path:
     return p if p.is_absolute() else (base_dir / p)
 
 
-def load_config(model_cls: type[M], path: str | os.PathLike | None, overrides: list[str] | None = None) -> M:
-    """Read a recipe file, apply `key.sub=value` overrides, validate; the recipe dir is kept for paths."""
+# -- path fields ------------------------------------------------------------------------------------------------
+# A config declares what each path field is by its type; `load_config` passes the recipe's folder in the
+# validation context, so paths are resolved while validating. Validated without that context (a config rebuilt
+# from a manifest, a section built in code) a path is kept as it is.
+RECIPE_DIR = "recipe_dir"
+
+
+def _recipe_dir(info: ValidationInfo) -> Path | None:
+    return info.context.get(RECIPE_DIR) if isinstance(info.context, dict) else None
+
+
+def _checked(text: str) -> str:
+    if _looks_expanded(text):  # nothing expands them, so `~/runs/x` would silently be `./~/runs/x`
+        raise PydanticCustomError("recipe_path", "path {path}: " + NO_EXPANSION, {"path": repr(text)})
+    return text
+
+
+def _from_recipe(text: str, info: ValidationInfo) -> str:
+    base = _recipe_dir(info)
+    return text if base is None else str(resolve_path(_checked(text), base))
+
+
+def _absolute_from_recipe(text: str, info: ValidationInfo) -> str:
+    base = _recipe_dir(info)
+    return text if base is None else str(resolve_path(_checked(text), base).resolve())
+
+
+def _model_or_path(text: str, info: ValidationInfo) -> str:
+    if _recipe_dir(info) is None:
+        return text
+    return _from_recipe(text, info) if text.startswith(("./", "../")) else _checked(text)
+
+
+def _run_path(text: str, info: ValidationInfo) -> str:
+    return text if _recipe_dir(info) is None else _checked(text)
+
+
+# a data file the recipe reads: relative to the recipe file
+RecipePath = Annotated[str, AfterValidator(_from_recipe)]
+# the same, made absolute with symlinks resolved (the pipeline's data and step recipes)
+AbsoluteRecipePath = Annotated[str, AfterValidator(_absolute_from_recipe)]
+# a model: a hub id, `embedded`, or a directory (relative to the recipe only when written ./ or ../)
+ModelRef = Annotated[str, AfterValidator(_model_or_path)]
+# a run directory (an output, or an earlier run read as input): relative to the current directory
+RunPath = Annotated[str, AfterValidator(_run_path)]
+
+
+def load_config(model_cls: type[M], path: str | os.PathLike | None, overrides: list[str] | None = None,
+                values: dict[str, Any] | None = None) -> M:
+    """Read a recipe file, apply `values` ({dotted key: value}) then `key.sub=value` overrides, validate with
+    the recipe's folder as the base of its relative paths."""
     data: dict[str, Any] = read_yaml(path) if path else {}
+    for key, value in (values or {}).items():
+        set_key(data, key.split("."), yaml11_float(value))
     data = apply_overrides(data, overrides or [])
     source = str(path) if path else "command line"
-    cfg = validate(model_cls, data, source)
     base = Path(path).resolve().parent if path else Path.cwd()
-    for key in UNRESOLVED_PATH_KEYS:
-        value: Any = cfg
-        for part in key.split("."):
-            value = getattr(value, part, None)
-        if isinstance(value, str) and _looks_expanded(value):
-            raise ConfigError(f"{source}: {key}: {PathTemplateError(value)}")
-    if hasattr(cfg, "resolve_paths"):
-        try:
-            cfg.resolve_paths(base)
-        except PathTemplateError as exc:
-            keys = _keys_holding(data, exc.text)
-            raise ConfigError(f"{source}: {keys[0] if keys else 'a path'}: {exc}") from None
-    return cfg
+    return validate(model_cls, data, source, recipe_dir=base)
 
 
-def _keys_holding(data: Any, text: str, prefix: str = "") -> list[str]:
-    """Dotted keys (list items by index) whose value is `text`: where a bad path came from."""
-    if isinstance(data, dict):
-        items = data.items()
-    elif isinstance(data, list):
-        items = enumerate(data)
-    else:
-        return [prefix] if data == text and prefix else []
-    return [k for key, v in items for k in _keys_holding(v, text, f"{prefix}.{key}" if prefix else str(key))]

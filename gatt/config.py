@@ -5,12 +5,11 @@ fine-tuning hyper-parameters of GAtt; we default to its SFT ones (lr 2e-5, cosin
 
 from __future__ import annotations
 
-from pathlib import Path
 from typing import Literal
 
 from pydantic import Field, model_validator
 
-from chatalign.config import StrictModel, resolve_path
+from chatalign.config import RecipePath, RunPath, StrictModel
 from chatalign.training.config import (
     CheckpointConfig,
     DeepSpeedConfig,
@@ -28,7 +27,7 @@ ALL_STEPS: list[str] = ["synthesize", "evaluate_before", "train", "evaluate_afte
 
 
 class GattInstructions(StrictModel):
-    constraints: str = Field(..., description="YAML with hobbies, languages, public figures and wordings")
+    constraints: RecipePath = Field(..., description="YAML with hobbies, languages, public figures and wordings")
     families: list[Family] = ["hobby", "language", "public_figure", "answer_length", "format"]
     min_families: int = Field(1, ge=1)
     max_families: int = Field(2, ge=1)
@@ -45,7 +44,7 @@ class GattInstructions(StrictModel):
 
 
 class GattSynthesis(StrictModel):
-    dialogues: list[str] = Field(..., min_length=1,
+    dialogues: list[RecipePath] = Field(..., min_length=1,
                                  description='{"id","user_turns"} JSONL files or Conversation files')
     max_dialogues: int | None = Field(None, gt=0, description="per file")
     max_turns: int | None = Field(None, gt=0, description="answer at most this many turns per dialogue")
@@ -78,7 +77,7 @@ class GattTrain(StrictModel):
 
 
 class GattEval(StrictModel):
-    data: str | None = Field(None, description="held-out dialogues; none: no before/after evaluation")
+    data: RecipePath | None = Field(None, description="held-out dialogues; none: no before/after evaluation")
     n_dialogues: int = Field(20, gt=0)
     n_long: int | None = Field(None, ge=0, description="how many of them run to the last turn; the others "
                                "stop at the turn reported before it (None: all)")
@@ -99,7 +98,7 @@ class GattEval(StrictModel):
 
 class GattConfig(StrictModel):
     stage: Literal["gatt"] = "gatt"
-    output_dir: str = "runs/gatt"
+    output_dir: RunPath = "runs/gatt"
     model: ModelConfig = ModelConfig()
     instructions: GattInstructions
     synthesis: GattSynthesis
@@ -118,13 +117,3 @@ class GattConfig(StrictModel):
         check_batch_rows(self.train)
         check_steps(self.steps)
         return self
-
-    def resolve_paths(self, base: Path) -> None:
-        """Data paths are relative to the recipe file (output_dir stays relative to the cwd)."""
-        object.__setattr__(self.instructions, "constraints", str(resolve_path(self.instructions.constraints, base)))
-        object.__setattr__(self.synthesis, "dialogues", [str(resolve_path(p, base)) for p in self.synthesis.dialogues])
-        if self.eval.data is not None:
-            object.__setattr__(self.eval, "data", str(resolve_path(self.eval.data, base)))
-        name = self.model.name
-        if name and (name.startswith("./") or name.startswith("../")):
-            object.__setattr__(self.model, "name", str(resolve_path(name, base)))

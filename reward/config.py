@@ -14,18 +14,18 @@ from typing import Literal
 
 from pydantic import Field, field_validator, model_validator
 
-from chatalign.config import StrictModel, resolve_path
+from chatalign.config import RecipePath, RunPath, StrictModel
 from chatalign.training.config import CheckpointConfig, DeepSpeedConfig, LoraConfig, ModelConfig, OptimConfig
 
 StrengthLabel = Literal["significantly_better", "better", "slightly_better", "negligibly_better", "unsure"]
 
 
 class PrefSource(StrictModel):
-    path: str = Field(..., description="preference file: JSONL/JSON/Parquet/datasets folder, any supported format")
+    path: RecipePath = Field(..., description="preference file: JSONL/JSON/Parquet/datasets folder, any supported format")
     name: str | None = Field(None, description="label in reports and the mix (default: the file name's stem)")
     ratio: float = Field(1.0, gt=0, description="share of the mix (weights, normalised over the sources)")
     format: str = "auto"
-    quarantine: str | None = Field(None, description="with data.on_error=skip: where this file's bad rows go")
+    quarantine: RecipePath | None = Field(None, description="with data.on_error=skip: where this file's bad rows go")
     max_rows: int | None = Field(None, gt=0, description="read at most this many valid pairs (first ones)")
 
     @property
@@ -72,7 +72,7 @@ class RewardEval(StrictModel):
 class RewardConfig(StrictModel):
     stage: Literal["reward"] = "reward"
     kind: Literal["helpfulness", "safety"]
-    output_dir: str = "runs/reward"
+    output_dir: RunPath = "runs/reward"
     model: ModelConfig = ModelConfig()
     data: RewardData
     margin: str | dict[str, float] = Field("small", description="small | large | none (Llama 2 Table 27), or "
@@ -107,16 +107,6 @@ class RewardConfig(StrictModel):
             raise ValueError("lora with deepspeed.zero_stage 3 is not supported (the LoRA merge needs whole "
                              "weights): use zero_stage 2, or a full fine-tune")
         return self
-
-    def resolve_paths(self, base: Path) -> None:
-        """Data paths in a recipe are relative to the recipe file (output_dir stays relative to the cwd)."""
-        for src in [*self.data.sources, *self.data.eval]:
-            object.__setattr__(src, "path", str(resolve_path(src.path, base)))
-            if src.quarantine:
-                object.__setattr__(src, "quarantine", str(resolve_path(src.quarantine, base)))
-        name = self.model.name
-        if name and (name.startswith("./") or name.startswith("../")):
-            object.__setattr__(self.model, "name", str(resolve_path(name, base)))
 
     def quarantine_for(self, src: PrefSource, group: str) -> str | None:
         if self.data.on_error != "skip":

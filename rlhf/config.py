@@ -11,12 +11,11 @@ Path rule (one rule, two kinds of paths):
 
 from __future__ import annotations
 
-from pathlib import Path
 from typing import Literal
 
 from pydantic import Field, model_validator
 
-from chatalign.config import StrictModel, resolve_path
+from chatalign.config import RecipePath, RunPath, StrictModel
 from chatalign.sft.config import SFTTrain
 from chatalign.training.config import (
     CheckpointConfig,
@@ -40,16 +39,17 @@ class RoundModel(StrictModel):
 
 
 class RewardModels(StrictModel):
-    helpful: str = Field(..., description="helpfulness RM: reward run directory or HF sequence-classification dir")
-    safety: str = Field(..., description="safety RM: reward run directory or HF sequence-classification dir")
+    helpful: RunPath = Field(..., description="helpfulness RM: reward run directory or HF sequence-classification "
+                                              "dir")
+    safety: RunPath = Field(..., description="safety RM: reward run directory or HF sequence-classification dir")
     safety_threshold: float = Field(0.15, gt=0, lt=1, description="R_c = R_s if is_safety or R_s < this")
     batch_tokens: int = Field(8192, gt=16, description="tokens per packed scoring forward")
     max_seq_len: int | None = Field(None, gt=8)
 
 
 class RoundData(StrictModel):
-    prompts: str = Field(..., description="training prompts (Prompt records: messages, is_safety)")
-    heldout: str | None = Field(None, description="held-out prompts: PPO early stopping and the win rates")
+    prompts: RecipePath = Field(..., description="training prompts (Prompt records: messages, is_safety)")
+    heldout: RecipePath | None = Field(None, description="held-out prompts: PPO early stopping and the win rates")
     format: str = "auto"
     max_prompts: int | None = Field(None, gt=0, description="use the first N training prompts")
     max_heldout: int | None = Field(64, gt=0, description="use the first N held-out prompts")
@@ -200,12 +200,12 @@ class RoundEval(StrictModel):
 
 class RLHFRoundConfig(StrictModel):
     stage: Literal["rlhf"] = "rlhf"
-    output_dir: str = "runs/rlhf_round"
+    output_dir: RunPath = "runs/rlhf_round"
     mode: Mode = "rs+ppo"
     round: int | None = Field(None, gt=0, description="None = the start run's round + 1 (1 from an SFT run)")
-    start: str = Field(..., description="policy to start from: previous round's run dir, an SFT run dir, an HF "
-                                        "model dir or `embedded`")
-    sft_run: str | None = Field(None, description="SFT baseline of the win rate; None = found in the lineage")
+    start: RunPath = Field(..., description="policy to start from: previous round's run dir, an SFT run dir, "
+                                            "an HF model dir or `embedded`")
+    sft_run: RunPath | None = Field(None, description="SFT baseline of the win rate; None = found in the lineage")
     model: RoundModel = RoundModel()
     reward: RewardModels
     data: RoundData
@@ -213,13 +213,6 @@ class RLHFRoundConfig(StrictModel):
     ppo: PPOSection = PPOSection()
     eval: RoundEval = RoundEval()
     allow_changed_inputs: bool = False
-
-    def resolve_paths(self, base: Path) -> None:
-        """Data files are relative to the recipe; run directories stay relative to the cwd (module docstring)."""
-        for key in ("prompts", "heldout"):
-            value = getattr(self.data, key)
-            if value is not None:
-                object.__setattr__(self.data, key, str(resolve_path(value, base)))
 
     @property
     def eval_max_new_tokens(self) -> int:

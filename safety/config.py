@@ -7,12 +7,11 @@ score, the value under which PPO treats an answer as unsafe (sec. 3.2.3: precisi
 
 from __future__ import annotations
 
-from pathlib import Path
 from typing import Literal
 
 from pydantic import Field, model_validator
 
-from chatalign.config import StrictModel, resolve_path
+from chatalign.config import ModelRef, RecipePath, RunPath, StrictModel
 from chatalign.training.config import (
     CheckpointConfig,
     DeepSpeedConfig,
@@ -29,8 +28,8 @@ ViolationRule = Literal["rm_and_not_refusal", "rm", "not_refusal", "rm_or_not_re
 
 
 class SafetyRM(StrictModel):
-    name: str = Field(..., description="the safety reward run directory (chatalign reward, kind safety) or an HF "
-                                       "sequence-classification directory")
+    name: ModelRef = Field(..., description="the safety reward run directory (chatalign reward, kind safety) "
+                                            "or an HF sequence-classification directory")
     dtype: Literal["auto", "float32", "bfloat16", "float16"] = "auto"
     batch_tokens: int = Field(8192, gt=0, description="tokens per packed scoring forward")
     max_seq_len: int | None = Field(None, gt=8, description="longer prompts lose their oldest rounds")
@@ -38,8 +37,10 @@ class SafetyRM(StrictModel):
 
 
 class SafetyDistill(StrictModel):
-    prompts: list[str] = Field(..., min_length=1, description="adversarial Prompt files (is_safety, risk_category)")
-    templates: str = Field(..., description="YAML with `preprompt` and one `answer_templates` entry per category")
+    prompts: list[RecipePath] = Field(..., min_length=1,
+                                      description="adversarial Prompt files (is_safety, risk_category)")
+    templates: RecipePath = Field(...,
+                                  description="YAML with `preprompt` and one `answer_templates` entry per category")
     max_prompts: int | None = Field(None, gt=0, description="per file (the first ones)")
     placement: Literal["system", "user_prefix"] = "system"
     use_answer_template: bool = True
@@ -64,10 +65,10 @@ class SafetyTrain(StrictModel):
 
 
 class SafetyEval(StrictModel):
-    adversarial: str | None = Field(None, description="held-out adversarial Prompt file: violation rate")
-    helpful: str | None = Field(None, description="ordinary prompts: false-refusal rate")
-    borderline: str | None = Field(None, description="risky-looking benign prompts (tags [borderline, category]): "
-                                                     "false-refusal rate")
+    adversarial: RecipePath | None = Field(None, description="held-out adversarial Prompt file: violation rate")
+    helpful: RecipePath | None = Field(None, description="ordinary prompts: false-refusal rate")
+    borderline: RecipePath | None = Field(None, description="risky-looking benign prompts (tags [borderline, "
+                                                            "category]): false-refusal rate")
     max_prompts: int | None = Field(None, gt=0, description="per file (the first ones)")
     max_new_tokens: int = Field(256, gt=0)
     batch_size: int = Field(16, gt=0)
@@ -83,7 +84,7 @@ class SafetyEval(StrictModel):
 
 class SafetyConfig(StrictModel):
     stage: Literal["safety"] = "safety"
-    output_dir: str = "runs/safety"
+    output_dir: RunPath = "runs/safety"
     model: ModelConfig = ModelConfig()
     safety_rm: SafetyRM
     distill: SafetyDistill
@@ -102,18 +103,3 @@ class SafetyConfig(StrictModel):
         check_batch_rows(self.train)
         check_steps(self.steps)
         return self
-
-    def resolve_paths(self, base: Path) -> None:
-        """Data paths are relative to the recipe file; model and RM names only when written ./ or ../ (a bare
-        `runs/...` stays relative to the cwd, like output_dir)."""
-        d, e = self.distill, self.eval
-        object.__setattr__(d, "prompts", [str(resolve_path(p, base)) for p in d.prompts])
-        object.__setattr__(d, "templates", str(resolve_path(d.templates, base)))
-        for key in ("adversarial", "helpful", "borderline"):
-            value = getattr(e, key)
-            if value is not None:
-                object.__setattr__(e, key, str(resolve_path(value, base)))
-        for section in (self.model, self.safety_rm):
-            name = section.name
-            if name and (name.startswith("./") or name.startswith("../")):
-                object.__setattr__(section, "name", str(resolve_path(name, base)))

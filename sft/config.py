@@ -3,12 +3,11 @@
 
 from __future__ import annotations
 
-from pathlib import Path
 from typing import Literal
 
 from pydantic import Field, model_validator
 
-from chatalign.config import StrictModel, resolve_path
+from chatalign.config import RecipePath, RunPath, StrictModel
 from chatalign.training.config import (
     CheckpointConfig,
     DeepSpeedConfig,
@@ -20,11 +19,11 @@ from chatalign.training.config import (
 
 
 class SFTData(StrictModel):
-    train: str = Field(..., description="conversations: JSONL/JSON/Parquet/datasets folder, any supported format")
-    eval: str | None = Field(None, description="held-out prompts with `reference` answers and optional `check`")
+    train: RecipePath = Field(..., description="conversations: JSONL/JSON/Parquet/datasets folder, any supported format")
+    eval: RecipePath | None = Field(None, description="held-out prompts with `reference` answers and optional `check`")
     format: str = "auto"
     on_error: Literal["raise", "skip"] = "raise"
-    quarantine: str | None = None
+    quarantine: RecipePath | None = None
     max_rows: int | None = Field(None, gt=0)
 
 
@@ -48,7 +47,7 @@ class SFTEval(StrictModel):
 
 class SFTConfig(StrictModel):
     stage: Literal["sft"] = "sft"
-    output_dir: str = "runs/sft"
+    output_dir: RunPath = "runs/sft"
     model: ModelConfig = ModelConfig()
     data: SFTData
     train: SFTTrain = SFTTrain()
@@ -65,13 +64,3 @@ class SFTConfig(StrictModel):
         if self.data.on_error == "skip" and not self.data.quarantine:
             raise ValueError("data.on_error=skip needs data.quarantine (a file for the skipped rows)")
         return self
-
-    def resolve_paths(self, base: Path) -> None:
-        """Data paths in a recipe are relative to the recipe file (output_dir stays relative to the cwd)."""
-        for key in ("train", "eval", "quarantine"):
-            value = getattr(self.data, key)
-            if value is not None:
-                object.__setattr__(self.data, key, str(resolve_path(value, base)))
-        name = self.model.name
-        if name and (name.startswith("./") or name.startswith("../")):
-            object.__setattr__(self.model, "name", str(resolve_path(name, base)))

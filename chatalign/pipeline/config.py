@@ -15,7 +15,7 @@ from typing import Any, Literal
 
 from pydantic import Field, model_validator
 
-from chatalign.config import StrictModel, resolve_path
+from chatalign.config import AbsoluteRecipePath, RunPath, StrictModel
 
 REF = re.compile(r"\$\{(data|runs|last)\.([A-Za-z0-9_\-]+)\}")
 STAGES = ("sft", "reward", "rlhf", "gatt", "safety")
@@ -48,15 +48,15 @@ def map_strings(value: Any, fn):
 class PipelineStep(StrictModel):
     name: str = Field(..., pattern=r"^[A-Za-z0-9_\-]+$")
     stage: Literal["sft", "reward", "rlhf", "gatt", "safety"]
-    recipe: str
+    recipe: AbsoluteRecipePath
     set: dict[str, Any] = {}
     enabled: bool = True
 
 
 class PipelineConfig(StrictModel):
     stage: Literal["pipeline"] = "pipeline"
-    output_dir: str = "runs/pipeline"
-    data: dict[str, str] = {}
+    output_dir: RunPath = "runs/pipeline"
+    data: dict[str, AbsoluteRecipePath] = {}
     steps: list[PipelineStep] = Field(..., min_length=1)
     report: bool = True
     report_examples: int = Field(4, ge=0, le=8, description="held-out prompts shown side by side in the report")
@@ -79,11 +79,6 @@ class PipelineConfig(StrictModel):
                             raise ValueError(f"{where}: no enabled {ref} step before this one")
             seen.add(step.name)
         return self
-
-    def resolve_paths(self, base: Path) -> None:
-        self.__dict__["data"] = {k: str(resolve_path(v, base).resolve()) for k, v in self.data.items()}
-        for step in self.steps:
-            step.__dict__["recipe"] = str(resolve_path(step.recipe, base).resolve())
 
     def step_dir(self, name: str) -> Path:
         return Path(self.output_dir).resolve() / name

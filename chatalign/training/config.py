@@ -6,11 +6,11 @@ from typing import Literal
 
 from pydantic import Field, model_validator
 
-from chatalign.config import StrictModel
+from chatalign.config import ModelRef, StrictModel
 
 
 class ModelConfig(StrictModel):
-    name: str = Field("embedded", description="HF directory, run directory, hub id, or `embedded`")
+    name: ModelRef = Field("embedded", description="HF directory, run directory, hub id, or `embedded`")
     dtype: Literal["auto", "float32", "bfloat16", "float16"] = "auto"
     trust_remote_code: bool = False
     chat_template: str | None = Field(None, description="None = the model's own; or chatml/llama2/zephyr")

@@ -16,7 +16,7 @@ from pathlib import Path
 import pytest
 import yaml
 
-from chatalign.config import load_config
+from chatalign.config import load_config, validate
 from chatalign.errors import ConfigError, UserError
 from chatalign.pipeline.config import PipelineConfig
 from chatalign.pipeline.runner import PipelineState, eta, plan_steps, run_pipeline, step_status
@@ -72,8 +72,7 @@ def test_enabling_round_two_moves_gatt_onto_it(tmp_path):
     for step in raw["steps"]:
         if step["name"] == "rlhf_round2":
             step["enabled"] = True
-    cfg = PipelineConfig.model_validate(raw)
-    cfg.resolve_paths(QUICKSTART.parent)
+    cfg = validate(PipelineConfig, raw, recipe_dir=QUICKSTART.parent)
     plan = {p["step"].name: p for p in plan_steps(cfg)}
     assert plan["gatt"]["upstream"] == ["rlhf_round2"]
     assert f"model.name={json.dumps(str(tmp_path.resolve() / 'rlhf_round2'))}" in plan["gatt"]["args"]

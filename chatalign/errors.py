@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import sys
+
 
 class UserError(Exception):
     """A mistake in what the user gave us (config, data, paths); the message says what and where."""
@@ -19,3 +21,12 @@ class DataError(UserError):
 
 class RunError(UserError):
     """A run directory problem: busy (locked), changed inputs, nothing to resume."""
+
+
+def print_error(exc: BaseException) -> int:
+    """What the CLI does with a UserError or an interrupt: one line on stderr, no traceback; the exit code."""
+    if isinstance(exc, KeyboardInterrupt):
+        print("chatalign: interrupted", file=sys.stderr)
+        return 130
+    print(f"chatalign: error: {exc}", file=sys.stderr)
+    return getattr(exc, "exit_code", 2)

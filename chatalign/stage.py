@@ -1,10 +1,13 @@
 """What the core knows of a stage: one `Stage` object per stage folder, found through the registry.
 
-Each stage folder (sft/, reward/, rlhf/, ...) has a light `stage.py` that builds one subclass instance of
-`Stage` and names it in pyproject's `[project.entry-points."chatalign.stages"]`. The CLI, the pipeline, its
+Each stage folder (sft/, reward/, rlhf/, ...) has a light `stage.py` that builds one instance of a `Stage`
+subclass, `STAGE`, named in pyproject's `[project.entry-points."chatalign.stages"]`. The CLI, the pipeline, its
 report and the memory planner iterate `chatalign.registry.stages()`; no module of the core names a stage.
 `stage.py` must import nothing heavy at module level (no torch, transformers): `chatalign --help` loads every
-stage object to list the commands.
+stage object to list the commands. Its methods import the stage's modules when called.
+
+Paths in a stage's config are declared by their type (`chatalign.config.RecipePath`, `ModelRef`, `RunPath`),
+so `load_config` resolves and checks them; the stage has nothing to list.
 """
 
 from __future__ import annotations
@@ -14,17 +17,17 @@ from typing import Any
 
 
 class Stage:
-    """A stage of the pipeline. Subclasses set the class attributes and implement `run` and `dry_run`."""
+    """A stage of the pipeline. Subclasses set the class attributes and implement `config_class`, `run` and
+    `dry_run`; the rest has defaults."""
 
     name: str = ""  # the CLI command and the `stage:` value of its recipes
     help: str = ""  # one line for `chatalign --help`
-    order: int = 100  # position in the report and in `chatalign --help` (pipeline order)
-    depends_on: tuple[str, ...] = ()  # stages this one may import (checked by tests/test_layers.py)
-    # config keys (dotted) that name run directories, models or outputs: not resolved against the recipe,
-    # but checked like paths (no `~`, `$VAR`, templates)
-    link_keys: tuple[str, ...] = ("output_dir",)
-    # `chatalign pipeline` runs this stage as a step (False for helpers such as an eval-only stage)
-    pipeline_step: bool = True
+    title: str = ""  # how reports name what it makes (the column of its model in the example dialogues)
+    order: int = 100  # position in `chatalign --help` and in the pipeline report (pipeline order)
+    depends_on: tuple[str, ...] = ()  # stages this one may import (tests/test_layers.py checks it)
+    makes_chat_model: bool = True  # its run directory holds a chat model (a reward model is not one)
+    start_key: str = "model.name"  # the dotted config key naming the model a recipe starts from
+    output_files: str = "model/, report.md, metrics.jsonl, manifest.json"  # what a finished run directory holds
 
     # -- config -------------------------------------------------------------------------------------------
     def config_class(self) -> type:
@@ -39,40 +42,54 @@ class Stage:
         p.set_defaults(handler=self.command)
 
     def add_eval_command(self, esub: argparse._SubParsersAction) -> None:
-        """Add `chatalign eval <name> ...`, for stages that have a stand-alone evaluation."""
+        """Add `chatalign eval <name> ...` (set `handler` on it), for stages that have a stand-alone evaluation."""
 
     def command(self, args: argparse.Namespace) -> int:
         """Run `chatalign <name> --config ...` (the default command `add_commands` adds)."""
-        from chatalign.cli.stage_output import print_dry_run, print_run_summary
+        from chatalign.cli.stage_output import print_dry_run
         from chatalign.config import load_config
 
         cfg = load_config(self.config_class(), args.config, args.overrides)
         if args.dry_run:
             return print_dry_run(cfg, lambda: self.dry_run(cfg))
-        summary = self.run(cfg, resume=args.resume, progress=not args.no_progress)
-        print_run_summary(cfg.output_dir, summary, self.output_files)
+        self.print_summary(cfg, self.run(cfg, resume=args.resume, progress=not args.no_progress))
         return 0
-
-    output_files: str = "model/, report.md, metrics.jsonl, manifest.json"
 
     # -- running ------------------------------------------------------------------------------------------
     def run(self, cfg: Any, resume: bool = False, progress: bool = True) -> dict:
-        """Run the stage on a validated config; returns the run's summary (the manifest's metrics)."""
+        """Run the stage on a validated config; return the run's summary (the manifest's metrics). Raises a
+        UserError (exit code on it) for what the user can fix, and on an interrupt (exit code 130)."""
         raise NotImplementedError
 
     def dry_run(self, cfg: Any) -> dict:
         """Check the data a run would read (raise a UserError naming file:line: field); return its statistics."""
         raise NotImplementedError
 
+    def print_summary(self, cfg: Any, summary: dict) -> None:
+        """What `chatalign <name>` and a pipeline step print when a run finishes."""
+        from chatalign.cli.stage_output import print_run_summary
+
+        print_run_summary(cfg.output_dir, summary, self.output_files)
+
     # -- pipeline report ----------------------------------------------------------------------------------
+    def describe_run(self, manifest: dict) -> str:
+        """How the lineage names a run directory of this stage, from its manifest (e.g. `reward (safety)`)."""
+        return self.name
+
     def report_section(self, ctx: Any) -> list:
-        """Blocks of the pipeline report for this stage's steps (`chatalign.pipeline.report_sections.Ctx`):
+        """Blocks of the pipeline report for this stage's steps (ctx: `chatalign.pipeline.sections.Ctx`):
         ("h", level, text) | ("p", text) | ("table", columns, rows) | ("img", file, alt) | ("list", items)."""
         return []
 
+    def example_source(self, step: Any) -> Any:
+        """What a finished step offers the report's example dialogues (`chatalign.pipeline.examples.
+        ExampleSource`: held-out prompts, answers already in its evaluation files), or None."""
+        return None
+
     # -- memory plan ----------------------------------------------------------------------------------------
     def plan_spec(self, cfg: Any, shape_of, prompt_tokens: int) -> Any:
-        """The `chatalign.plan.phases.StageSpec` of a recipe (None: `chatalign plan` does not plan it)."""
+        """The `chatalign.plan.phases.StageSpec` of a recipe; `shape_of(model name)` gives a model's shape.
+        None: `chatalign plan` does not plan this stage."""
         return None
 
     def plan_changes(self, cfg: Any) -> list[str]:

@@ -12,9 +12,10 @@ RECIPES = sorted((ROOT / "recipes").rglob("*.yaml"))
 
 
 def schema_for(stage: str):
-    from chatalign.stages import config_class
+    from chatalign import registry
+    from chatalign.pipeline.config import PipelineConfig
 
-    return config_class(stage)
+    return PipelineConfig if stage == "pipeline" else registry.get(stage).config_class()
 
 
 def test_there_are_recipes():

@@ -13,14 +13,13 @@ import re
 from pathlib import Path
 from typing import Any, Literal
 
-from pydantic import Field, model_validator
+from pydantic import Field, field_validator, model_validator
+from pydantic_core import PydanticCustomError
 
+from chatalign import registry
 from chatalign.config import AbsoluteRecipePath, RunPath, StrictModel
 
 REF = re.compile(r"\$\{(data|runs|last)\.([A-Za-z0-9_\-]+)\}")
-STAGES = ("sft", "reward", "rlhf", "gatt", "safety")
-STAGE_COMMANDS = {"sft": ["sft"], "reward": ["reward"], "rlhf": ["rlhf", "round"], "gatt": ["gatt"],
-                  "safety": ["safety"]}
 
 
 def walk_strings(value: Any):
@@ -47,10 +46,18 @@ def map_strings(value: Any, fn):
 
 class PipelineStep(StrictModel):
     name: str = Field(..., pattern=r"^[A-Za-z0-9_\-]+$")
-    stage: Literal["sft", "reward", "rlhf", "gatt", "safety"]
+    stage: str = Field(..., description="a stage's name (`chatalign --help` lists them)")
     recipe: AbsoluteRecipePath
     set: dict[str, Any] = {}
     enabled: bool = True
+
+    @field_validator("stage")
+    @classmethod
+    def _known_stage(cls, name: str) -> str:
+        if name not in registry.names():
+            raise PydanticCustomError("unknown_stage", "unknown stage {name} (one of {known})",
+                                      {"name": repr(name), "known": ", ".join(registry.names())})
+        return name
 
 
 class PipelineConfig(StrictModel):

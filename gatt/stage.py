@@ -1,0 +1,64 @@
+"""The Ghost Attention stage as the registry sees it (`chatalign gatt`, `chatalign eval gatt`); light: its
+modules load when a method runs."""
+
+from __future__ import annotations
+
+import argparse
+
+from chatalign.stage import Stage
+
+
+class GattStage(Stage):
+    name = "gatt"
+    help = "Ghost Attention: multi-turn data that keeps a system instruction alive (sec. 3.3)"
+    title = "GAtt"
+    order = 40
+    depends_on = ("sft", "reward", "rlhf")
+    output_files = "report.md, adherence.png, data/, train/, model/, manifest.json"
+
+    def config_class(self) -> type:
+        from chatalign.gatt.config import GattConfig
+
+        return GattConfig
+
+    def run(self, cfg, resume: bool = False, progress: bool = True) -> dict:
+        from chatalign.gatt.run import run_gatt
+
+        return run_gatt(cfg, resume=resume, progress=progress)
+
+    def dry_run(self, cfg) -> dict:
+        from chatalign.gatt.run import prepare
+
+        return prepare(cfg)
+
+    def add_eval_command(self, esub: argparse._SubParsersAction) -> None:
+        eg = esub.add_parser("gatt", help="instruction adherence at turns 2/4/6/20 (paper Table 30)")
+        eg.add_argument("--model", required=True)
+        eg.add_argument("--data", default=None, help="dialogues {id, user_turns} (default: bundled held-out)")
+        eg.add_argument("--out", default=None)
+        eg.add_argument("--turns", type=int, default=20)
+        eg.add_argument("--dialogues", type=int, default=12)
+        eg.set_defaults(handler=self.eval_command)
+
+    def eval_command(self, args: argparse.Namespace) -> int:
+        from chatalign.gatt.cli_commands import cmd_eval
+
+        return cmd_eval(args.model, args.data, args.out, args.turns, args.dialogues)
+
+    def report_section(self, ctx) -> list:
+        from chatalign.gatt.pipeline_section import section
+
+        return section(ctx)
+
+    def plan_spec(self, cfg, shape_of, prompt_tokens: int):
+        from chatalign.gatt.plan_spec import plan_spec
+
+        return plan_spec(cfg, shape_of, prompt_tokens)
+
+    def plan_changes(self, cfg) -> list[str]:
+        from chatalign.gatt.plan_spec import plan_changes
+
+        return plan_changes(cfg)
+
+
+STAGE = GattStage()

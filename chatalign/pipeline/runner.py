@@ -15,18 +15,13 @@ import shutil
 import time
 from pathlib import Path
 
+from chatalign import registry
 from chatalign.config import load_config
-from chatalign.errors import UserError
-from chatalign.pipeline.config import STAGE_COMMANDS, PipelineConfig, walk_strings
-from chatalign.runs import file_sha256, now, write_json_atomic
-from chatalign.stages import config_class
+from chatalign.errors import UserError, print_error
+from chatalign.pipeline.config import PipelineConfig, walk_strings
+from chatalign.runs import RunDir, file_sha256, now, write_json_atomic
 
 log = logging.getLogger(__name__)
-
-
-def override_args(values: dict) -> list[str]:
-    # JSON is valid YAML flow syntax, so every value survives the override parser unchanged
-    return [f"{k}={json.dumps(v)}" for k, v in values.items()]
 
 
 def _config_files(config: dict, root: Path) -> list[Path]:
@@ -61,7 +56,7 @@ def plan_steps(cfg: PipelineConfig, missing_ok: bool = False) -> list[dict]:
         if not step.enabled:
             continue
         values = cfg.expand(step)
-        stage_cfg = load_config(config_class(step.stage), step.recipe, override_args(values))
+        stage_cfg = load_config(registry.get(step.stage).config_class(), step.recipe, values=values)
         dumped = stage_cfg.model_dump(mode="json")
         h = hashlib.sha256(json.dumps(dumped, sort_keys=True).encode())
         data_keys, upstream = cfg.references(step)
@@ -80,7 +75,7 @@ def plan_steps(cfg: PipelineConfig, missing_ok: bool = False) -> list[dict]:
             h.update(f"{path}:{content(path)}".encode())
         missing_all += [m for m in missing if m not in missing_all]
         keys[step.name] = h.hexdigest()[:16]
-        plan.append({"step": step, "args": override_args(values), "key": keys[step.name],
+        plan.append({"step": step, "values": values, "config": stage_cfg, "key": keys[step.name],
                      "dir": cfg.step_dir(step.name), "missing": missing, "upstream": upstream})
     if missing_all and not missing_ok:
         raise UserError("data files not found:\n  " + "\n  ".join(missing_all))
@@ -149,58 +144,29 @@ def _print_plan(plan: list[dict], statuses: list[str], state: PipelineState) -> 
 
 
 def run_pipeline(cfg: PipelineConfig, progress: bool = True, dry_run: bool = False) -> dict:
-    from chatalign.cli.main import main as cli_main
-    from chatalign.runs import RunDir
-
     root = Path(cfg.output_dir).resolve()
     plan = plan_steps(cfg, missing_ok=dry_run)
     state = PipelineState(root)
     statuses = [step_status(item, state) for item in plan]
     _print_plan(plan, statuses, state)
-    todo = [p for p, s in zip(plan, statuses, strict=True) if s != "up to date"]
     if dry_run:
-        missing = sorted({m for p in plan for m in p["missing"]})
-        print(f"dry run: {len(plan)} step configs valid; {len(todo)} step(s) would run; {eta(todo, state)}"
-              + (f"; {len(missing)} data file(s) to provide first:" if missing else ""))
-        for m in missing:
-            print(f"  {m}")
-        return {"steps": [{"name": p["step"].name, "status": s, "key": p["key"]}
-                          for p, s in zip(plan, statuses, strict=True)]}
+        return _dry_run_summary(plan, statuses, state)
     lock = RunDir(root, "pipeline")
     lock.lock()
     t_start = time.perf_counter()
     try:
         for i, item in enumerate(plan, 1):
-            step = item["step"]
             status = step_status(item, state)
             if status == "up to date":
                 continue
             if status == "changed":  # keep the old run, out of the way: nothing is deleted
-                aside = root / ".superseded" / f"{step.name}-{time.strftime('%Y%m%d-%H%M%S')}"
-                aside.parent.mkdir(parents=True, exist_ok=True)
-                shutil.move(str(item["dir"]), aside)
-                log.info("step %s changed: previous run moved to %s", step.name, aside)
+                _move_aside(item, root)
             remaining = [p for p in plan[i - 1:] if step_status(p, state) != "up to date"]
+            step = item["step"]
             print(f"\n=== [{i}/{len(plan)}] {step.stage}: {step.name}{' (resuming)' if status == 'resume' else ''}"
                   f" | elapsed {fmt_seconds(time.perf_counter() - t_start)} | {eta(remaining, state)}"
                   f" | then: {', '.join(p['step'].name for p in remaining[1:]) or 'report'}", flush=True)
-            state.set(step.name, key=item["key"], stage=step.stage, status="running", started_at=now())
-            argv = [*STAGE_COMMANDS[step.stage], "--config", step.recipe, *item["args"]]
-            if status == "resume":
-                argv.append("--resume")
-            if not progress:
-                argv.append("--no-progress")
-            t0 = time.perf_counter()
-            rc = cli_main(argv)
-            seconds = time.perf_counter() - t0
-            if rc != 0:
-                state.set(step.name, status="failed", exit_code=rc)
-                how = "interrupted" if rc == 130 else f"failed (exit code {rc})"
-                raise UserError(f"pipeline step {step.name} {how}; finished steps are kept: "
-                                + ("run the same command again to resume it" if rc == 130 else
-                                   "fix the cause and run the same command again to continue"))
-            state.set(step.name, status="finished", finished_at=now(), seconds=round(seconds, 1))
-            print(f"=== {step.name} finished in {fmt_seconds(seconds)}", flush=True)
+            _run_step(item, state, resume=status == "resume", progress=progress)
         if cfg.report:
             from chatalign.pipeline.report import write_pipeline_report
 
@@ -209,3 +175,55 @@ def run_pipeline(cfg: PipelineConfig, progress: bool = True, dry_run: bool = Fal
     finally:
         lock.unlock()
     return {"steps": {p["step"].name: state.get(p["step"].name) for p in plan}}
+
+
+def _dry_run_summary(plan: list[dict], statuses: list[str], state: PipelineState) -> dict:
+    todo = [p for p, s in zip(plan, statuses, strict=True) if s != "up to date"]
+    missing = sorted({m for p in plan for m in p["missing"]})
+    print(f"dry run: {len(plan)} step configs valid; {len(todo)} step(s) would run; {eta(todo, state)}"
+          + (f"; {len(missing)} data file(s) to provide first:" if missing else ""))
+    for m in missing:
+        print(f"  {m}")
+    return {"steps": [{"name": p["step"].name, "status": s, "key": p["key"]}
+                      for p, s in zip(plan, statuses, strict=True)]}
+
+
+def _move_aside(item: dict, root: Path) -> None:
+    step = item["step"]
+    aside = root / ".superseded" / f"{step.name}-{time.strftime('%Y%m%d-%H%M%S')}"
+    aside.parent.mkdir(parents=True, exist_ok=True)
+    shutil.move(str(item["dir"]), aside)
+    log.info("step %s changed: previous run moved to %s", step.name, aside)
+
+
+def _run_step(item: dict, state: PipelineState, resume: bool, progress: bool) -> None:
+    """Run one step's stage on the config `plan_steps` validated; record it in pipeline_state.json. A step
+    that fails is marked failed; a UserError or an interrupt is reported as `chatalign <stage>` would."""
+    step, cfg = item["step"], item["config"]
+    stage = registry.get(step.stage)
+    state.set(step.name, key=item["key"], stage=step.stage, status="running", started_at=now())
+    t0 = time.perf_counter()
+    try:
+        summary = stage.run(cfg, resume=resume, progress=progress)
+    except (UserError, KeyboardInterrupt) as exc:
+        rc = print_error(exc)
+        state.set(step.name, status="failed", exit_code=rc)
+        raise StepFailed(step.name, rc) from None
+    except BaseException:
+        state.set(step.name, status="failed")
+        raise
+    seconds = time.perf_counter() - t0
+    stage.print_summary(cfg, summary)
+    state.set(step.name, status="finished", finished_at=now(), seconds=round(seconds, 1))
+    print(f"=== {step.name} finished in {fmt_seconds(seconds)}", flush=True)
+
+
+class StepFailed(UserError):
+    """A step stopped: interrupted (exit code 130, resumable) or failed (exit code 2)."""
+
+    def __init__(self, name: str, rc: int):
+        self.exit_code = 130 if rc == 130 else 2
+        how = "interrupted" if rc == 130 else f"failed (exit code {rc})"
+        super().__init__(f"pipeline step {name} {how}; finished steps are kept: "
+                         + ("run the same command again to resume it" if rc == 130 else
+                            "fix the cause and run the same command again to continue"))

@@ -75,7 +75,7 @@ def test_enabling_round_two_moves_gatt_onto_it(tmp_path):
     cfg = validate(PipelineConfig, raw, recipe_dir=QUICKSTART.parent)
     plan = {p["step"].name: p for p in plan_steps(cfg)}
     assert plan["gatt"]["upstream"] == ["rlhf_round2"]
-    assert f"model.name={json.dumps(str(tmp_path.resolve() / 'rlhf_round2'))}" in plan["gatt"]["args"]
+    assert plan["gatt"]["values"]["model.name"] == str(tmp_path.resolve() / "rlhf_round2")
     plain = keys_of(load_config(PipelineConfig, QUICKSTART, [f"output_dir={tmp_path}"]))
     assert plan["rlhf_round1"]["key"] == plain["rlhf_round1"] and plan["gatt"]["key"] != plain["gatt"]
 

@@ -17,7 +17,6 @@ from chatalign.plan.report import make_plan
 def make_pipeline_plan(path: Path, overrides: list[str], gpus: int, gpu_memory: int, headroom: float,
                        prompt_tokens: int, model_config: str | None) -> dict:
     from chatalign.pipeline.config import PipelineConfig
-    from chatalign.pipeline.runner import override_args
 
     cfg = load_config(PipelineConfig, path, overrides)
     known: dict = {}
@@ -25,7 +24,7 @@ def make_pipeline_plan(path: Path, overrides: list[str], gpus: int, gpu_memory: 
     for step in cfg.steps:
         if not step.enabled:
             continue
-        inp = PlanInputs(Path(step.recipe), override_args(cfg.expand(step)), prompt_tokens, model_config, known)
+        inp = PlanInputs(Path(step.recipe), [], prompt_tokens, model_config, known, values=cfg.expand(step))
         result = make_plan(inp, gpus, gpu_memory, headroom)
         known[str(cfg.step_dir(step.name).resolve())] = result.pop("_output_shape")
         steps.append({"step": step.name, **result})

@@ -15,14 +15,14 @@ from pathlib import Path
 
 import yaml
 
+from chatalign import registry
 from chatalign.config import load_config, read_yaml
 from chatalign.embedded import embedded_model_dir, is_embedded
 from chatalign.errors import ConfigError, UserError
-from chatalign.plan.memory import KNOWN_SHAPES, LINEAR_MODULES, ModelShape, Zero, known_shape
-from chatalign.plan.phases import FrozenModel, Generation, PhaseSpec, StageSpec, TrainedModel
-from chatalign.stages import config_class
+from chatalign.plan.memory import KNOWN_SHAPES, ModelShape, known_shape
+from chatalign.plan.phases import StageSpec
+from chatalign.stage import Stage
 
-PLANNED_STAGES = ("sft", "reward", "rlhf", "gatt", "safety")
 SHAPE_HINT = f"pass --model-config (a model directory, a config.json, or one of {', '.join(KNOWN_SHAPES)})"
 
 
@@ -33,6 +33,7 @@ class PlanInputs:
     prompt_tokens: int = 1024
     model_config: str | None = None
     known_runs: dict[str, ModelShape] = field(default_factory=dict)  # run dir (absolute) -> its model's shape
+    values: dict = field(default_factory=dict)  # {dotted key: value} set before the overrides (a pipeline step's)
 
 
 def shape_from_config(path: Path, name: str) -> ModelShape:
@@ -69,10 +70,19 @@ def _recipes_in(folder: str) -> dict[str, tuple[Path, str | None]]:
             data = yaml.safe_load(path.read_text(encoding="utf-8")) or {}
         except (OSError, yaml.YAMLError):
             continue
-        if isinstance(data, dict) and data.get("output_dir"):
-            model = data.get("start") if data.get("stage") == "rlhf" else (data.get("model") or {}).get("name", "embedded")
-            out[str(Path(data["output_dir"]))] = (path, model)
+        stage = registry.find(data.get("stage")) if isinstance(data, dict) else None
+        if stage is not None and data.get("output_dir"):
+            out[str(Path(data["output_dir"]))] = (path, _start_model(data, stage.start_key))
     return out
+
+
+def _start_model(data: dict, key: str) -> str | None:
+    """The model a raw recipe starts from (a model section without a name: the default, `embedded`)."""
+    *sections, last = key.split(".")
+    node = data
+    for part in sections:
+        node = (node.get(part) if isinstance(node, dict) else None) or {}
+    return node.get(last, "embedded" if sections else None)
 
 
 def resolve_shape(name: str | None, recipe: Path, override: str | None = None, _chain: str = "",
@@ -127,161 +137,32 @@ def _hub_cached_config(name: str) -> Path | None:
     return Path(hit) if isinstance(hit, str) else None
 
 
-def _zero(ds) -> Zero:
-    return Zero(enabled=ds.enabled, stage=ds.zero_stage, offload_optimizer=ds.offload_optimizer != "none",
-                offload_param=ds.offload_param != "none")
-
-
-def _lora(lora) -> dict:
-    if not lora.enabled:
-        return {}
-    mods = LINEAR_MODULES if lora.target_modules == "all-linear" else tuple(
-        [lora.target_modules] if isinstance(lora.target_modules, str) else lora.target_modules)
-    return {"lora_r": lora.r, "lora_modules": mods}
-
-
-def _policy(label, shape, train, lora) -> TrainedModel:
-    return TrainedModel(label, shape, "lm", micro=train.micro_batch_rows, tokens_per_item=train.seq_len,
-                        lm_positions_per_item=train.seq_len, **_lora(lora))
-
-
-def _gen(name: str, models: tuple[FrozenModel, ...], batch: int, prompt: int, new: int) -> PhaseSpec:
-    return PhaseSpec(name, distributed=False, frozen=models, generation=Generation(batch, prompt, new))
-
-
 def build_spec(cfg, recipe: Path, inp: PlanInputs) -> StageSpec:
+    """The stage's spec of a validated recipe, with the shape of the model it writes."""
     def shape_of(name):
         return resolve_shape(name, recipe, inp.model_config, known=inp.known_runs)
 
-    return replace(_build(cfg, inp, shape_of), output=shape_of(cfg.start if cfg.stage == "rlhf" else cfg.model.name))
+    stage = registry.get(cfg.stage)
+    spec = stage.plan_spec(cfg, shape_of, inp.prompt_tokens)
+    return replace(spec, output=shape_of(dotted(cfg, stage.start_key)))
 
 
-def _build(cfg, inp: PlanInputs, shape_of) -> StageSpec:
-    stage = cfg.stage
-    P = inp.prompt_tokens
-    wb = 4 if cfg.model.dtype == "float32" else 2  # "auto" is bf16 on a GPU
-    ckpt = cfg.model.gradient_checkpointing
-    if stage in ("sft", "gatt", "safety"):
-        shape = shape_of(cfg.model.name)
-        train = PhaseSpec("train", True, trained=(_policy("policy", shape, cfg.train, cfg.lora),),
-                          zero=_zero(cfg.deepspeed))
-        pol = (FrozenModel("policy", shape),)
-        if stage == "sft":
-            gens = [_gen("eval generation", pol, cfg.eval.batch_size, P, cfg.eval.max_new_tokens)] \
-                if cfg.data.eval else []
-        elif stage == "gatt":
-            s, e = cfg.synthesis, cfg.eval
-            gens = [_gen("synthesis", pol, s.batch_size, P, s.max_new_tokens),
-                    _gen("evaluation", pol, e.batch_size, P, e.max_new_tokens)]
-        else:
-            rm = (FrozenModel("safety RM", shape_of(cfg.safety_rm.name), "scalar"),)
-            d, e = cfg.distill, cfg.eval
-            gens = [_gen("distillation", pol + rm, d.batch_size, P, d.max_new_tokens),
-                    _gen("evaluation", pol + rm, e.batch_size, P, e.max_new_tokens)]
-        return StageSpec(stage, (train, *gens), wb, ckpt)
-    if stage == "reward":
-        t = cfg.train
-        rm = TrainedModel("reward model", shape_of(cfg.model.name), "scalar", micro=t.micro_batch_rows,
-                          tokens_per_item=t.row_tokens, trainable_layers=t.trainable_layers, **_lora(cfg.lora))
-        return StageSpec(stage, (PhaseSpec("train", True, trained=(rm,), zero=_zero(cfg.deepspeed)),), wb, ckpt)
-    if stage == "rlhf":
-        return _rlhf_spec(cfg, shape_of, P, wb, ckpt)
-    raise ConfigError(f"chatalign plan: stage {stage!r} is not planned (one of {', '.join(PLANNED_STAGES)})")
+def dotted(cfg, key: str):
+    """The value of a dotted key (`model.name`) of a config."""
+    for part in key.split("."):
+        cfg = getattr(cfg, part)
+    return cfg
 
 
-def _rlhf_spec(cfg, shape_of, P: int, wb: int, ckpt: bool) -> StageSpec:
-    policy = shape_of(cfg.start)
-    rms = (FrozenModel("helpful RM", shape_of(cfg.reward.helpful), "scalar"),
-           FrozenModel("safety RM", shape_of(cfg.reward.safety), "scalar"))
-    phases, notes = [], []
-    if "rs" in cfg.mode:
-        rs = cfg.rs
-        phases.append(_gen("RS sampling", (FrozenModel("policy", policy), *rms), rs.batch_size, P,
-                           rs.max_new_tokens))
-        phases.append(PhaseSpec("RS fine-tune", True, trained=(_policy("policy", policy, rs.train, rs.lora),),
-                                zero=_zero(rs.deepspeed)))
-    if "ppo" in cfg.mode:
-        ppo = cfg.ppo
-        ds = getattr(ppo, "deepspeed", None)  # PPO under DeepSpeed, where this version's config has it
-        if ds is None:
-            notes.append("PPO runs in one process in this version: --gpus does not shard it")
-        v = ppo.value.init
-        value_shape = shape_of(cfg.reward.helpful if v == "helpful" else cfg.reward.safety if v == "safety" else v)
-        micro, tokens = ppo.micro_batch or ppo.minibatch, P + ppo.max_new_tokens
-        pol = TrainedModel("policy", policy, "lm", micro=micro, tokens_per_item=tokens,
-                           lm_positions_per_item=ppo.max_new_tokens, logit_saved_bytes=12, logit_chunked=False,
-                           logit_transient_extra=0, **_lora(ppo.lora))
-        val = TrainedModel("value", value_shape, "scalar", micro=micro, tokens_per_item=tokens,
-                           trainable_layers=ppo.value.trainable_layers)
-        frozen = rms if ppo.lora.enabled else (FrozenModel("reference", policy), *rms)
-        zero = _zero(ds) if ds is not None else Zero(False)
-        sharded = ds is not None and getattr(ppo, "frozen_models", "replicated") == "zero3"
-        common = dict(distributed=ds is not None, trained=(pol, val), frozen=frozen, zero=zero,
-                      frozen_sharded=sharded)
-        phases.append(PhaseSpec("PPO generation", train_step=False,
-                                generation=Generation(ppo.gen_batch_size, P, ppo.max_new_tokens), **common))
-        phases.append(PhaseSpec("PPO update", **common))
-    if cfg.data.heldout:  # rank 0 alone: the round's model (then the earlier ones) answers, whole RMs score
-        phases.append(_gen("round evaluation", (FrozenModel("policy", policy), *rms), cfg.eval.batch_size, P,
-                           cfg.eval_max_new_tokens))
-    return StageSpec("rlhf", tuple(phases), wb, ckpt, tuple(notes))
-
-
-def candidate_overrides(cfg) -> list[str]:
-    """Single recipe changes worth trying when a plan does not fit (each a space-separated override list)."""
-    out: list[str] = []
-
-    def ds_changes(prefix: str, ds) -> None:
-        if not ds.enabled or ds.zero_stage < 3:
-            out.append(f"{prefix}enabled=true {prefix}zero_stage=3")
-        if ds.offload_optimizer == "none":
-            out.append(f"{prefix}enabled=true {prefix}offload_optimizer=cpu")
-        if ds.offload_param == "none":
-            out.append(f"{prefix}enabled=true {prefix}zero_stage=3 {prefix}offload_optimizer=cpu "
-                       f"{prefix}offload_param=cpu")
-
-    if not cfg.model.gradient_checkpointing:
-        out.append("model.gradient_checkpointing=true")
-    if cfg.stage in ("sft", "gatt", "safety", "reward"):
-        ds_changes("deepspeed.", cfg.deepspeed)
-        if cfg.train.micro_batch_rows > 1:
-            out.append("train.micro_batch_rows=1")
-    gen_keys = {"sft": ["eval.batch_size"], "gatt": ["synthesis.batch_size", "eval.batch_size"],
-                "safety": ["distill.batch_size", "eval.batch_size"]}.get(cfg.stage, [])
-    if cfg.stage == "rlhf":
-        if "rs" in cfg.mode:
-            ds_changes("rs.deepspeed.", cfg.rs.deepspeed)
-            if cfg.rs.train.micro_batch_rows > 1:
-                out.append("rs.train.micro_batch_rows=1")
-            gen_keys.append("rs.batch_size")
-        if "ppo" in cfg.mode:
-            ppo = cfg.ppo
-            if getattr(ppo, "deepspeed", None) is not None:
-                ds_changes("ppo.deepspeed.", ppo.deepspeed)
-            if getattr(ppo, "frozen_models", "zero3") == "replicated":
-                out.append("ppo.frozen_models=zero3")
-            if not ppo.lora.enabled:
-                out.append("ppo.lora.enabled=true")
-            if not ppo.value.trainable_layers:
-                out.append("ppo.value.trainable_layers=4")
-            if (ppo.micro_batch or ppo.minibatch) > 1:
-                out.append("ppo.micro_batch=1")
-            gen_keys.append("ppo.gen_batch_size")
-        if cfg.data.heldout:
-            gen_keys.append("eval.batch_size")
-    for key in gen_keys:
-        node = cfg
-        for part in key.split("."):
-            node = getattr(node, part)
-        if node > 8:
-            out.append(f"{key}={max(8, node // 4)}")
-    return out
+def planned_stages() -> list[str]:
+    return [s.name for s in registry.stages() if type(s).plan_spec is not Stage.plan_spec]
 
 
 def load_stage(inp: PlanInputs, extra: list[str] | None = None):
-    data = read_yaml(inp.recipe)
-    stage = data.get("stage")
-    if stage not in PLANNED_STAGES:
-        raise ConfigError(f"{inp.recipe}: stage {stage!r}: chatalign plan takes a stage recipe "
-                          f"({', '.join(PLANNED_STAGES)}) or a pipeline")
-    return load_config(config_class(stage), inp.recipe, [*inp.overrides, *(extra or [])])
+    """The recipe's config, validated by its stage's schema (the pipeline's values, then the overrides)."""
+    name = read_yaml(inp.recipe).get("stage")
+    if name not in planned_stages():
+        raise ConfigError(f"{inp.recipe}: stage {name!r}: chatalign plan takes a stage recipe "
+                          f"({', '.join(planned_stages())}) or a pipeline")
+    return load_config(registry.get(name).config_class(), inp.recipe, [*inp.overrides, *(extra or [])],
+                       values=inp.values)

@@ -5,10 +5,11 @@ from __future__ import annotations
 import re
 from pathlib import Path
 
+from chatalign import registry
 from chatalign.errors import UserError
 from chatalign.plan.memory import GiB, Zero
 from chatalign.plan.phases import StageSpec, advice, min_gpus, peak, plan
-from chatalign.plan.recipe import PlanInputs, build_spec, candidate_overrides, load_stage
+from chatalign.plan.recipe import PlanInputs, build_spec, load_stage
 
 UNITS = {"": GiB, "g": GiB, "gb": GiB, "gib": GiB, "m": 2**20, "mb": 2**20, "mib": 2**20, "t": 2**40,
          "tb": 2**40, "tib": 2**40}
@@ -75,7 +76,7 @@ def _advise(inp: PlanInputs, cfg, base_spec: StageSpec, gpus: int, usable: float
     """Single changes that lower the peak; if none fits alone, the best ones stacked until the plan fits."""
     base = {p.name: p.gpu_bytes for p in plan(base_spec, gpus)}
     changes = []
-    for o in candidate_overrides(cfg):
+    for o in registry.get(cfg.stage).plan_changes(cfg):
         try:
             changes.append((o, _spec_with(inp, o.split())))
         except UserError:  # a combination the stage refuses (its config validators say why)

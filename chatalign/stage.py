@@ -77,7 +77,7 @@ class Stage:
         return self.name
 
     def report_section(self, ctx: Any) -> list:
-        """Blocks of the pipeline report for this stage's steps (ctx: `chatalign.pipeline.sections.Ctx`):
+        """Blocks of the pipeline report for this stage's steps (ctx: `chatalign.pipeline.report_sections.Ctx`):
         ("h", level, text) | ("p", text) | ("table", columns, rows) | ("img", file, alt) | ("list", items)."""
         return []
 

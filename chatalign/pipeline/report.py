@@ -1,10 +1,9 @@
 """The pipeline's report: `report.md` (PNGs beside it) and a self-contained `report.html` (PNGs inlined as
 base64 data URIs: one file that opens offline, mailable as is).
 
-Sections (pipeline_report_sections, pipeline_examples): steps and their keys, the lineage of the final model,
-SFT loss, reward-model accuracy per strength, PPO curves and win rates per round, GAtt adherence per turn,
-safety rates before/after, example dialogues side by side. A section whose stage did not run says so; a
-section that fails to build says why and the others still render.
+Sections: steps and their keys, the lineage of the final model, one section per stage in pipeline order (each
+stage builds its own: `Stage.report_section`), example dialogues side by side (chatalign.pipeline.examples).
+A section whose stage did not run says so; a section that fails to build says why and the others still render.
 """
 
 from __future__ import annotations
@@ -16,8 +15,9 @@ import logging
 import re
 from pathlib import Path
 
-from chatalign.pipeline import report_sections as sec
-from chatalign.pipeline.report_sections import Ctx, StepInfo, rel
+from chatalign import registry
+from chatalign.pipeline.examples import examples_section, makes_chat_model
+from chatalign.pipeline.report_sections import Ctx, StepInfo, rel, steps_table
 from chatalign.runs import write_text_atomic
 
 log = logging.getLogger(__name__)
@@ -45,11 +45,8 @@ def _describe(path: str, m: dict | None, step_of: dict[str, str], root: Path) ->
     where = f"`{rel(path, root)}`"
     if m is None:
         return f"model {where} (no manifest: a model directory given as input)"
-    stage = m.get("stage", "?")
-    if stage == "reward":
-        stage = f"reward ({(m.get('config') or {}).get('kind', '?')})"
-    if stage == "rlhf" and (m.get("rlhf") or {}).get("round"):
-        stage = f"rlhf round {m['rlhf']['round']} ({m['rlhf'].get('mode')})"
+    found = registry.find(m.get("stage"))
+    stage = found.describe_run(m) if found else m.get("stage", "?")
     step = step_of.get(str(Path(path).resolve()))
     status = "" if m.get("status") == "finished" else f" [{m.get('status')}]"
     return (f"{stage}{f' — step {step}' if step else ''}: {where}, config hash {m.get('config_hash', '-')}"
@@ -58,7 +55,7 @@ def _describe(path: str, m: dict | None, step_of: dict[str, str], root: Path) ->
 
 def lineage_blocks(ctx: Ctx) -> list:
     blocks: list = [("h", 2, "Lineage of the final model")]
-    finished = [s for s in ctx.steps if s.enabled and s.finished and s.stage != "reward"]
+    finished = [s for s in ctx.steps if s.enabled and s.finished and makes_chat_model(s.stage)]
     if not finished:
         return blocks + [("p", "Stage not run: no model step has finished yet.")]
     final = finished[-1]
@@ -98,22 +95,19 @@ def _safe(fn, *args) -> list:
     try:
         return fn(*args)
     except Exception as exc:  # one broken section must not cost the rest of the report
-        log.warning("pipeline report: section %s failed: %s", fn.__name__, exc, exc_info=True)
+        log.warning("pipeline report: section %s failed: %s", getattr(fn, "__qualname__", fn), exc, exc_info=True)
         return [("p", f"(this section could not be built: {type(exc).__name__}: {exc})")]
 
 
 def build_blocks(cfg, plan: list[dict], root: Path) -> list:
-    from chatalign.pipeline.examples import examples_section
-
     ctx = build_context(cfg, plan, root)
     seconds = {name: rec.get("seconds") for name, rec in ctx.state.get("steps", {}).items()}
     total = sum(v for v in seconds.values() if v)
     blocks: list = [("h", 1, f"Pipeline `{root.name}`"),
                     ("p", f"{sum(s.finished for s in ctx.steps if s.enabled)} of {sum(s.enabled for s in ctx.steps)} "
                           f"enabled steps finished; recorded step time {total / 60:.1f} min. Output: `{root}`."),
-                    *sec.steps_table(ctx, seconds)]
-    for fn in (lineage_blocks, sec.sft_section, sec.reward_section, sec.rlhf_section, sec.gatt_section,
-               sec.safety_section):
+                    *steps_table(ctx, seconds)]
+    for fn in (lineage_blocks, *(stage.report_section for stage in registry.stages())):
         blocks += _safe(fn, ctx)
     blocks += _safe(examples_section, ctx, getattr(cfg, "report_examples", 4))
     return blocks

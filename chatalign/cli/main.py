@@ -160,7 +160,7 @@ def cmd_chat(args) -> int:
 
 
 def cmd_plan(args) -> int:
-    from chatalign.plan.report import cmd_plan as run
+    from chatalign.plan.command import cmd_plan as run
 
     return run(args.config, args.overrides, args.gpus, args.gpu_memory, args.model_config, args.prompt_tokens,
                args.headroom, args.json)

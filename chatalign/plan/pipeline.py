@@ -9,15 +9,14 @@ from __future__ import annotations
 from pathlib import Path
 
 from chatalign.config import load_config
+from chatalign.pipeline.config import PipelineConfig
 from chatalign.plan.memory import GiB
 from chatalign.plan.recipe import PlanInputs
-from chatalign.plan.report import make_plan
+from chatalign.plan.report import make_plan, render
 
 
 def make_pipeline_plan(path: Path, overrides: list[str], gpus: int, gpu_memory: int, headroom: float,
                        prompt_tokens: int, model_config: str | None) -> dict:
-    from chatalign.pipeline.config import PipelineConfig
-
     cfg = load_config(PipelineConfig, path, overrides)
     known: dict = {}
     steps = []
@@ -35,8 +34,6 @@ def make_pipeline_plan(path: Path, overrides: list[str], gpus: int, gpu_memory: 
 
 
 def render_pipeline(r: dict) -> str:
-    from chatalign.plan.report import render
-
     lines = []
     for s in r["steps"]:
         lines += [f"=== step {s['step']}", render(s), ""]

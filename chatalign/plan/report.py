@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import re
-from pathlib import Path
 
 from chatalign import registry
 from chatalign.errors import UserError
@@ -154,23 +153,3 @@ def render(r: dict) -> str:
 def _advice_line(a: dict) -> str:
     mg = "no GPU count fits" if a["min_gpus"] is None else f"min GPUs {a['min_gpus']}"
     return f"  {'fits      ' if a['fits'] else 'still over'} {a['peak_bytes'] / GiB:7.1f} GiB  ({mg})  {a['change']}"
-
-
-def cmd_plan(config: str, overrides: list[str], gpus: int, gpu_memory: str, model_config: str | None,
-             prompt_tokens: int, headroom: float, as_json: bool) -> int:
-    import json
-
-    from chatalign.config import read_yaml
-
-    if read_yaml(config).get("stage") == "pipeline":
-        from chatalign.plan.pipeline import make_pipeline_plan, render_pipeline
-
-        result = make_pipeline_plan(Path(config), overrides, gpus, parse_memory(gpu_memory), headroom,
-                                    prompt_tokens, model_config)
-        print(json.dumps(result, indent=2) if as_json else render_pipeline(result))
-        return 0
-    result = make_plan(PlanInputs(Path(config), overrides, prompt_tokens, model_config), gpus,
-                       parse_memory(gpu_memory), headroom)
-    result.pop("_output_shape")
-    print(json.dumps(result, indent=2) if as_json else render(result))
-    return 0

@@ -4,7 +4,8 @@ Each stage folder (sft/, reward/, rlhf/, ...) has a light `stage.py` that builds
 subclass, `STAGE`, named in pyproject's `[project.entry-points."chatalign.stages"]`. The CLI, the pipeline, its
 report and the memory planner iterate `chatalign.registry.stages()`; no module of the core names a stage.
 `stage.py` must import nothing heavy at module level (no torch, transformers): `chatalign --help` loads every
-stage object to list the commands. Its methods import the stage's modules when called.
+stage object to list the commands. Its methods import the stage's modules when called; a method that is just
+a function of one of them is declared `run = imported_on_call("chatalign.sft.run:run_sft")`.
 
 Paths in a stage's config are declared by their type (`chatalign.config.RecipePath`, `ModelRef`, `RunPath`),
 so `load_config` resolves and checks them; the stage has nothing to list.
@@ -13,6 +14,7 @@ so `load_config` resolves and checks them; the stage has nothing to list.
 from __future__ import annotations
 
 import argparse
+import importlib
 from typing import Any
 
 
@@ -95,6 +97,22 @@ class Stage:
     def plan_changes(self, cfg: Any) -> list[str]:
         """Single recipe changes worth trying when the plan does not fit (each a space-separated override list)."""
         return []
+
+
+class imported_on_call:  # noqa: N801 (used like a function in a class body)
+    """A stage method implemented by a function of one of its modules, `"package.module:function"`, imported
+    when first called (so stage.py stays light); the function takes the method's arguments, without the stage:
+        run = imported_on_call("chatalign.sft.run:run_sft")
+    """
+
+    def __init__(self, target: str):
+        self.target = target
+
+    def __get__(self, stage: Stage | None, owner: type | None = None):
+        if stage is None:
+            return self
+        module, _, name = self.target.partition(":")
+        return getattr(importlib.import_module(module), name)
 
 
 def add_recipe_args(p: argparse.ArgumentParser) -> None:

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import argparse
 
-from chatalign.stage import Stage
+from chatalign.stage import Stage, imported_on_call
 
 
 class GattStage(Stage):
@@ -21,16 +21,6 @@ class GattStage(Stage):
 
         return GattConfig
 
-    def run(self, cfg, resume: bool = False, progress: bool = True) -> dict:
-        from chatalign.gatt.run import run_gatt
-
-        return run_gatt(cfg, resume=resume, progress=progress)
-
-    def dry_run(self, cfg) -> dict:
-        from chatalign.gatt.run import prepare
-
-        return prepare(cfg)
-
     def add_eval_command(self, esub: argparse._SubParsersAction) -> None:
         eg = esub.add_parser("gatt", help="instruction adherence at turns 2/4/6/20 (paper Table 30)")
         eg.add_argument("--model", required=True)
@@ -45,20 +35,11 @@ class GattStage(Stage):
 
         return cmd_eval(args.model, args.data, args.out, args.turns, args.dialogues)
 
-    def report_section(self, ctx) -> list:
-        from chatalign.gatt.pipeline_section import section
-
-        return section(ctx)
-
-    def plan_spec(self, cfg, shape_of, prompt_tokens: int):
-        from chatalign.gatt.plan_spec import plan_spec
-
-        return plan_spec(cfg, shape_of, prompt_tokens)
-
-    def plan_changes(self, cfg) -> list[str]:
-        from chatalign.gatt.plan_spec import plan_changes
-
-        return plan_changes(cfg)
+    run = imported_on_call("chatalign.gatt.run:run_gatt")
+    dry_run = imported_on_call("chatalign.gatt.run:prepare")
+    report_section = imported_on_call("chatalign.gatt.pipeline_section:section")
+    plan_spec = imported_on_call("chatalign.gatt.plan_spec:plan_spec")
+    plan_changes = imported_on_call("chatalign.gatt.plan_spec:plan_changes")
 
 
 STAGE = GattStage()

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import argparse
 
-from chatalign.stage import Stage
+from chatalign.stage import Stage, imported_on_call
 
 
 class RewardStage(Stage):
@@ -19,11 +19,6 @@ class RewardStage(Stage):
         from chatalign.reward.config import RewardConfig
 
         return RewardConfig
-
-    def run(self, cfg, resume: bool = False, progress: bool = True) -> dict:
-        from chatalign.reward.run import run_reward
-
-        return run_reward(cfg, resume=resume, progress=progress)
 
     def dry_run(self, cfg) -> dict:
         from chatalign.reward.run import prepare
@@ -45,20 +40,10 @@ class RewardStage(Stage):
     def describe_run(self, manifest: dict) -> str:
         return f"reward ({(manifest.get('config') or {}).get('kind', '?')})"
 
-    def report_section(self, ctx) -> list:
-        from chatalign.reward.pipeline_section import section
-
-        return section(ctx)
-
-    def plan_spec(self, cfg, shape_of, prompt_tokens: int):
-        from chatalign.reward.plan_spec import plan_spec
-
-        return plan_spec(cfg, shape_of, prompt_tokens)
-
-    def plan_changes(self, cfg) -> list[str]:
-        from chatalign.reward.plan_spec import plan_changes
-
-        return plan_changes(cfg)
+    run = imported_on_call("chatalign.reward.run:run_reward")
+    report_section = imported_on_call("chatalign.reward.pipeline_section:section")
+    plan_spec = imported_on_call("chatalign.reward.plan_spec:plan_spec")
+    plan_changes = imported_on_call("chatalign.reward.plan_spec:plan_changes")
 
 
 STAGE = RewardStage()

@@ -6,7 +6,7 @@ from __future__ import annotations
 import argparse
 
 from chatalign.errors import UserError
-from chatalign.stage import Stage, add_recipe_args
+from chatalign.stage import Stage, add_recipe_args, imported_on_call
 
 # action: (help, the function of chatalign.rlhf.cli_commands that runs it)
 ROUND_ACTIONS = {"round": ("one RLHF round: rejection sampling and/or PPO as the recipe's mode says", "cmd_round"),
@@ -78,34 +78,15 @@ class RLHFStage(Stage):
 
         return cmd_status(args.path)
 
-    def run(self, cfg, resume: bool = False, progress: bool = True) -> dict:
-        from chatalign.rlhf.round import run_round
-
-        return run_round(cfg, resume=resume, progress=progress)
-
-    def dry_run(self, cfg) -> dict:
-        from chatalign.rlhf.round import plan
-
-        return plan(cfg)
-
     def describe_run(self, manifest: dict) -> str:
         info = manifest.get("rlhf") or {}
         return f"rlhf round {info['round']} ({info.get('mode')})" if info.get("round") else "rlhf"
 
-    def report_section(self, ctx) -> list:
-        from chatalign.rlhf.pipeline_section import section
-
-        return section(ctx)
-
-    def plan_spec(self, cfg, shape_of, prompt_tokens: int):
-        from chatalign.rlhf.plan_spec import plan_spec
-
-        return plan_spec(cfg, shape_of, prompt_tokens)
-
-    def plan_changes(self, cfg) -> list[str]:
-        from chatalign.rlhf.plan_spec import plan_changes
-
-        return plan_changes(cfg)
+    run = imported_on_call("chatalign.rlhf.round:run_round")
+    dry_run = imported_on_call("chatalign.rlhf.round:plan")
+    report_section = imported_on_call("chatalign.rlhf.pipeline_section:section")
+    plan_spec = imported_on_call("chatalign.rlhf.plan_spec:plan_spec")
+    plan_changes = imported_on_call("chatalign.rlhf.plan_spec:plan_changes")
 
 
 STAGE = RLHFStage()

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import argparse
 
-from chatalign.stage import Stage
+from chatalign.stage import Stage, imported_on_call
 
 
 class SafetyStage(Stage):
@@ -21,16 +21,6 @@ class SafetyStage(Stage):
 
         return SafetyConfig
 
-    def run(self, cfg, resume: bool = False, progress: bool = True) -> dict:
-        from chatalign.safety.run import run_safety
-
-        return run_safety(cfg, resume=resume, progress=progress)
-
-    def dry_run(self, cfg) -> dict:
-        from chatalign.safety.run import prepare
-
-        return prepare(cfg)
-
     def add_eval_command(self, esub: argparse._SubParsersAction) -> None:
         es = esub.add_parser("safety", help="violation rate on adversarial prompts, false refusals on "
                                             "helpful/borderline")
@@ -45,25 +35,12 @@ class SafetyStage(Stage):
 
         return cmd_eval(args.model, args.safety_rm, args.out, args.data_dir)
 
-    def report_section(self, ctx) -> list:
-        from chatalign.safety.pipeline_section import section
-
-        return section(ctx)
-
-    def example_source(self, step):
-        from chatalign.safety.pipeline_section import example_source
-
-        return example_source(step)
-
-    def plan_spec(self, cfg, shape_of, prompt_tokens: int):
-        from chatalign.safety.plan_spec import plan_spec
-
-        return plan_spec(cfg, shape_of, prompt_tokens)
-
-    def plan_changes(self, cfg) -> list[str]:
-        from chatalign.safety.plan_spec import plan_changes
-
-        return plan_changes(cfg)
+    run = imported_on_call("chatalign.safety.run:run_safety")
+    dry_run = imported_on_call("chatalign.safety.run:prepare")
+    report_section = imported_on_call("chatalign.safety.pipeline_section:section")
+    example_source = imported_on_call("chatalign.safety.pipeline_section:example_source")
+    plan_spec = imported_on_call("chatalign.safety.plan_spec:plan_spec")
+    plan_changes = imported_on_call("chatalign.safety.plan_spec:plan_changes")
 
 
 STAGE = SafetyStage()

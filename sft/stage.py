@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from chatalign.stage import Stage
+from chatalign.stage import Stage, imported_on_call
 
 
 class SFTStage(Stage):
@@ -16,35 +16,16 @@ class SFTStage(Stage):
 
         return SFTConfig
 
-    def run(self, cfg, resume: bool = False, progress: bool = True) -> dict:
-        from chatalign.sft.run import run_sft
-
-        return run_sft(cfg, resume=resume, progress=progress)
-
     def dry_run(self, cfg) -> dict:
         from chatalign.sft.run import prepare
 
         return prepare(cfg)[1].stats
 
-    def report_section(self, ctx) -> list:
-        from chatalign.sft.pipeline_section import section
-
-        return section(ctx)
-
-    def example_source(self, step):
-        from chatalign.sft.pipeline_section import example_source
-
-        return example_source(step)
-
-    def plan_spec(self, cfg, shape_of, prompt_tokens: int):
-        from chatalign.sft.plan_spec import plan_spec
-
-        return plan_spec(cfg, shape_of, prompt_tokens)
-
-    def plan_changes(self, cfg) -> list[str]:
-        from chatalign.sft.plan_spec import plan_changes
-
-        return plan_changes(cfg)
+    run = imported_on_call("chatalign.sft.run:run_sft")
+    report_section = imported_on_call("chatalign.sft.pipeline_section:section")
+    example_source = imported_on_call("chatalign.sft.pipeline_section:example_source")
+    plan_spec = imported_on_call("chatalign.sft.plan_spec:plan_spec")
+    plan_changes = imported_on_call("chatalign.sft.plan_spec:plan_changes")
 
 
 STAGE = SFTStage()

@@ -7,7 +7,7 @@ a training section with `micro_batch_rows`/`seq_len`) into planner terms.
 from __future__ import annotations
 
 from chatalign.plan.memory import LINEAR_MODULES, ModelShape, Zero
-from chatalign.plan.phases import FrozenModel, Generation, PhaseSpec, TrainedModel
+from chatalign.plan.phases import FrozenModel, Generation, PhaseSpec, StageSpec, TrainedModel
 
 
 def weight_bytes(model) -> int:
@@ -44,6 +44,12 @@ def finetune_phase(cfg, shape: ModelShape) -> PhaseSpec:
     """The training phase of a stage that fine-tunes its `model` with `train`, `lora` and `deepspeed` sections."""
     return PhaseSpec("train", True, trained=(policy("policy", shape, cfg.train, cfg.lora),),
                      zero=zero_of(cfg.deepspeed))
+
+
+def finetune_spec(stage: str, cfg, shape: ModelShape, generations: list[PhaseSpec]) -> StageSpec:
+    """A fine-tuning stage's spec: its training phase (`finetune_phase`), then its generation phases."""
+    return StageSpec(stage, (finetune_phase(cfg, shape), *generations), weight_bytes(cfg.model),
+                     cfg.model.gradient_checkpointing)
 
 
 def deepspeed_changes(prefix: str, ds) -> list[str]:

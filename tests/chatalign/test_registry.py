@@ -83,3 +83,11 @@ def test_listing_the_stages_loads_no_model_library():
             "print(sorted(m for m in ('torch', 'transformers', 'pydantic', 'yaml') if m in sys.modules))")
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout
     assert out.strip() == "[]"
+
+
+def test_a_method_declared_by_its_function_is_that_function():
+    from chatalign.sft.run import run_sft
+    from chatalign.stage import imported_on_call
+
+    stage = registry.get("sft")
+    assert stage.run is run_sft and isinstance(type(stage).__dict__["run"], imported_on_call)

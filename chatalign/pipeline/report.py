@@ -91,11 +91,11 @@ def lineage_blocks(ctx: Ctx) -> list:
 
 
 # -- assembly -------------------------------------------------------------------------------------------------
-def _safe(fn, *args) -> list:
+def _safe(name: str, fn, *args) -> list:
     try:
         return fn(*args)
     except Exception as exc:  # one broken section must not cost the rest of the report
-        log.warning("pipeline report: section %s failed: %s", getattr(fn, "__qualname__", fn), exc, exc_info=True)
+        log.warning("pipeline report: section %s failed: %s", name, exc, exc_info=True)
         return [("p", f"(this section could not be built: {type(exc).__name__}: {exc})")]
 
 
@@ -107,9 +107,10 @@ def build_blocks(cfg, plan: list[dict], root: Path) -> list:
                     ("p", f"{sum(s.finished for s in ctx.steps if s.enabled)} of {sum(s.enabled for s in ctx.steps)} "
                           f"enabled steps finished; recorded step time {total / 60:.1f} min. Output: `{root}`."),
                     *steps_table(ctx, seconds)]
-    for fn in (lineage_blocks, *(stage.report_section for stage in registry.stages())):
-        blocks += _safe(fn, ctx)
-    blocks += _safe(examples_section, ctx, getattr(cfg, "report_examples", 4))
+    blocks += _safe("lineage", lineage_blocks, ctx)
+    for stage in registry.stages():  # the method is looked up inside _safe: importing it may fail too
+        blocks += _safe(stage.name, lambda ctx, stage=stage: stage.report_section(ctx), ctx)
+    blocks += _safe("examples", examples_section, ctx, getattr(cfg, "report_examples", 4))
     return blocks
 
 

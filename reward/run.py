@@ -230,7 +230,8 @@ def evaluate_run(cfg: RewardConfig, run, prep: Prepared) -> dict | None:
     """Held-out accuracy of the saved `model/`, loaded back through the public scorer."""
     if not prep.eval_sets:
         return None
-    from chatalign.reward.evaluate import evaluate_sets, write_eval_files
+    from chatalign.reward.eval_report import write_eval_files
+    from chatalign.reward.evaluate import evaluate_sets
     from chatalign.reward.scorer import load_scorer
 
     result = evaluate_sets(load_scorer(run.model_dir), prep.eval_sets,

@@ -134,20 +134,6 @@ def load_reward_model(name: str | os.PathLike | None, dtype: str = "auto", trust
     return model
 
 
-def reward_model_from_causal_lm(lm: nn.Module, seed: int = 0) -> nn.Module:
-    """The RM of an in-memory causal LM (its decoder weights copied, a fresh head): for tests and benches."""
-    from transformers import AutoModelForSequenceClassification
-
-    config = lm.config.__class__.from_dict(lm.config.to_dict())
-    config.num_labels = 1
-    config.architectures = None
-    torch.manual_seed(seed)
-    rm = AutoModelForSequenceClassification.from_config(config)
-    prefix = rm.base_model_prefix
-    getattr(rm, prefix).load_state_dict(getattr(lm, lm.base_model_prefix).state_dict())
-    return rm.to(next(lm.parameters()).dtype)
-
-
 def distinct_pad_id(tokenizer, read_token_ids: set[int]) -> int | None:
     """A pad id that is not a token the head reads at (SmolLM2's pad *is* its end-of-turn token).
 

@@ -75,24 +75,10 @@ def stage_recipes(d: Path, model: Path, rm: Path) -> dict[str, dict]:
 
 
 @pytest.fixture(scope="session")
-def tiny_rm_model_dir(tmp_path_factory, smol_tokenizer):
-    """A random-init scalar-head RM saved like a reward run's model (the RLHF and safety stages read it)."""
-    from chatalign.models import tiny_llama
-    from chatalign.reward.model import reward_model_from_causal_lm, save_reward_model
-
-    tok = smol_tokenizer.__class__.from_pretrained(smol_tokenizer.name_or_path)  # save_reward_model edits pad
-    tok.pad_token = smol_tokenizer.pad_token
-    rm = reward_model_from_causal_lm(tiny_llama(smol_tokenizer, seed=3), seed=4)
-    d = tmp_path_factory.mktemp("rel_rm") / "rm"
-    save_reward_model(rm, tok, d, {smol_tokenizer.convert_tokens_to_ids("<|im_end|>")})
-    return d
-
-
-@pytest.fixture(scope="session")
-def recipe_files(tmp_path_factory, tiny_model_dir, tiny_rm_model_dir) -> dict[str, Path]:
+def recipe_files(tmp_path_factory, tiny_model_dir, tiny_rm_dir) -> dict[str, Path]:
     d = tmp_path_factory.mktemp("rel_recipes")
     out = {}
-    for name, body in stage_recipes(d, tiny_model_dir, tiny_rm_model_dir).items():
+    for name, body in stage_recipes(d, tiny_model_dir, tiny_rm_dir).items():
         out[name] = d / f"{name}.yaml"
         out[name].write_text(yaml.safe_dump(body, sort_keys=False))
     return out

@@ -8,10 +8,11 @@ from chatalign.reward.model import (
     PackedRewardLoss,
     freeze_lower_layers,
     packed_rewards,
-    reward_model_from_causal_lm,
     save_reward_model,
 )
 from chatalign.reward.pairs import PairExample, collate_pairs, encode_answers, plan_rows
+
+from ..conftest import reward_model_from_causal_lm
 
 
 @pytest.fixture()
@@ -88,3 +89,4 @@ def test_freeze_lower_layers_trains_only_the_top(rm):
     assert any(n.startswith("model.layers.1.") for n in names) and "score.weight" in names
     assert not any(n.startswith(("model.layers.0.", "model.embed_tokens")) for n in names)
     assert "model.norm.weight" in names
+

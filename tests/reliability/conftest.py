@@ -1,8 +1,10 @@
 """Tiny stage recipes for the reliability tests: every stage's CLI on tiny random models and the bundled
-quickstart data (a few rows each), written once per session."""
+quickstart data (a few rows each), written once per session; `assert_loadable`, the check that a
+checkpoint reads back, shared by the kill/resume and the numerical-fault tests."""
 
 from __future__ import annotations
 
+import json
 import os
 from pathlib import Path
 
@@ -23,6 +25,22 @@ STAGES = {
     "gatt": (["gatt"], "train/checkpoints"),
     "safety": (["safety"], "train/checkpoints"),
 }
+
+
+def assert_loadable(ck_dir: Path) -> None:
+    """Every file of a checkpoint reads back: JSON state, safetensors weights, tensor-only torch files."""
+    import torch
+    from safetensors.torch import load_file
+
+    assert ck_dir is not None and (ck_dir / "state.json").is_file(), ck_dir
+    json.loads((ck_dir / "state.json").read_text())
+    files = [p for p in ck_dir.rglob("*") if p.is_file()]
+    assert any(p.suffix == ".safetensors" for p in files), files
+    for p in files:
+        if p.suffix == ".safetensors":
+            assert load_file(str(p))
+        elif p.suffix == ".pt":
+            torch.load(p, weights_only=True)
 
 
 def stage_recipes(d: Path, model: Path, rm: Path) -> dict[str, dict]:

@@ -11,6 +11,7 @@ from typing import Any
 
 from chatalign.embedded import embedded_model_dir, is_embedded
 from chatalign.errors import UserError
+from chatalign.runs import replace_dir
 from chatalign.training.packed_attention import default_attention
 
 log = logging.getLogger(__name__)
@@ -81,15 +82,7 @@ def save_hf_atomic(model, tokenizer, target: str | os.PathLike, state_dict: dict
         model.save_pretrained(str(tmp), safe_serialization=True, state_dict=state_dict)
         if tokenizer is not None:
             tokenizer.save_pretrained(str(tmp))
-        old = None
-        if target.exists():
-            old = target.with_name(f".{target.name}.old")
-            if old.exists():
-                shutil.rmtree(old)
-            os.replace(target, old)
-        os.replace(tmp, target)
-        if old is not None:
-            shutil.rmtree(old, ignore_errors=True)
+        replace_dir(tmp, target)
     finally:
         if tmp.exists():
             shutil.rmtree(tmp, ignore_errors=True)

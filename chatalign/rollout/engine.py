@@ -1,9 +1,9 @@
 """The rollout (generation) engine shared by rejection sampling, PPO, GAtt and safety distillation.
 
 `generate_rollouts` samples K answers for each prompt with our own KV-cached decode loop (see
-`rollout_batch` for why it beats `generate` on throughput), and returns for every answer the policy's
+`chatalign.rollout.batch` for why it beats `generate` on throughput), and returns for every answer the policy's
 per-token log-probabilities, so PPO needs no second forward pass to know log pi_old.
-`sequence_logprobs` scores given answers under a model (reference-model KL, PPO old log-probs).
+`chatalign.rollout.logprobs.sequence_logprobs` scores given answers under a model (reference-model KL).
 
 Torch and transformers are imported inside the functions: the CLI imports this module for cheap commands.
 """
@@ -15,9 +15,8 @@ from dataclasses import dataclass
 
 from chatalign.errors import ConfigError, DataError
 from chatalign.rollout.inference import inference
-from chatalign.rollout.logprobs import sequence_logprobs
 
-__all__ = ["Rollout", "generate_rollouts", "sequence_logprobs", "default_stop_token_ids"]
+__all__ = ["Rollout", "generate_rollouts", "default_stop_token_ids"]
 
 log = logging.getLogger(__name__)
 

@@ -15,6 +15,15 @@ def _plt():
     return plt
 
 
+def save_figure(fig, path: Path) -> Path:
+    """Lay out `fig`, write it to `path` (PNG, parent folders made) and free it."""
+    fig.tight_layout()
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fig.savefig(path, dpi=110)
+    _plt().close(fig)
+    return path
+
+
 def plot_curves(records: Sequence[dict], keys: Sequence[str], path: Path, title: str,
                 x: str = "step") -> Path | None:
     """One panel per key against `x`; keys absent from every record are left out."""
@@ -31,11 +40,7 @@ def plot_curves(records: Sequence[dict], keys: Sequence[str], path: Path, title:
         ax.set_xlabel(x)
         ax.grid(alpha=0.3)
     fig.suptitle(title)
-    fig.tight_layout()
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fig.savefig(path, dpi=110)
-    plt.close(fig)
-    return path
+    return save_figure(fig, path)
 
 
 def plot_bars(groups: dict[str, dict[str, float]], path: Path, title: str, ylabel: str,
@@ -55,11 +60,7 @@ def plot_bars(groups: dict[str, dict[str, float]], path: Path, title: str, ylabe
     ax.legend()
     ax.set_title(title)
     ax.grid(axis="y", alpha=0.3)
-    fig.tight_layout()
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fig.savefig(path, dpi=110)
-    plt.close(fig)
-    return path
+    return save_figure(fig, path)
 
 
 def markdown_table(rows: Sequence[dict], columns: Sequence[str]) -> str:

@@ -134,6 +134,47 @@ def _quarantine_line(scanned: ScannedRow) -> str:
         return json_line(entry)
 
 
+def _check_load_options(on_error: str, quarantine, max_errors: int | None) -> None:
+    if on_error not in ON_ERROR:
+        raise ConfigError(f"on_error={on_error!r}: expected 'raise' or 'skip'")
+    if on_error == "skip" and quarantine is None:
+        raise ConfigError("on_error='skip' needs a quarantine file, so that skipped rows are kept, not lost")
+    if max_errors is not None and max_errors < 1:
+        raise ConfigError(f"max_errors={max_errors}: must be at least 1 (or None for no limit)")
+
+
+@dataclass
+class _Collector:
+    """Gathers a load's rows into `result`: the good records, and the bad rows' issues (those a failure shows)
+    or quarantine lines."""
+
+    result: LoadResult
+    on_error: str
+    max_errors: int | None
+    total_issues: int = 0
+    shown: list[Issue] = field(default_factory=list)
+    quarantined: list[str] = field(default_factory=list)
+
+    def add(self, scanned: ScannedRow) -> None:
+        if scanned.record is not None:
+            if not self.total_issues or self.on_error == "skip":
+                self.result.records.append(scanned.record)
+            return
+        self.total_issues += len(scanned.issues)
+        self.result.skipped += 1
+        if self.on_error == "skip":
+            self.result.issues.extend(scanned.issues)
+            self.quarantined.append(_quarantine_line(scanned))
+        else:
+            self.result.records.clear()  # the load will fail: stop holding records
+            self.shown.extend(scanned.issues[: max(0, (self.max_errors or self.total_issues) - len(self.shown))])
+
+    def with_fatal(self, error: BadDataError) -> BadDataError:
+        """The error for a whole-file problem, listing the row issues met before it first."""
+        before = self.shown if self.on_error == "raise" else self.result.issues[: self.max_errors or None]
+        return BadDataError(before + error.issues, max(0, self.total_issues - len(before)))
+
+
 def load_records(
     path: str | os.PathLike,
     kind: str,
@@ -149,49 +190,22 @@ def load_records(
     on_error="skip": write each bad row with its problems to `quarantine` (required; written atomically at
     the end, also when empty) and return the good records, `skipped` counting the rest.
     """
-    if on_error not in ON_ERROR:
-        raise ConfigError(f"on_error={on_error!r}: expected 'raise' or 'skip'")
-    if on_error == "skip" and quarantine is None:
-        raise ConfigError("on_error='skip' needs a quarantine file, so that skipped rows are kept, not lost")
-    if max_errors is not None and max_errors < 1:
-        raise ConfigError(f"max_errors={max_errors}: must be at least 1 (or None for no limit)")
+    _check_load_options(on_error, quarantine, max_errors)
     result = LoadResult([])
     ignored: dict[str, set[str]] = {}
-    shown: list[Issue] = []
-    total_issues = 0
-    quarantined: list[str] = []
+    rows = _Collector(result, on_error, max_errors)
     try:
         for scanned in scan_rows(path, kind, fmt, result.formats, ignored):
-            if scanned.record is not None:
-                if not total_issues or on_error == "skip":
-                    result.records.append(scanned.record)
-                continue
-            total_issues += len(scanned.issues)
-            result.skipped += 1
-            if on_error == "skip":
-                result.issues.extend(scanned.issues)
-                quarantined.append(_quarantine_line(scanned))
-            else:
-                result.records.clear()  # the load will fail: stop holding records
-                shown.extend(scanned.issues[: max(0, (max_errors or total_issues) - len(shown))])
+            rows.add(scanned)
     except BadDataError as fatal:
-        before = shown if on_error == "raise" else result.issues[: max_errors or None]
-        raise BadDataError(before + fatal.issues, max(0, total_issues - len(before))) from None
+        raise rows.with_fatal(fatal) from None
     result.ignored_fields = {f: sorted(names) for f, names in ignored.items()}
     if on_error == "raise":
-        if total_issues:
-            raise BadDataError(shown, total_issues - len(shown))
+        if rows.total_issues:
+            raise BadDataError(rows.shown, rows.total_issues - len(rows.shown))
         return result
-    write_lines_atomic(quarantine, quarantined)
+    write_lines_atomic(quarantine, rows.quarantined)
     if not result.records:
-        raise BadDataError(
-            [
-                Issue(
-                    str(path),
-                    None,
-                    None,
-                    f"no valid rows: all {result.skipped} rows were bad (quarantined in {quarantine})",
-                )
-            ]
-        )
+        problem = f"no valid rows: all {result.skipped} rows were bad (quarantined in {quarantine})"
+        raise BadDataError([Issue(str(path), None, None, problem)])
     return result

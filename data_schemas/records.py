@@ -8,9 +8,10 @@ like pydantic's own locations) instead of the whole list.
 from __future__ import annotations
 
 from enum import Enum
-from typing import Any, Literal
+from functools import partial
+from typing import Annotated, Any, Literal
 
-from pydantic import BaseModel, ConfigDict, ValidationInfo, field_validator
+from pydantic import AfterValidator, BaseModel, ConfigDict, ValidationInfo, field_validator
 from pydantic_core import PydanticCustomError
 
 Role = Literal["system", "user", "assistant"]
@@ -76,17 +77,18 @@ def check_turn_order(messages: list[Message], last: Literal["user", "assistant"]
     return messages
 
 
+# Message lists checked by check_turn_order: a dialogue ending with the answer to learn, or with the user turn
+# to answer.
+AnswerLastMessages = Annotated[list[Message], AfterValidator(partial(check_turn_order, last="assistant"))]
+UserLastMessages = Annotated[list[Message], AfterValidator(partial(check_turn_order, last="user"))]
+
+
 class Conversation(Record):
     """A dialogue to train on (SFT): ends with the assistant answer that is learned."""
 
-    messages: list[Message]
+    messages: AnswerLastMessages
     id: str | None = None
     tags: list[str] = []
-
-    @field_validator("messages")
-    @classmethod
-    def _turn_order(cls, v: list[Message]) -> list[Message]:
-        return check_turn_order(v, last="assistant")
 
 
 class Strength(str, Enum):
@@ -102,7 +104,7 @@ class Strength(str, Enum):
 class Preference(Record):
     """A prompt (messages up to the last user turn) with a chosen and a rejected assistant answer."""
 
-    prompt: list[Message]
+    prompt: UserLastMessages
     chosen: str
     rejected: str
     strength: Strength | None = None
@@ -111,11 +113,6 @@ class Preference(Record):
     category: Literal["helpfulness", "safety"] | None = None
     id: str | None = None
     source: str | None = None
-
-    @field_validator("prompt")
-    @classmethod
-    def _prompt_order(cls, v: list[Message]) -> list[Message]:
-        return check_turn_order(v, last="user")
 
     @field_validator("chosen")
     @classmethod
@@ -135,7 +132,7 @@ class Preference(Record):
 class Prompt(Record):
     """A prompt to sample answers for (rejection sampling, PPO, evaluation)."""
 
-    messages: list[Message]
+    messages: UserLastMessages
     is_safety: bool = False
     risk_category: str | None = None
     id: str | None = None
@@ -144,11 +141,6 @@ class Prompt(Record):
     # A reference answer, where one is known: evaluators measure its likelihood (held-out NLL).
     reference: str | None = None
     tags: list[str] = []
-
-    @field_validator("messages")
-    @classmethod
-    def _turn_order(cls, v: list[Message]) -> list[Message]:
-        return check_turn_order(v, last="user")
 
 
 KINDS: dict[str, type[Record]] = {"conversation": Conversation, "preference": Preference, "prompt": Prompt}

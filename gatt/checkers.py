@@ -30,7 +30,6 @@ from chatalign.judges.rules import run_check
 
 MIN_LANGUAGE_LETTERS = 15
 HEURISTIC_FAMILIES = ("public_figure", "hobby")
-STATISTICAL_FAMILIES = ("language",)
 
 # Keywords per bundled hobby. "stem*" matches any word starting with stem; a bare word matches that word only.
 HOBBY_KEYWORDS: dict[str, tuple[str, ...]] = {

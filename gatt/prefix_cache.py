@@ -22,7 +22,8 @@ from dataclasses import dataclass
 
 import torch
 
-from chatalign.gatt.turns import AnswerFn, Candidate
+from chatalign.gatt.prompt_window import fit_prompts, zeroed_counters
+from chatalign.gatt.turns import Candidate
 
 
 @dataclass
@@ -131,74 +132,74 @@ def keep_finished(batch, alive: list[bool], tokens_of, kept: list[KeptPrompt]):
     return batch.keep(alive)
 
 
-def prefix_cached_answer_fn(model, tokenizer, *, max_new_tokens: int, temperature: float, top_p: float = 1.0,
-                            batch_size: int = 16, seed: int = 0, max_prompt_tokens: int | None = None,
-                            counters: dict | None = None) -> AnswerFn:
+class PrefixCachedAnswerer:
     """An AnswerFn that reuses each dialogue's previous prompt (see the module docstring); call i samples
-    with seed + i, so a run is reproducible. Prompts run in groups of batch_size // k (k answers each)."""
-    import time
+    with seed + i, so a run is reproducible. Prompts run in groups of batch_size // k (k answers each).
+    `store` holds what the next call can reuse."""
 
-    from chatalign.gatt.sampling import fit_prompt
-    from chatalign.rollout.engine import default_stop_token_ids
-    from chatalign.rollout.sampling import TokenRecorder
+    COUNTERS = ("prompt_tokens", "prefill_tokens", "reused_tokens", "new_tokens", "rounds_dropped",
+                "generate_seconds", "prompts_windowed")
 
-    store = PrefixStore()
-    calls = [0]
-    tally = counters if counters is not None else {}
-    for key in ("prompt_tokens", "prefill_tokens", "reused_tokens", "new_tokens", "rounds_dropped",
-                "generate_seconds", "prompts_windowed"):
-        tally.setdefault(key, 0)
-    stops = default_stop_token_ids(tokenizer)
-    pad_id = tokenizer.pad_token_id if tokenizer.pad_token_id is not None else (stops[0] if stops else 0)
-    device = next(model.parameters()).device
+    def __init__(self, model, tokenizer, *, max_new_tokens: int, temperature: float, top_p: float = 1.0,
+                 batch_size: int = 16, seed: int = 0, max_prompt_tokens: int | None = None,
+                 counters: dict | None = None):
+        from chatalign.rollout.engine import decode_pad_id, default_stop_token_ids
 
-    def answer(prompts: list[list[dict]], k: int) -> list[list[Candidate]]:
-        fitted = [fit_prompt(tokenizer, p, max_prompt_tokens) for p in prompts]
-        ids = [f[0] for f in fitted]
+        self.model, self.tokenizer = model, tokenizer
+        self.max_new_tokens, self.temperature, self.top_p = max_new_tokens, temperature, top_p
+        self.batch_size, self.seed, self.max_prompt_tokens = batch_size, seed, max_prompt_tokens
+        self.tally = zeroed_counters(counters, self.COUNTERS)
+        self.store = PrefixStore()
+        self.calls = 0
+        self.stops = default_stop_token_ids(tokenizer)
+        self.pad_id = decode_pad_id(tokenizer, self.stops)
+        self.device = next(model.parameters()).device
+
+    def __call__(self, prompts: list[list[dict]], k: int) -> list[list[Candidate]]:
+        import time
+
+        from chatalign.rollout.engine import sampling_generator
+        from chatalign.rollout.inference import inference
+        from chatalign.rollout.sampling import TokenRecorder
+
+        ids = fit_prompts(self.tokenizer, prompts, self.max_prompt_tokens, self.tally)
         t0 = time.perf_counter()
-        generator = None
-        if temperature > 0:
-            generator = torch.Generator(device=device)
-            generator.manual_seed(seed + calls[0])
-        calls[0] += 1
-        recorder = TokenRecorder(len(ids) * k, max_new_tokens=max_new_tokens, temperature=temperature, top_p=top_p,
-                                 stop_token_ids=stops, generator=generator, return_logprobs=False, device=device)
-        per_group = max(1, batch_size // k)
-        # Longest first, so that a group's rows need little padding.
+        recorder = TokenRecorder(len(ids) * k, max_new_tokens=self.max_new_tokens, temperature=self.temperature,
+                                 top_p=self.top_p, stop_token_ids=self.stops,
+                                 generator=sampling_generator(self.device, self.seed + self.calls, self.temperature),
+                                 return_logprobs=False, device=self.device)
+        self.calls += 1
+        with inference(self.model):
+            kept = self._decode(ids, k, recorder)
+        self.store.replace(kept)
+        self.tally["generate_seconds"] += time.perf_counter() - t0
+        self.tally["prompt_tokens"] += sum(len(i) for i in ids)
+        self.tally["new_tokens"] += sum(len(r) for r in recorder.responses)
+        texts = self.tokenizer.batch_decode(recorder.responses, skip_special_tokens=True)
+        return [[Candidate(texts[p * k + s], recorder.finished[p * k + s]) for s in range(k)]
+                for p in range(len(ids))]
+
+    def _decode(self, ids: list[list[int]], k: int, recorder) -> list[KeptPrompt]:
+        """Decode k answers to each prompt into `recorder`, longest prompts first (a group's rows then need
+        little padding); return every answer's keys/values for the next call."""
+        per_group = max(1, self.batch_size // k)
         order = sorted(range(len(ids)), key=lambda i: (-len(ids[i]), i))
-        kept_all: list[KeptPrompt] = []
+        kept: list[KeptPrompt] = []
 
         def fed(item: int) -> list[int]:  # the tokens in an answer's cache row: prompt + answer but its last
             return ids[item // k] + recorder.responses[item][:-1]
 
-        was_training = model.training
-        model.eval()
-        try:
-            with torch.inference_mode():
-                for start in range(0, len(order), per_group):
-                    group = order[start:start + per_group]
-                    reuse = [store.best(ids[i]) for i in group]
-                    batch, logits = prefill_batch(model, [ids[i] for i in group], reuse, k, pad_id, device)
-                    batch.rows = [i * k + s for i in group for s in range(k)]
-                    tally["reused_tokens"] += sum(r for _, r in reuse)
-                    tally["prefill_tokens"] += sum(len(ids[i]) - r for i, (_, r) in zip(group, reuse, strict=True))
-                    batch.last, alive = recorder.advance(batch.rows, logits)
-                    batch = keep_finished(batch, alive, fed, kept_all)
-                    while batch is not None:
-                        logits = batch.step(model)
-                        batch.last, alive = recorder.advance(batch.rows, logits)
-                        batch = keep_finished(batch, alive, fed, kept_all)
-        finally:
-            model.train(was_training)
-        store.replace(kept_all)
-        tally["generate_seconds"] += time.perf_counter() - t0
-        tally["prompt_tokens"] += sum(len(i) for i in ids)
-        tally["new_tokens"] += sum(len(r) for r in recorder.responses)
-        tally["rounds_dropped"] += sum(f[1] for f in fitted)
-        tally["prompts_windowed"] += sum(f[1] > 0 for f in fitted)
-        texts = tokenizer.batch_decode(recorder.responses, skip_special_tokens=True)
-        return [[Candidate(texts[p * k + s], recorder.finished[p * k + s]) for s in range(k)]
-                for p in range(len(ids))]
-
-    answer.store = store  # what the next call can reuse (read by the tests)
-    return answer
+        for start in range(0, len(order), per_group):
+            group = order[start:start + per_group]
+            reuse = [self.store.best(ids[i]) for i in group]
+            batch, logits = prefill_batch(self.model, [ids[i] for i in group], reuse, k, self.pad_id, self.device)
+            batch.rows = [i * k + s for i in group for s in range(k)]
+            self.tally["reused_tokens"] += sum(r for _, r in reuse)
+            self.tally["prefill_tokens"] += sum(len(ids[i]) - r for i, (_, r) in zip(group, reuse, strict=True))
+            batch.last, alive = recorder.advance(batch.rows, logits)
+            batch = keep_finished(batch, alive, fed, kept)
+            while batch is not None:
+                logits = batch.step(self.model)
+                batch.last, alive = recorder.advance(batch.rows, logits)
+                batch = keep_finished(batch, alive, fed, kept)
+        return kept

@@ -22,6 +22,14 @@ from pathlib import Path
 
 from chatalign.errors import ConfigError, RunError
 from chatalign.gatt.config import GattConfig
+from chatalign.sft.derived_run import (
+    DerivedStage,
+    after_eval_due,
+    finished_train_metrics,
+    last_turn_sft_config,
+    record_progress,
+    run_derived_stage,
+)
 
 log = logging.getLogger(__name__)
 
@@ -148,8 +156,6 @@ def run_eval(cfg: GattConfig, model, tok, path: Path) -> dict:
 def sft_config_for(cfg: GattConfig, run_path: Path):
     """The SFT run that trains on the GAtt rows: the loss on the last assistant turn only."""
     # truncate_right, not drop_oldest_turns: dropping the oldest round would drop the instruction itself
-    from chatalign.sft.derived_run import last_turn_sft_config
-
     return last_turn_sft_config(cfg, run_path, "gatt_train.jsonl", "truncate_right")
 
 
@@ -168,40 +174,32 @@ def _lineage(cfg: GattConfig) -> tuple[list[str], dict]:
 
 def run_gatt(cfg: GattConfig, resume: bool = False, progress: bool = True) -> dict:
     from chatalign.runs import RunDir
-    from chatalign.sft.derived_run import claim_run_dir, single_process_rank, train_step
 
-    rank = single_process_rank(cfg.steps, "gatt", "synthesize", "synthesis")
     run = RunDir(cfg.output_dir, "gatt")
-    data_dir = run.path / "data"
-    synth_file, before_file, after_file = data_dir / "synthesis.json", run.path / "eval_before.json", \
-        run.path / "eval_after.json"
     train_run = RunDir(run.path / "train", "sft")
-    main = rank == 0
-    if main:
-        claim_run_dir(run, resume, "GAtt", lambda: prepare(cfg))
-    try:
-        if main:
-            parents, start = _lineage(cfg)
-            inputs = {"constraints": cfg.instructions.constraints, "eval": cfg.eval.data,
-                      **{f"dialogues_{i}": p for i, p in enumerate(cfg.synthesis.dialogues)}}
-            run.start(cfg.model_dump(mode="json"), inputs, parents=parents, resume=resume,
-                      allow_changed_inputs=cfg.allow_changed_inputs)
-            _single_process_steps(cfg, synth_file, before_file)
-        if "train" in cfg.steps:
-            train_step(run.path, train_run, sft_config_for(cfg, run.path), "synthesize", resume, progress, main)
-        if not main:
-            return {}
-        if "evaluate_after" in cfg.steps and cfg.eval.data and not after_file.is_file():
-            if not train_run.is_finished():
-                raise RunError(f"no finished training in {train_run.path}: run the train step first")
+    synth_file, before_file, after_file = run.path / "data" / "synthesis.json", run.path / "eval_before.json", \
+        run.path / "eval_after.json"
+
+    def start() -> None:
+        parents, _ = _lineage(cfg)
+        inputs = {"constraints": cfg.instructions.constraints, "eval": cfg.eval.data,
+                  **{f"dialogues_{i}": p for i, p in enumerate(cfg.synthesis.dialogues)}}
+        run.start(cfg.model_dump(mode="json"), inputs, parents=parents, resume=resume,
+                  allow_changed_inputs=cfg.allow_changed_inputs)
+        _single_process_steps(cfg, synth_file, before_file)
+
+    def evaluate_after() -> None:
+        if after_eval_due(cfg.steps, bool(cfg.eval.data), after_file, train_run):
             model, tok = _load(cfg, str(train_run.model_dir))
             log.info("evaluating the GAtt model")
             run_eval(cfg, model, tok, after_file)
-            del model
-        return _summarize(cfg, run, train_run, synth_file, before_file, after_file)
-    finally:
-        if main:
-            run.unlock()
+
+    stage = DerivedStage(
+        command="gatt", what="GAtt", first_step="synthesize", first_step_noun="synthesis",
+        prepare=lambda: prepare(cfg), start=start, sft_config=lambda: sft_config_for(cfg, run.path),
+        evaluate_after=evaluate_after,
+        summarize=lambda: _summarize(cfg, run, train_run, synth_file, before_file, after_file))
+    return run_derived_stage(stage, run, train_run, cfg.steps, resume, progress)
 
 
 def _single_process_steps(cfg: GattConfig, synth_file: Path, before_file: Path) -> None:
@@ -232,9 +230,9 @@ def _summarize(cfg: GattConfig, run, train_run, synth_file: Path, before_file: P
                         "synth_answers": synth["synthesis"]["turns_answered"],
                         "synth_pass_rate": round(synth["synthesis"]["turns_passing"]
                                                  / max(1, synth["synthesis"]["turns_answered"]), 4)})
-    train_manifest = train_run.read_manifest()
-    if train_manifest and train_manifest.get("status") == "finished":
-        summary["train"] = train_manifest.get("metrics", {})
+    train_metrics = finished_train_metrics(train_run)
+    if train_metrics is not None:
+        summary["train"] = train_metrics
     for label, res in results.items():
         key = "before" if label == BEFORE else "after"
         for t in cfg.eval.turns:
@@ -243,8 +241,6 @@ def _summarize(cfg: GattConfig, run, train_run, synth_file: Path, before_file: P
     if results:
         plot_adherence(results, run.path / "adherence.png", cfg.eval.turns, "GAtt adherence by turn")
     write_report(run.path, cfg, summary, synth, results)
-    from chatalign.sft.derived_run import record_progress
-
     lineage = {"start_model": _lineage(cfg)[1], "train_run": "train", "model": "model -> train/model"}
     return record_progress(run, summary, lineage, {
         "synthesize": synth is not None, "evaluate_before": BEFORE in results, "train": "train" in summary,

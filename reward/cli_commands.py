@@ -27,7 +27,8 @@ def cmd_train(config_path: str, overrides: Sequence[str] = (), dry_run: bool = F
 def cmd_eval(model: str, data_paths: Sequence[str], out_dir: str | None = None) -> int:
     """Print the accuracy tables; write eval files into out_dir, or into the run directory `model` names
     (adding a section to its report.md); a plain HF model directory with no out_dir gets nothing written."""
-    from chatalign.reward.evaluate import evaluate_reward_model, format_tables, write_eval_files
+    from chatalign.reward.eval_report import format_tables, write_eval_files
+    from chatalign.reward.evaluate import evaluate_reward_model
     from chatalign.reward.report import append_eval_section
 
     report = evaluate_reward_model(model, list(data_paths))

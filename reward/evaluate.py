@@ -8,7 +8,6 @@ always loaded through the public scorer, so what is measured is what later stage
 
 from __future__ import annotations
 
-import json
 from collections import defaultdict
 from collections.abc import Sequence
 from pathlib import Path
@@ -147,50 +146,3 @@ def evaluate_reward_model(model_dir, data_paths: str | Sequence[str], *, names: 
     report["model"] = str(model_dir)
     report["data"] = [str(p) for p in paths]
     return report
-
-
-def _pct(v) -> str:
-    return "-" if v is None else f"{100 * v:.1f}"
-
-
-def format_tables(report: dict) -> str:
-    """The evaluation as markdown tables (printed by `chatalign eval reward`, embedded in report.md)."""
-    from chatalign.plots import markdown_table
-
-    o = report["overall"]
-    lines = [f"Held-out accuracy: **{_pct(o['accuracy'])}%** over {o['pairs']} pairs "
-             f"(mean score gap chosen - rejected {o['mean_gap']:.3f}).", "",
-             "Accuracy (%) per preference strength, as in Llama 2 Table 8:", "",
-             markdown_table([{"test set": k, **{c: _pct(v.get(c)) for c in (*TABLE8_COLUMNS, "avg")}}
-                             for k, v in report["table8"].items()], ["test set", *TABLE8_COLUMNS, "avg"]),
-             "Per strength label:", "",
-             markdown_table([{"strength": k, "accuracy %": _pct(v["accuracy"]), "pairs": v["pairs"]}
-                             for k, v in report["per_strength"].items()], ["strength", "accuracy %", "pairs"])]
-    if "per_safety_bin" in report:
-        lines += ["Per safety bin:", "",
-                  markdown_table([{"bin": k, "accuracy %": _pct(v["accuracy"]), "pairs": v["pairs"]}
-                                  for k, v in report["per_safety_bin"].items()], ["bin", "accuracy %", "pairs"])]
-    if len(report["per_source"]) > 1:
-        lines += ["Per source:", "",
-                  markdown_table([{"source": k, "accuracy %": _pct(v["accuracy"]), "pairs": v["pairs"]}
-                                  for k, v in report["per_source"].items()], ["source", "accuracy %", "pairs"])]
-    excluded = {k: v for k, v in report.get("excluded_chosen_unsafe_rejected_safe", {}).items() if v}
-    if excluded:
-        lines += [f"Left out (chosen unsafe, rejected safe): {excluded}.", ""]
-    return "\n".join(lines)
-
-
-def write_eval_files(report: dict, out_dir, title: str, prefix: str = "eval") -> dict[str, Path]:
-    """eval.json, eval.md and the PNGs (accuracy bars, score distributions) into out_dir."""
-    from chatalign.reward.report import plot_accuracy_bars, plot_score_distributions
-
-    out = Path(out_dir)
-    out.mkdir(parents=True, exist_ok=True)
-    files = {"json": out / f"{prefix}.json", "md": out / f"{prefix}.md"}
-    files["json"].write_text(json.dumps(report, indent=1) + "\n", encoding="utf-8")
-    files["accuracy_png"] = plot_accuracy_bars(report, out / f"{prefix}_accuracy.png", title)
-    files["scores_png"] = plot_score_distributions(report, out / f"{prefix}_scores.png", title)
-    md = [format_tables(report), "", f"![accuracy]({files['accuracy_png'].name})", "",
-          f"![scores]({files['scores_png'].name})", ""]
-    files["md"].write_text("\n".join(md), encoding="utf-8")
-    return files

@@ -108,44 +108,33 @@ def train_metrics(aux: dict) -> dict:
 
 
 def load_reward_model(name: str | os.PathLike | None, dtype: str = "auto", trust_remote_code: bool = False,
-                      attn_implementation: str | None = None, seed: int = 0):
+                      attn_implementation: str | None = None, seed: int = 0,
+                      generator: torch.Generator | None = None):
     """A sequence-classification RM from a chat checkpoint (HF dir, SFT run dir, hub id or `embedded`),
-    or an RM saved earlier; the new scalar head is drawn from `seed`."""
+    or an RM saved earlier. The new scalar head is drawn from `generator` (which the draw advances), else
+    from a generator seeded with `seed`; torch's global generator is left as it was."""
     from transformers import AutoModelForSequenceClassification
     from transformers.utils import logging as hf_logging
 
     from chatalign.models import resolve_model_path, torch_dtype
+    from chatalign.seeding import drawing_from
 
     path = resolve_model_path(name)
     if trust_remote_code:
         log.warning("trust_remote_code is on: code from %s will run on this machine", path)
-    torch.manual_seed(seed)
     verbosity = hf_logging.get_verbosity()
     hf_logging.set_verbosity_error()  # "score.weight newly initialized" is the point, not a problem
     try:
-        model = AutoModelForSequenceClassification.from_pretrained(
-            path, num_labels=1, dtype=torch_dtype(dtype), trust_remote_code=trust_remote_code,
-            use_safetensors=True, attn_implementation=default_attention(attn_implementation))
+        with drawing_from(generator if generator is not None else torch.Generator().manual_seed(seed)):
+            model = AutoModelForSequenceClassification.from_pretrained(
+                path, num_labels=1, dtype=torch_dtype(dtype), trust_remote_code=trust_remote_code,
+                use_safetensors=True, attn_implementation=default_attention(attn_implementation))
     except (OSError, ValueError) as exc:
         raise UserError(f"cannot load a reward model from {path}: {exc}") from None
     finally:
         hf_logging.set_verbosity(verbosity)
     model.config.use_cache = False
     return model
-
-
-def reward_model_from_causal_lm(lm: nn.Module, seed: int = 0) -> nn.Module:
-    """The RM of an in-memory causal LM (its decoder weights copied, a fresh head): for tests and benches."""
-    from transformers import AutoModelForSequenceClassification
-
-    config = lm.config.__class__.from_dict(lm.config.to_dict())
-    config.num_labels = 1
-    config.architectures = None
-    torch.manual_seed(seed)
-    rm = AutoModelForSequenceClassification.from_config(config)
-    prefix = rm.base_model_prefix
-    getattr(rm, prefix).load_state_dict(getattr(lm, lm.base_model_prefix).state_dict())
-    return rm.to(next(lm.parameters()).dtype)
 
 
 def distinct_pad_id(tokenizer, read_token_ids: set[int]) -> int | None:

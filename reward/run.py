@@ -138,20 +138,24 @@ def run_reward(cfg: RewardConfig, resume: bool = False, progress: bool = True) -
         run.unlock()
 
 
-def build_model(cfg: RewardConfig, dist):
-    """The RM to train, and which of its parameters a checkpoint must hold (None: all)."""
+def build_model(cfg: RewardConfig, dist, rng):
+    """The RM to train, and which of its parameters a checkpoint must hold (None: all). The new head and
+    LoRA's adapters are drawn from `rng`, the run's random stream."""
     import torch
 
     from chatalign.reward.model import freeze_lower_layers, load_reward_model
+    from chatalign.seeding import drawing_from
 
     model = load_reward_model(cfg.model.name, cfg.model.dtype, cfg.model.trust_remote_code,
-                              cfg.model.attn_implementation, seed=cfg.train.seed)
+                              cfg.model.attn_implementation, generator=rng)
     if torch.cuda.is_available() and not dist.use_deepspeed(cfg.deepspeed):
         model.to(f"cuda:{dist.local_rank}")  # DeepSpeed places the model itself
     if cfg.model.gradient_checkpointing:
         model.gradient_checkpointing_enable(gradient_checkpointing_kwargs={"use_reentrant": False})
     if cfg.lora.enabled:
-        return apply_lora(model, cfg), (lambda n: "lora_" in n or "modules_to_save" in n)
+        with drawing_from(rng):
+            model = apply_lora(model, cfg)
+        return model, (lambda n: "lora_" in n or "modules_to_save" in n)
     if cfg.train.trainable_layers:
         trained = {f"model.{n}" for n in freeze_lower_layers(model, cfg.train.trainable_layers)}
         return model, trained.__contains__
@@ -164,6 +168,7 @@ def train_evaluate_report(cfg: RewardConfig, run, dist, resume: bool, progress: 
     import torch
 
     from chatalign.reward.model import PackedRewardLoss, train_metrics
+    from chatalign.seeding import drawing_from
     from chatalign.training.loop import TrainJob, train
 
     prep = prepare(cfg)
@@ -174,14 +179,16 @@ def train_evaluate_report(cfg: RewardConfig, run, dist, resume: bool, progress: 
                   parents=[str(Path(cfg.model.name).resolve())] if Path(cfg.model.name).exists() else [],
                   resume=resume, allow_changed_inputs=cfg.allow_changed_inputs)
         log.info("data: %s", json.dumps(prep.stats))
-    model, keep = build_model(cfg, dist)
+    rng = torch.Generator().manual_seed(cfg.train.seed)  # the run's own stream: head, adapters, dropout
+    model, keep = build_model(cfg, dist, rng)
     job = TrainJob(
         loss_module=PackedRewardLoss(model), items=prep.rows, weights=[len(r.pairs) for r in prep.rows],
         collate=collate, plan=prep.plan, micro_batch_items=cfg.train.micro_batch_rows, unit="pairs",
         extra_metrics=train_metrics, trainable_filter=keep)
     t0 = time.perf_counter()
-    last = train(job, cfg.optim, cfg.checkpoint, cfg.deepspeed, run, dist, resume, progress,
-                 desc=f"reward:{cfg.kind}")
+    with drawing_from(rng):
+        last = train(job, cfg.optim, cfg.checkpoint, cfg.deepspeed, run, dist, resume, progress,
+                     desc=f"reward:{cfg.kind}")
     train_s = time.perf_counter() - t0
     finalize_model(model, prep, run, dist, cfg.lora.enabled)
     del job, model
@@ -230,7 +237,8 @@ def evaluate_run(cfg: RewardConfig, run, prep: Prepared) -> dict | None:
     """Held-out accuracy of the saved `model/`, loaded back through the public scorer."""
     if not prep.eval_sets:
         return None
-    from chatalign.reward.evaluate import evaluate_sets, write_eval_files
+    from chatalign.reward.eval_report import write_eval_files
+    from chatalign.reward.evaluate import evaluate_sets
     from chatalign.reward.scorer import load_scorer
 
     result = evaluate_sets(load_scorer(run.model_dir), prep.eval_sets,

@@ -72,15 +72,3 @@ def load_two_reward_models(helpful_path: str, safety_path: str, threshold: float
     return TwoRewardModels(load_scorer(helpful_path, dtype=dtype, max_seq_len=max_seq_len),
                            load_scorer(safety_path, dtype=dtype, max_seq_len=max_seq_len),
                            threshold, batch_tokens)
-
-
-def token_fraction_reward(token_id: int) -> RewardFn:
-    """A synthetic reward for tests and smoke runs: the fraction of answer tokens equal to `token_id`."""
-
-    def reward(prompts, texts, response_ids) -> RewardBatch:
-        import torch
-
-        values = [sum(int(t) == token_id for t in ids) / max(1, len(ids)) for ids in response_ids]
-        return RewardBatch(combined=torch.tensor(values, dtype=torch.float32))
-
-    return reward

@@ -23,6 +23,14 @@ from pathlib import Path
 
 from chatalign.errors import ConfigError, RunError
 from chatalign.safety.config import SafetyConfig
+from chatalign.sft.derived_run import (
+    DerivedStage,
+    after_eval_due,
+    finished_train_metrics,
+    last_turn_sft_config,
+    record_progress,
+    run_derived_stage,
+)
 
 log = logging.getLogger(__name__)
 
@@ -147,53 +155,42 @@ def run_eval(cfg: SafetyConfig, model, tok, scorer, path: Path, progress: bool) 
 
 def sft_config_for(cfg: SafetyConfig, run_path: Path):
     """The SFT run on the kept rows: the loss on the distilled (last) answer only."""
-    from chatalign.sft.derived_run import last_turn_sft_config
-
     return last_turn_sft_config(cfg, run_path, "distill_train.jsonl", "drop_oldest_turns")
 
 
 def run_safety(cfg: SafetyConfig, resume: bool = False, progress: bool = True) -> dict:
     from chatalign.runs import RunDir
-    from chatalign.sft.derived_run import claim_run_dir, single_process_rank, train_step
 
-    rank = single_process_rank(cfg.steps, "safety", "distill", "distillation")
     run = RunDir(cfg.output_dir, "safety")
-    data_dir = run.path / "data"
-    files = {"distill": data_dir / "distill.json", BEFORE: run.path / "eval_before.json",
-             AFTER: run.path / "eval_after.json"}
     train_run = RunDir(run.path / "train", "sft")
-    main = rank == 0
-    if main:
-        claim_run_dir(run, resume, "safety", lambda: prepare(cfg))
-    try:
-        if main:
-            check_safety_rm(cfg.safety_rm)
-            parents, _ = lineage(cfg)
-            e = cfg.eval
-            inputs = {"templates": cfg.distill.templates, "eval_adversarial": e.adversarial,
-                      "eval_helpful": e.helpful, "eval_borderline": e.borderline,
-                      **{f"prompts_{i}": p for i, p in enumerate(cfg.distill.prompts)}}
-            run.start(cfg.model_dump(mode="json"), inputs, parents=parents, resume=resume,
-                      allow_changed_inputs=cfg.allow_changed_inputs)
-            _single_process_steps(cfg, files, progress)
-        if "train" in cfg.steps:
-            train_step(run.path, train_run, sft_config_for(cfg, run.path), "distill", resume, progress, main)
-        if not main:
-            return {}
-        if "evaluate_after" in cfg.steps and cfg.eval.any_data and not files[AFTER].is_file():
-            if not train_run.is_finished():
-                raise RunError(f"no finished training in {train_run.path}: run the train step first")
+    files = {"distill": run.path / "data" / "distill.json", BEFORE: run.path / "eval_before.json",
+             AFTER: run.path / "eval_after.json"}
+
+    def start() -> None:
+        check_safety_rm(cfg.safety_rm)
+        parents, _ = lineage(cfg)
+        e = cfg.eval
+        inputs = {"templates": cfg.distill.templates, "eval_adversarial": e.adversarial,
+                  "eval_helpful": e.helpful, "eval_borderline": e.borderline,
+                  **{f"prompts_{i}": p for i, p in enumerate(cfg.distill.prompts)}}
+        run.start(cfg.model_dump(mode="json"), inputs, parents=parents, resume=resume,
+                  allow_changed_inputs=cfg.allow_changed_inputs)
+        _single_process_steps(cfg, files, progress)
+
+    def evaluate_after() -> None:
+        if after_eval_due(cfg.steps, cfg.eval.any_data, files[AFTER], train_run):
             from chatalign.safety.sampling import load_policy, load_safety_scorer
 
             model, tok = load_policy(str(train_run.model_dir), cfg.model)
             scorer = load_safety_scorer(cfg.safety_rm)
             log.info("evaluating the distilled model")
             run_eval(cfg, model, tok, scorer, files[AFTER], progress)
-            del model, scorer
-        return _summarize(cfg, run, train_run, files)
-    finally:
-        if main:
-            run.unlock()
+
+    stage = DerivedStage(
+        command="safety", what="safety", first_step="distill", first_step_noun="distillation",
+        prepare=lambda: prepare(cfg), start=start, sft_config=lambda: sft_config_for(cfg, run.path),
+        evaluate_after=evaluate_after, summarize=lambda: _summarize(cfg, run, train_run, files))
+    return run_derived_stage(stage, run, train_run, cfg.steps, resume, progress)
 
 
 def _single_process_steps(cfg: SafetyConfig, files: dict[str, Path], progress: bool) -> None:
@@ -241,9 +238,9 @@ def _summarize(cfg: SafetyConfig, run, train_run, files: dict[str, Path]) -> dic
     comparison = compare(results[BEFORE], results[AFTER], cfg.eval.false_refusal_bound) \
         if len(results) == 2 else None
     summary = summary_of(distill, results, comparison)
-    train_manifest = train_run.read_manifest()
-    if train_manifest and train_manifest.get("status") == "finished":
-        summary["train"] = train_manifest.get("metrics", {})
+    train_metrics = finished_train_metrics(train_run)
+    if train_metrics is not None:
+        summary["train"] = train_metrics
     if distill:
         cand_file = run.path / "data" / "distill_candidates.jsonl"
         candidates = [json.loads(x) for x in cand_file.read_text(encoding="utf-8").splitlines() if x.strip()]
@@ -251,8 +248,6 @@ def _summarize(cfg: SafetyConfig, run, train_run, files: dict[str, Path]) -> dic
     if results:
         plot_eval(results, run.path / "safety_eval.png", "Safety before/after context distillation")
     write_report(run.path, cfg, summary, distill, results, comparison)
-    from chatalign.sft.derived_run import record_progress
-
     return record_progress(run, summary, lineage(cfg)[1], {
         "distill": distill is not None, "evaluate_before": BEFORE in results, "train": "train" in summary,
         "evaluate_after": AFTER in results},

@@ -11,7 +11,7 @@ import os
 from dataclasses import dataclass
 from pathlib import Path
 
-from chatalign.errors import DataError
+from chatalign.errors import ConfigError, DataError
 
 REPO_ROOT = Path(__file__).resolve().parents[1]
 BUNDLED_DATA = REPO_ROOT / "data" / "quickstart"
@@ -87,17 +87,15 @@ class SafetyTemplates:
 
 def load_templates(path: str | os.PathLike) -> SafetyTemplates:
     """Read `preprompt` and `answer_templates` (one non-empty text per risk category) from a YAML file."""
-    import yaml
+    from chatalign.config import read_yaml
 
     p = Path(path)
     if not p.is_file():
         raise DataError(f"safety templates file not found: {p}")
     try:
-        data = yaml.safe_load(p.read_text(encoding="utf-8"))
-    except yaml.YAMLError as exc:
-        raise DataError(f"{p}: invalid YAML: {exc}") from None
-    if not isinstance(data, dict):
-        raise DataError(f"{p}: expected a mapping with `preprompt` and `answer_templates`")
+        data = read_yaml(p)
+    except ConfigError as exc:  # invalid YAML, not UTF-8, not a mapping: a problem of this file, like those below
+        raise DataError(f"{exc} (expected `preprompt` and `answer_templates`)") from None
     unknown = set(data) - {"preprompt", "answer_templates"}
     if unknown:
         raise DataError(f"{p}: unknown keys {sorted(unknown)} (expected preprompt, answer_templates)")

@@ -1,12 +1,14 @@
 """An SFT run inside another stage's run directory (GAtt, safety distillation): the config that trains on
-that stage's rows with the loss on the last answer only, the `model -> train/model` link, and the parts of
-such a stage's run that GAtt and safety share (launcher check, claiming the run directory, the train step)."""
+that stage's rows with the loss on the last answer only, the `model -> train/model` link, and the life of
+such a stage's run that GAtt and safety share (`run_derived_stage`: launcher check, claiming the run
+directory, the train step on every rank, the evaluation and the summary on rank 0)."""
 
 from __future__ import annotations
 
 import logging
 import os
 from collections.abc import Callable
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Literal
 
@@ -84,6 +86,24 @@ def train_step(run_path: Path, train_run, sft_cfg: SFTConfig, first_step: str, r
         link_trained_model(run_path)
 
 
+def after_eval_due(steps, has_eval_data: bool, result_file: Path, train_run) -> bool:
+    """Whether the evaluation of the trained model is asked for (`evaluate_after` in `steps`, with data) and
+    not done yet (`result_file` absent); raises RunError when it is due but training has not finished."""
+    if "evaluate_after" not in steps or not has_eval_data or result_file.is_file():
+        return False
+    if not train_run.is_finished():
+        raise RunError(f"no finished training in {train_run.path}: run the train step first")
+    return True
+
+
+def finished_train_metrics(train_run) -> dict | None:
+    """The metrics of the stage's SFT run once it has finished, else None."""
+    manifest = train_run.read_manifest()
+    if manifest and manifest.get("status") == "finished":
+        return manifest.get("metrics", {})
+    return None
+
+
 def record_progress(run, summary: dict, lineage: dict, steps_done: dict[str, bool], finished: bool) -> dict:
     """Finish the run when every step it needs is done (`finished`), else record the steps done so far in its
     manifest (a split multi-GPU run finishes in a later invocation); `summary` gains status finished / partial."""
@@ -98,3 +118,38 @@ def record_progress(run, summary: dict, lineage: dict, steps_done: dict[str, boo
         write_json_atomic(run.manifest_path, manifest)
     summary["status"] = "finished" if finished else "partial"
     return summary
+
+
+@dataclass
+class DerivedStage:
+    """What a stage that fine-tunes on rows it generated itself (GAtt, safety) plugs into `run_derived_stage`."""
+
+    command: str  # its CLI word, for the torchrun hint
+    what: str  # its name in messages
+    first_step: str  # the step that writes the training rows
+    first_step_noun: str
+    prepare: Callable[[], object]  # the dry-run checks, before a fresh run writes anything
+    start: Callable[[], None]  # rank 0: the manifest, then the single-process steps (generation, evaluation)
+    sft_config: Callable[[], SFTConfig]
+    evaluate_after: Callable[[], None]  # rank 0, after training: the trained model's evaluation, where due
+    summarize: Callable[[], dict]  # rank 0: the report and the manifest's metrics
+
+
+def run_derived_stage(stage: DerivedStage, run, train_run, steps, resume: bool, progress: bool) -> dict:
+    """Run the parts of `stage` that `steps` names; under torchrun only the train step runs (on every rank).
+    The run directory's lock is released however the run ends. Returns the summary ({} off rank 0)."""
+    main = single_process_rank(steps, stage.command, stage.first_step, stage.first_step_noun) == 0
+    if main:
+        claim_run_dir(run, resume, stage.what, stage.prepare)
+    try:
+        if main:
+            stage.start()
+        if "train" in steps:
+            train_step(run.path, train_run, stage.sft_config(), stage.first_step, resume, progress, main)
+        if not main:
+            return {}
+        stage.evaluate_after()
+        return stage.summarize()
+    finally:
+        if main:
+            run.unlock()

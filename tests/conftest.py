@@ -1,4 +1,8 @@
-"""Shared fixtures: the embedded tokenizer (real) and tiny random-init Llamas that share its vocabulary."""
+"""Shared fixtures: the embedded tokenizer (real) and tiny random-init Llamas that share its vocabulary.
+
+`tiny_llama` and `reward_model_from_causal_lm` are plain functions as well as the fixtures' makers: test
+folders' conftests call them (`from ..conftest import tiny_llama`), and so do subprocess workers, which put
+the repo root on sys.path and import `tests.conftest`."""
 
 from __future__ import annotations
 
@@ -44,22 +48,64 @@ def smol_tokenizer(embedded_dir):
     return load_tokenizer(str(embedded_dir))
 
 
+def tiny_llama(tokenizer, hidden: int = 64, layers: int = 2, heads: int = 4, kv_heads: int = 2, seed: int = 0):
+    """A random-init Llama sharing `tokenizer`'s vocabulary, drawn after torch.manual_seed(seed) (tests want
+    the same weights whatever ran before them)."""
+    import torch
+    from transformers import LlamaConfig, LlamaForCausalLM
+
+    torch.manual_seed(seed)
+    cfg = LlamaConfig(vocab_size=len(tokenizer), hidden_size=hidden, intermediate_size=hidden * 2,
+                      num_hidden_layers=layers, num_attention_heads=heads, num_key_value_heads=kv_heads,
+                      max_position_embeddings=2048, tie_word_embeddings=True,
+                      bos_token_id=tokenizer.bos_token_id, eos_token_id=tokenizer.eos_token_id,
+                      pad_token_id=tokenizer.pad_token_id)
+    return LlamaForCausalLM(cfg)
+
+
+def reward_model_from_causal_lm(lm, seed: int = 0):
+    """The RM of an in-memory causal LM: its decoder weights copied, a fresh head drawn after
+    torch.manual_seed(seed)."""
+    import torch
+    from transformers import AutoModelForSequenceClassification
+
+    config = lm.config.__class__.from_dict(lm.config.to_dict())
+    config.num_labels = 1
+    config.architectures = None
+    torch.manual_seed(seed)
+    rm = AutoModelForSequenceClassification.from_config(config)
+    getattr(rm, rm.base_model_prefix).load_state_dict(getattr(lm, lm.base_model_prefix).state_dict())
+    return rm.to(next(lm.parameters()).dtype)
+
+
 @pytest.fixture()
 def tiny_model(smol_tokenizer):
-    from chatalign.models import tiny_llama
-
     return tiny_llama(smol_tokenizer)
 
 
 @pytest.fixture(scope="session")
 def tiny_model_dir(tmp_path_factory, smol_tokenizer):
     """A tiny random Llama saved as an HF directory (safetensors + tokenizer), like a user's model."""
-    from chatalign.models import save_hf_atomic, tiny_llama
+    from chatalign.models import save_hf_atomic
 
     d = tmp_path_factory.mktemp("tiny") / "model"
     save_hf_atomic(tiny_llama(smol_tokenizer), smol_tokenizer, d)
     return d
 
+
+
+@pytest.fixture(scope="session")
+def tiny_rm_dir(tmp_path_factory, smol_tokenizer):
+    """A random-init scalar-head RM (LlamaForSequenceClassification, num_labels=1) saved like a reward run's
+    model, as the RLHF and safety stages read it."""
+    from chatalign.reward.model import save_reward_model
+
+    tok = smol_tokenizer.__class__.from_pretrained(smol_tokenizer.name_or_path)  # save_reward_model edits pad
+    tok.pad_token = smol_tokenizer.pad_token
+    rm = reward_model_from_causal_lm(tiny_llama(smol_tokenizer, seed=3), seed=4)
+    d = tmp_path_factory.mktemp("tiny_rm") / "rm"
+    save_reward_model(rm, tok, d, {smol_tokenizer.convert_tokens_to_ids("<|im_end|>")})
+    return d
 
 # CI replays a fixed set of hypothesis examples so that main stays green on a random draw; local runs
 # keep exploring new examples (a failure found there becomes a regression test).

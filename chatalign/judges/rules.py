@@ -227,8 +227,3 @@ def run_check(answer: str, spec: dict) -> bool:
     if kind not in CHECKS:
         raise CheckSpecError(f"unknown check type {kind!r}; known: {', '.join(sorted(CHECKS))}")
     return CHECKS[kind](answer, spec)
-
-
-def validate_check(spec: dict) -> None:
-    """Raise CheckSpecError if `spec` is malformed, without needing an answer (for data validation)."""
-    run_check("", spec)

@@ -7,6 +7,8 @@ while the answer positions are a fraction of them; they are also projected in ch
 
 from __future__ import annotations
 
+from chatalign.rollout.inference import inference
+
 # Answer positions projected through the LM head at once (chunk x vocab x 4 bytes: 2048 -> 400 MB at 49k).
 HEAD_CHUNK = 2048
 
@@ -30,8 +32,6 @@ def sequence_logprobs(model, input_ids_list: list[list[int]], response_start_lis
     distribution is the model's own at temperature 1, as in `Rollout.logprobs`. By default runs in eval mode
     under inference_mode; `grad=True` keeps the autograd graph and leaves the model's train/eval mode alone.
     """
-    import torch
-
     if len(input_ids_list) != len(response_start_list):
         raise ValueError("input_ids_list and response_start_list differ in length")
     for i, (ids, start) in enumerate(zip(input_ids_list, response_start_list)):
@@ -39,13 +39,8 @@ def sequence_logprobs(model, input_ids_list: list[list[int]], response_start_lis
             raise ValueError(f"sequence {i}: response_start {start} outside [1, {len(ids)}]")
     if grad:
         return _score_all(model, input_ids_list, response_start_list, batch_size)
-    was_training = model.training
-    model.eval()
-    try:
-        with torch.inference_mode():
-            return _score_all(model, input_ids_list, response_start_list, batch_size)
-    finally:
-        model.train(was_training)
+    with inference(model):
+        return _score_all(model, input_ids_list, response_start_list, batch_size)
 
 
 def _score_all(model, input_ids_list, response_start_list, batch_size) -> list:

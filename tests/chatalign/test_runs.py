@@ -3,7 +3,7 @@ import json
 import pytest
 
 from chatalign.errors import RunError
-from chatalign.runs import RunDir, file_sha256, write_json_atomic
+from chatalign.runs import RunDir, file_sha256, replace_dir, write_json_atomic
 
 
 def test_second_process_on_a_busy_run_directory_is_refused(tmp_path):
@@ -52,3 +52,20 @@ def test_atomic_json_write_leaves_no_temp_files(tmp_path):
     write_json_atomic(tmp_path / "m.json", {"a": 1})
     assert json.loads((tmp_path / "m.json").read_text()) == {"a": 1}
     assert [p.name for p in tmp_path.iterdir()] == ["m.json"]
+
+
+def test_replace_dir_puts_the_new_copy_in_place_and_leaves_no_old_one(tmp_path):
+    target = tmp_path / "model"
+    for text in ("first", "second"):
+        tmp = tmp_path / f".tmp-{text}"
+        tmp.mkdir()
+        (tmp / "weights.txt").write_text(text)
+        replace_dir(tmp, target)
+        assert (target / "weights.txt").read_text() == text and not tmp.exists()
+    (tmp_path / ".model.old").mkdir()  # left by a crash between the two renames: replaced, then removed
+    tmp = tmp_path / ".tmp-third"
+    tmp.mkdir()
+    (tmp / "weights.txt").write_text("third")
+    replace_dir(tmp, target)
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["model"]
+    assert (target / "weights.txt").read_text() == "third"

@@ -6,7 +6,7 @@ from chatalign.errors import DataError
 from chatalign.gatt.dialogues import Dialogue, load_dialogues
 from chatalign.gatt.evaluate import adherence_by_turn, format_table, limit_long_dialogues, select_dialogues
 from chatalign.gatt.instructions import Instruction
-from chatalign.gatt.sampling import drop_second_round, fit_prompt
+from chatalign.gatt.prompt_window import drop_second_round, fit_prompt
 from chatalign.gatt.turns import Candidate, run_dialogues
 
 UPPER = Instruction("Always answer in uppercase.", {"format": "uppercase"})

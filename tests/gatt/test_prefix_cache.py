@@ -8,10 +8,10 @@ from chatalign.gatt.dialogues import Dialogue
 from chatalign.gatt.instructions import Instruction
 from chatalign.gatt.prefix_cache import (
     KeptPrompt,
+    PrefixCachedAnswerer,
     PrefixStore,
     common_prefix,
     prefill_on_prefixes,
-    prefix_cached_answer_fn,
     row_kv,
 )
 from chatalign.gatt.sampling import model_answer_fn
@@ -85,8 +85,8 @@ def test_k_candidates_are_seeded_and_share_one_prefill(tiny_model, smol_tokenize
 
     def draw(seed):
         tally = {}
-        fn = prefix_cached_answer_fn(model, smol_tokenizer, max_new_tokens=5, temperature=1.0, top_p=0.9,
-                                     batch_size=8, seed=seed, counters=tally)
+        fn = PrefixCachedAnswerer(model, smol_tokenizer, max_new_tokens=5, temperature=1.0, top_p=0.9,
+                                  batch_size=8, seed=seed, counters=tally)
         return [[c.text for c in cands] for cands in fn(prompts, 3)], tally
 
     a, tally = draw(0)
@@ -115,7 +115,7 @@ def test_a_kept_answer_row_continues_exactly_into_the_next_prompt(tiny_model, sm
     a next prompt that extends those tokens: all of them are reused, and the logits equal a full forward."""
     model = tiny_model.eval()
     first = [{"role": "user", "content": "Tell me about tea."}]
-    fn = prefix_cached_answer_fn(model, smol_tokenizer, max_new_tokens=5, temperature=1.0, batch_size=4, seed=3)
+    fn = PrefixCachedAnswerer(model, smol_tokenizer, max_new_tokens=5, temperature=1.0, batch_size=4, seed=3)
     fn([first], 2)
     prompt_len = len(encode_prompt(smol_tokenizer, first))
     assert len(fn.store.kept) == 2  # both candidates are kept

@@ -1,8 +1,10 @@
 """Tiny stage recipes for the reliability tests: every stage's CLI on tiny random models and the bundled
-quickstart data (a few rows each), written once per session."""
+quickstart data (a few rows each), written once per session; `assert_loadable`, the check that a
+checkpoint reads back, shared by the kill/resume and the numerical-fault tests."""
 
 from __future__ import annotations
 
+import json
 import os
 from pathlib import Path
 
@@ -23,6 +25,22 @@ STAGES = {
     "gatt": (["gatt"], "train/checkpoints"),
     "safety": (["safety"], "train/checkpoints"),
 }
+
+
+def assert_loadable(ck_dir: Path) -> None:
+    """Every file of a checkpoint reads back: JSON state, safetensors weights, tensor-only torch files."""
+    import torch
+    from safetensors.torch import load_file
+
+    assert ck_dir is not None and (ck_dir / "state.json").is_file(), ck_dir
+    json.loads((ck_dir / "state.json").read_text())
+    files = [p for p in ck_dir.rglob("*") if p.is_file()]
+    assert any(p.suffix == ".safetensors" for p in files), files
+    for p in files:
+        if p.suffix == ".safetensors":
+            assert load_file(str(p))
+        elif p.suffix == ".pt":
+            torch.load(p, weights_only=True)
 
 
 def stage_recipes(d: Path, model: Path, rm: Path) -> dict[str, dict]:
@@ -75,24 +93,10 @@ def stage_recipes(d: Path, model: Path, rm: Path) -> dict[str, dict]:
 
 
 @pytest.fixture(scope="session")
-def tiny_rm_model_dir(tmp_path_factory, smol_tokenizer):
-    """A random-init scalar-head RM saved like a reward run's model (the RLHF and safety stages read it)."""
-    from chatalign.models import tiny_llama
-    from chatalign.reward.model import reward_model_from_causal_lm, save_reward_model
-
-    tok = smol_tokenizer.__class__.from_pretrained(smol_tokenizer.name_or_path)  # save_reward_model edits pad
-    tok.pad_token = smol_tokenizer.pad_token
-    rm = reward_model_from_causal_lm(tiny_llama(smol_tokenizer, seed=3), seed=4)
-    d = tmp_path_factory.mktemp("rel_rm") / "rm"
-    save_reward_model(rm, tok, d, {smol_tokenizer.convert_tokens_to_ids("<|im_end|>")})
-    return d
-
-
-@pytest.fixture(scope="session")
-def recipe_files(tmp_path_factory, tiny_model_dir, tiny_rm_model_dir) -> dict[str, Path]:
+def recipe_files(tmp_path_factory, tiny_model_dir, tiny_rm_dir) -> dict[str, Path]:
     d = tmp_path_factory.mktemp("rel_recipes")
     out = {}
-    for name, body in stage_recipes(d, tiny_model_dir, tiny_rm_model_dir).items():
+    for name, body in stage_recipes(d, tiny_model_dir, tiny_rm_dir).items():
         out[name] = d / f"{name}.yaml"
         out[name].write_text(yaml.safe_dump(body, sort_keys=False))
     return out

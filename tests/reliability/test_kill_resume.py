@@ -21,7 +21,7 @@ from pathlib import Path
 
 import pytest
 
-from .conftest import ENV, STAGES
+from .conftest import ENV, STAGES, assert_loadable
 
 PAUSE = 0.4  # seconds each checkpoint write sleeps in the killed runs
 TIMING_KEY = re.compile(r"per_s|time|seconds|cpu|mem|elapsed|eta", re.I)
@@ -71,22 +71,6 @@ def steps(ck: Path) -> list[int]:
     from chatalign.training.checkpoint import list_checkpoints
 
     return [int(p.name.split("-")[1]) for p in list_checkpoints(ck)]
-
-
-def assert_loadable(ck_dir: Path) -> None:
-    """Every file of a checkpoint reads back: JSON state, safetensors weights, tensor-only torch files."""
-    import torch
-    from safetensors.torch import load_file
-
-    assert ck_dir is not None and (ck_dir / "state.json").is_file(), ck_dir
-    json.loads((ck_dir / "state.json").read_text())
-    files = [p for p in ck_dir.rglob("*") if p.is_file()]
-    assert any(p.suffix == ".safetensors" for p in files), files
-    for p in files:
-        if p.suffix == ".safetensors":
-            assert load_file(str(p))
-        elif p.suffix == ".pt":
-            torch.load(p, weights_only=True)
 
 
 def final_weights(run: Path) -> dict[str, Path]:

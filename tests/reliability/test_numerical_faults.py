@@ -21,7 +21,7 @@ from chatalign.training.distributed import DistContext
 from chatalign.training.lm_loss import PackedLMLoss
 from chatalign.training.loop import NonFiniteLoss, TrainJob, train
 
-from .test_kill_resume import assert_loadable
+from .conftest import assert_loadable
 
 STEPS = 6
 

@@ -4,7 +4,8 @@ import json
 
 import pytest
 
-from chatalign.reward.evaluate import accuracy_report, format_tables, source_level
+from chatalign.reward.eval_report import format_tables
+from chatalign.reward.evaluate import accuracy_report, source_level
 
 
 def row(file, strength, chosen, rejected, bin_="unlabelled", source=None):

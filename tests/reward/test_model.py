@@ -8,10 +8,11 @@ from chatalign.reward.model import (
     PackedRewardLoss,
     freeze_lower_layers,
     packed_rewards,
-    reward_model_from_causal_lm,
     save_reward_model,
 )
 from chatalign.reward.pairs import PairExample, collate_pairs, encode_answers, plan_rows
+
+from ..conftest import reward_model_from_causal_lm
 
 
 @pytest.fixture()
@@ -88,3 +89,22 @@ def test_freeze_lower_layers_trains_only_the_top(rm):
     assert any(n.startswith("model.layers.1.") for n in names) and "score.weight" in names
     assert not any(n.startswith(("model.layers.0.", "model.embed_tokens")) for n in names)
     assert "model.norm.weight" in names
+
+
+def test_the_head_init_is_seeded_and_leaves_the_global_generator_alone(tiny_model_dir):
+    from chatalign.reward.model import load_reward_model
+
+    torch.manual_seed(99)
+    before = torch.get_rng_state()
+    first = load_reward_model(tiny_model_dir, "float32", seed=3).score.weight
+    assert torch.equal(torch.get_rng_state(), before)
+    assert torch.equal(load_reward_model(tiny_model_dir, "float32", seed=3).score.weight, first)
+    assert not torch.equal(load_reward_model(tiny_model_dir, "float32", seed=4).score.weight, first)
+    g = torch.Generator().manual_seed(3)
+    assert torch.equal(load_reward_model(tiny_model_dir, "float32", generator=g).score.weight, first)
+    assert not torch.equal(g.get_state(), torch.Generator().manual_seed(3).get_state())  # the draw advanced g
+    torch.manual_seed(3)  # what the loader itself did before it took a generator: the same head
+    from transformers import AutoModelForSequenceClassification
+
+    reseeded = AutoModelForSequenceClassification.from_pretrained(tiny_model_dir, num_labels=1, dtype=torch.float32)
+    assert torch.equal(reseeded.score.weight, first)

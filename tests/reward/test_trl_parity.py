@@ -9,8 +9,10 @@ import pytest
 import torch
 
 from chatalign.reward.margins import MARGIN_TABLES, margin_for
-from chatalign.reward.model import PackedRewardLoss, reward_model_from_causal_lm
+from chatalign.reward.model import PackedRewardLoss
 from chatalign.reward.pairs import PairExample, collate_pairs, encode_answers, plan_rows
+
+from ..conftest import reward_model_from_causal_lm
 
 
 def test_loss_equals_trl_reward_trainer(tiny_model, smol_tokenizer, tmp_path):

@@ -4,6 +4,8 @@ import json
 
 import pytest
 
+from ..conftest import reward_model_from_causal_lm, tiny_llama
+
 WORDS = ["cats", "dogs", "rain", "tea", "maps", "jazz", "owls", "boats", "pears", "hills", "lamps", "kites",
          "soup", "roads", "stars", "ships"]
 
@@ -19,8 +21,6 @@ def peaky_llama(tokenizer, seed: int = 0):
     time for the newline token here; a standard init samples from an almost uniform 49k vocabulary)."""
     import torch
 
-    from chatalign.models import tiny_llama
-
     lm = tiny_llama(tokenizer, hidden=32, layers=1, heads=2, kv_heads=1, seed=seed)
     torch.manual_seed(seed)
     with torch.no_grad():
@@ -33,6 +33,20 @@ def prompt_dicts(n: int = 16) -> list[dict]:
              "is_safety": i % 4 == 3} for i in range(n)]
 
 
+def token_fraction_reward(token_id: int):
+    """A synthetic RewardFn: the fraction of answer tokens equal to `token_id`."""
+
+    def reward(prompts, texts, response_ids):
+        import torch
+
+        from chatalign.rlhf.reward_fn import RewardBatch
+
+        values = [sum(int(t) == token_id for t in ids) / max(1, len(ids)) for ids in response_ids]
+        return RewardBatch(combined=torch.tensor(values, dtype=torch.float32))
+
+    return reward
+
+
 def write_jsonl(path, rows):
     path.write_text("".join(json.dumps(r) + "\n" for r in rows), encoding="utf-8")
     return path
@@ -41,8 +55,8 @@ def write_jsonl(path, rows):
 @pytest.fixture(scope="session")
 def rlhf_files(tmp_path_factory, smol_tokenizer):
     """A policy model dir, two reward-model dirs and prompt files, all tiny."""
-    from chatalign.models import save_hf_atomic, tiny_llama
-    from chatalign.reward.model import reward_model_from_causal_lm, save_reward_model
+    from chatalign.models import save_hf_atomic
+    from chatalign.reward.model import save_reward_model
 
     d = tmp_path_factory.mktemp("rlhf_inputs")
     save_hf_atomic(peaky_llama(smol_tokenizer), smol_tokenizer, d / "policy")

@@ -1,10 +1,20 @@
-"""The parts GAtt and safety distillation share: the launcher check and the run directory's claim."""
+"""The parts GAtt and safety distillation share: the launcher check, the run directory's claim, the order of
+a run's parts and the after-evaluation check."""
+
+from types import SimpleNamespace
 
 import pytest
 
 from chatalign.errors import ConfigError, RunError
 from chatalign.runs import RunDir
-from chatalign.sft.derived_run import claim_run_dir, record_progress, single_process_rank
+from chatalign.sft.derived_run import (
+    DerivedStage,
+    after_eval_due,
+    claim_run_dir,
+    record_progress,
+    run_derived_stage,
+    single_process_rank,
+)
 
 
 def test_a_multi_rank_launch_runs_the_train_step_only(monkeypatch):
@@ -41,3 +51,62 @@ def test_claiming_checks_inputs_first_and_refuses_unfinished_runs_without_resume
                            finished=True)["status"] == "finished"
     with pytest.raises(RunError, match="already holds a finished GAtt run"):
         claim_run_dir(run, False, "GAtt", lambda: None)
+
+
+def recording_stage(calls: list[str], fail_in: str | None = None, rows: str = "rows.jsonl") -> DerivedStage:
+    """A stage whose parts only record that they ran; its SFT config names `rows` as the training file."""
+    sft = SimpleNamespace(data=SimpleNamespace(train=rows))
+
+    def part(name, value=None):
+        def call():
+            calls.append(name)
+            if name == fail_in:
+                raise RunError(f"{name} failed")
+            return value
+        return call
+
+    return DerivedStage(command="gatt", what="GAtt", first_step="synthesize", first_step_noun="synthesis",
+                        prepare=part("prepare"), start=part("start"), sft_config=part("sft_config", sft),
+                        evaluate_after=part("evaluate_after"), summarize=part("summarize", {"status": "x"}))
+
+
+def test_a_derived_run_claims_starts_evaluates_and_summarizes_on_rank_0_in_that_order(tmp_path, monkeypatch):
+    monkeypatch.setenv("WORLD_SIZE", "1")
+    monkeypatch.setenv("RANK", "0")
+    calls: list[str] = []
+    run = RunDir(tmp_path / "r", "gatt")
+    summary = run_derived_stage(recording_stage(calls), run, RunDir(tmp_path / "r" / "train", "sft"),
+                                ["synthesize", "evaluate_before"], resume=False, progress=False)
+    assert summary == {"status": "x"}
+    assert calls == ["prepare", "start", "evaluate_after", "summarize"]  # no train step asked for
+    run.lock()  # released again
+    run.unlock()
+    calls.clear()
+    with pytest.raises(RunError, match="start failed"):
+        run_derived_stage(recording_stage(calls, fail_in="start"), RunDir(tmp_path / "s", "gatt"),
+                          RunDir(tmp_path / "s" / "train", "sft"), ["synthesize"], resume=False, progress=False)
+    again = RunDir(tmp_path / "s", "gatt")
+    again.lock()  # the lock was released when a part failed
+    again.unlock()
+
+
+def test_other_ranks_run_the_train_step_only(tmp_path, monkeypatch):
+    monkeypatch.setenv("WORLD_SIZE", "2")
+    monkeypatch.setenv("RANK", "1")
+    calls: list[str] = []
+    with pytest.raises(RunError, match="run the synthesize step first"):  # the rows are not there yet
+        run_derived_stage(recording_stage(calls, rows=str(tmp_path / "r" / "data" / "rows.jsonl")),
+                          RunDir(tmp_path / "r", "gatt"), RunDir(tmp_path / "r" / "train", "sft"), ["train"],
+                          resume=False, progress=False)
+    assert calls == ["sft_config"]
+
+
+def test_the_after_evaluation_is_due_once_training_has_finished(tmp_path):
+    train_run = RunDir(tmp_path / "train", "sft")
+    result = tmp_path / "eval_after.json"
+    assert not after_eval_due(["train"], True, result, train_run)
+    assert not after_eval_due(["evaluate_after"], False, result, train_run)
+    with pytest.raises(RunError, match="no finished training"):
+        after_eval_due(["evaluate_after"], True, result, train_run)
+    result.write_text("{}")
+    assert not after_eval_due(["evaluate_after"], True, result, train_run)  # done already

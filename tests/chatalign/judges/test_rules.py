@@ -13,7 +13,6 @@ from chatalign.judges.rules import (
     final_number,
     is_refusal,
     run_check,
-    validate_check,
 )
 
 # (spec, answer that passes, answer that fails) for every spec type.
@@ -142,7 +141,7 @@ def test_malformed_specs_raise_check_spec_errors(spec):
     assert isinstance(info.value, ValueError) and isinstance(info.value, DataError)
 
 
-def test_validate_check_reports_a_missing_field_even_for_an_empty_answer():
+def test_a_missing_field_is_reported_even_for_an_empty_answer():
     with pytest.raises(CheckSpecError, match="'value'"):
-        validate_check({"type": "max_words"})
-    validate_check({"type": "all", "checks": [{"type": "max_words", "value": 3}, {"type": "refusal"}]})
+        run_check("", {"type": "max_words"})
+    run_check("", {"type": "all", "checks": [{"type": "max_words", "value": 3}, {"type": "refusal"}]})

@@ -145,7 +145,7 @@ def test_parameter_formulas_count_real_transformers_models(smol_tokenizer):
     from peft import LoraConfig, get_peft_model
     from transformers import LlamaForSequenceClassification
 
-    from chatalign.models import tiny_llama
+    from ...conftest import tiny_llama
 
     lm = tiny_llama(smol_tokenizer, hidden=64, layers=3, heads=4, kv_heads=2)
     shape = shape_of(lm)
@@ -180,7 +180,7 @@ def measured_saved_bytes(model, n_tokens: int) -> int:
 @pytest.mark.parametrize("dtype,checkpointing", [(torch.float32, False), (torch.float32, True),
                                                  (torch.bfloat16, False), (torch.bfloat16, True)])
 def test_activation_estimate_matches_what_autograd_saves(smol_tokenizer, dtype, checkpointing):
-    from chatalign.models import tiny_llama
+    from ...conftest import tiny_llama
 
     model = tiny_llama(smol_tokenizer, hidden=128, layers=3, heads=4, kv_heads=2).to(dtype)
     model.config._attn_implementation = "sdpa"
@@ -202,9 +202,10 @@ def test_activation_estimate_matches_what_autograd_saves(smol_tokenizer, dtype, 
 
 def test_model_state_estimate_matches_a_real_cpu_training_step(smol_tokenizer):
     """fp32, one process, torch AdamW after one step: params + grads + optimizer state tensors vs the plan."""
-    from chatalign.models import tiny_llama
     from chatalign.training.config import OptimConfig
     from chatalign.training.loop import build_optimizer
+
+    from ...conftest import tiny_llama
 
     model = tiny_llama(smol_tokenizer, hidden=96, layers=2, heads=4, kv_heads=2)
     opt = build_optimizer(model.named_parameters(), OptimConfig())  # the trainer's own optimizer

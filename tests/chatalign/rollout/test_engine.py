@@ -4,7 +4,8 @@ import pytest
 import torch
 
 from chatalign.errors import ConfigError, DataError
-from chatalign.rollout.engine import default_stop_token_ids, generate_rollouts, sequence_logprobs
+from chatalign.rollout.engine import default_stop_token_ids, generate_rollouts
+from chatalign.rollout.logprobs import sequence_logprobs
 from chatalign.rollout.sampling import CDF_BLOCK, choose_tokens, next_tokens, token_logprobs
 
 TEXTS = ["Hello there", "What is the capital of France? Please answer briefly.", "a",

@@ -6,17 +6,21 @@ Prints one JSON line: rank, final loss, full and local parameter counts, a weigh
 
 import argparse
 import json
+import sys
 import time
+from pathlib import Path
 
 import torch
 
-from chatalign.models import load_tokenizer, tiny_llama
+sys.path.insert(0, str(Path(__file__).resolve().parents[3]))  # the repo root: tests.conftest holds tiny_llama
+from chatalign.models import load_tokenizer  # noqa: E402
 from chatalign.runs import RunDir
 from chatalign.text.packing import collate_rows, pack_examples, step_plan
 from chatalign.training.config import CheckpointConfig, DeepSpeedConfig, OptimConfig
 from chatalign.training.distributed import DistContext
 from chatalign.training.lm_loss import PackedLMLoss
 from chatalign.training.loop import TrainJob, train
+from tests.conftest import tiny_llama  # noqa: E402
 
 
 class SlowLoss(PackedLMLoss):

@@ -32,10 +32,9 @@ SETTINGS = {"batch_prompts": 3, "minibatch": 3, "micro_batch": 1, "score_batch_s
 
 
 def reward_models(tok):
-    from chatalign.models import tiny_llama
-    from chatalign.reward.model import reward_model_from_causal_lm
     from chatalign.reward.scorer import RewardScorer
     from chatalign.rlhf.reward_fn import TwoRewardModels
+    from tests.conftest import reward_model_from_causal_lm, tiny_llama  # the repo root is on sys.path
 
     scorers = [RewardScorer(reward_model_from_causal_lm(tiny_llama(tok, hidden=32, layers=1, heads=2, kv_heads=1,
                                                                    seed=s), seed=s), tok, torch.device("cpu"))

@@ -18,17 +18,16 @@ from pathlib import Path
 
 import torch
 
-sys.path.insert(0, str(Path(__file__).parent))
-from conftest import peaky_llama, prompt_dicts  # noqa: E402
-
+sys.path.insert(0, str(Path(__file__).resolve().parents[3]))  # the repo root: the conftests import as tests.*
 from chatalign.models import load_tokenizer  # noqa: E402
 from chatalign.rlhf.config import PPOSection  # noqa: E402
 from chatalign.rlhf.ppo.models import assemble  # noqa: E402
 from chatalign.rlhf.ppo.trainer import PPOTrainer  # noqa: E402
-from chatalign.rlhf.reward_fn import token_fraction_reward  # noqa: E402
 from chatalign.rollout.engine import Rollout  # noqa: E402
 from chatalign.runs import RunDir  # noqa: E402
 from chatalign.training.distributed import DistContext  # noqa: E402
+from tests.conftest import reward_model_from_causal_lm  # noqa: E402
+from tests.rlhf.conftest import peaky_llama, prompt_dicts, token_fraction_reward  # noqa: E402
 
 TOKEN = 198  # "\n": sampled often by peaky_llama
 
@@ -107,7 +106,6 @@ def check_resume(trainer, tok, out: Path, dist) -> dict:
 def make_trainer(tok, out: Path, dist, zero3: bool, iterations: int, lora: bool = False, offload: bool = False,
                  reward_fn=None, heldout: int = 3, **overrides) -> RecordingTrainer:
     """`overrides`: PPOSection keys replacing this worker's settings (test_ppo_frozen_zero3 uses it)."""
-    from chatalign.reward.model import reward_model_from_causal_lm
     from chatalign.training.config import LoraConfig
 
     lm = peaky_llama(tok)

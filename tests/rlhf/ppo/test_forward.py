@@ -26,7 +26,9 @@ def test_policy_logprobs_match_the_rollout_engine_and_entropy_is_sane(smol_token
 
 
 def test_values_are_the_reward_head_read_at_each_answer_position(smol_tokenizer):
-    from chatalign.reward.model import packed_rewards, reward_model_from_causal_lm
+    from chatalign.reward.model import packed_rewards
+
+    from ...conftest import reward_model_from_causal_lm
 
     rm = reward_model_from_causal_lm(peaky_llama(smol_tokenizer), seed=1).eval()
     batch = build_batch([[5, 6, 7], [8, 9]], [[1, 2], [3, 4, 10]], pad_id=0)
@@ -41,10 +43,11 @@ def test_values_are_the_reward_head_read_at_each_answer_position(smol_tokenizer)
 def test_an_update_with_gradient_checkpointing_equals_one_without(smol_tokenizer):
     import copy
 
-    from chatalign.reward.model import reward_model_from_causal_lm
     from chatalign.rlhf.ppo.models import assemble, build_optimizers, enable_checkpointing
     from chatalign.rlhf.ppo.update import Targets, ppo_update
     from chatalign.training.config import LoraConfig
+
+    from ...conftest import reward_model_from_causal_lm
 
     lm = peaky_llama(smol_tokenizer)
     value = reward_model_from_causal_lm(lm, seed=1)

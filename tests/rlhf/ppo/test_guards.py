@@ -23,7 +23,7 @@ def constant(value):
 
 
 def trainer(tok, root, reward_fn, **ppo):
-    from chatalign.reward.model import reward_model_from_causal_lm
+    from ...conftest import reward_model_from_causal_lm
 
     lm = peaky_llama(tok)
     models = assemble(lm, tok, reward_model_from_causal_lm(lm, seed=1), None, reference=copy.deepcopy(lm))

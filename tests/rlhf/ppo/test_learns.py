@@ -9,12 +9,11 @@ import torch
 from chatalign.rlhf.config import PPOSection
 from chatalign.rlhf.ppo.models import assemble
 from chatalign.rlhf.ppo.trainer import PPOTrainer
-from chatalign.rlhf.reward_fn import token_fraction_reward
 from chatalign.rollout.engine import generate_rollouts
 from chatalign.runs import RunDir
 from chatalign.text.masks import encode_prompt
 
-from ..conftest import peaky_llama, prompt_dicts
+from ..conftest import peaky_llama, prompt_dicts, token_fraction_reward
 
 PPO = {"iterations": 8, "batch_prompts": 16, "minibatch": 8, "epochs": 2, "max_new_tokens": 12,
        "gen_batch_size": 16, "score_batch_size": 16, "beta": 0.01, "reward_transform": "raw",
@@ -30,7 +29,7 @@ def most_sampled_token(lm, tok, prompts):
 
 
 def test_ppo_learns_a_synthetic_reward_with_bounded_kl(smol_tokenizer, tmp_path):
-    from chatalign.reward.model import reward_model_from_causal_lm
+    from ...conftest import reward_model_from_causal_lm
 
     lm = peaky_llama(smol_tokenizer)
     prompts = prompt_dicts(16)
@@ -58,8 +57,9 @@ def test_ppo_learns_a_synthetic_reward_with_bounded_kl(smol_tokenizer, tmp_path)
 
 
 def test_lora_policy_uses_its_adapter_disabled_base_as_reference(smol_tokenizer, tmp_path):
-    from chatalign.reward.model import reward_model_from_causal_lm
     from chatalign.training.config import LoraConfig
+
+    from ...conftest import reward_model_from_causal_lm
 
     lm = peaky_llama(smol_tokenizer)
     base = copy.deepcopy(lm)

@@ -9,10 +9,9 @@ from chatalign.errors import RunError
 from chatalign.rlhf.config import PPOSection
 from chatalign.rlhf.ppo.models import assemble
 from chatalign.rlhf.ppo.trainer import PPOTrainer
-from chatalign.rlhf.reward_fn import token_fraction_reward
 from chatalign.runs import RunDir
 
-from ..conftest import peaky_llama, prompt_dicts
+from ..conftest import peaky_llama, prompt_dicts, token_fraction_reward
 
 TOKEN = 198  # "\n": sampled often by peaky_llama
 
@@ -22,7 +21,7 @@ class Killed(Exception):
 
 
 def make_trainer(tok, root, checkpoint_every=1, iterations=3, on_iteration=None, reward_fn=None):
-    from chatalign.reward.model import reward_model_from_causal_lm
+    from ...conftest import reward_model_from_causal_lm
 
     lm = peaky_llama(tok)
     models = assemble(lm, tok, reward_model_from_causal_lm(lm, seed=1), None, reference=copy.deepcopy(lm))

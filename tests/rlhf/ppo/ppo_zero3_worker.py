@@ -18,7 +18,7 @@ from pathlib import Path
 
 import torch
 
-sys.path.insert(0, str(Path(__file__).parent))
+sys.path.insert(0, str(Path(__file__).parents[1]))  # tests/rlhf: its conftest holds the tiny models
 from conftest import peaky_llama, prompt_dicts  # noqa: E402
 
 from chatalign.models import load_tokenizer  # noqa: E402

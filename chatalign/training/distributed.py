@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import logging
+import math
 import os
+from collections.abc import Sequence
 from dataclasses import dataclass
 
 log = logging.getLogger(__name__)
@@ -126,6 +128,27 @@ class DistContext:
         engine, _, _, _ = deepspeed.initialize(model=module, optimizer=optimizer, lr_scheduler=scheduler,
                                                config=config)
         return engine
+
+
+@dataclass(frozen=True)
+class MicroBatch:
+    """Items of one forward/backward. A dummy (this rank had no items left) runs the step's first items at
+    weight 0, because under ZeRO-3 every forward and backward gathers parameters with collectives."""
+
+    items: list
+    dummy: bool
+    last: bool  # the optimizer step's accumulation boundary
+
+
+def rank_micro_batches(step_items: Sequence, dist: DistContext, micro: int) -> list[MicroBatch]:
+    """This rank's share of one optimizer step's items (`items[rank::world]`), cut into micro-batches of `micro`,
+    then dummies until it runs as many as the busiest rank."""
+    mine = list(step_items[dist.rank::dist.world_size])
+    parts = [mine[k:k + micro] for k in range(0, len(mine), micro)]
+    n_micro = max(1, math.ceil(math.ceil(len(step_items) / dist.world_size) / micro))
+    parts += [[]] * (n_micro - len(parts))
+    return [MicroBatch(items=part or list(step_items[:1]), dummy=not part, last=k == len(parts) - 1)
+            for k, part in enumerate(parts)]
 
 
 def single_rank_group() -> None:

@@ -52,7 +52,7 @@ def save_ppo_checkpoint_ds(root: Path, iteration: int, engines, dist, state: dic
 def load_ppo_checkpoint_ds(path: Path, engines) -> dict:
     state = json.loads((path / "state.json").read_text())
     for name, engine in (("policy", engines.policy), ("value", engines.value)):
-        with safe_deepspeed_load():  # DeepSpeed's own loader would unpickle (weights_only=False)
+        with safe_deepspeed_load(engine):  # DeepSpeed's own loader would unpickle (weights_only=False)
             loaded, _ = engine.load_checkpoint(str(path / name), tag=TAG, load_module_strict=False)
         if loaded is None:
             raise RunError(f"{path / name} holds no DeepSpeed checkpoint of the {name} (was the run started "

@@ -283,10 +283,10 @@ class PPOTrainer(EvalMixin):
             from tqdm.auto import tqdm
 
             bar = tqdm(total=cfg.iterations, initial=start, desc="ppo", dynamic_ncols=True)
-        from chatalign.training.loop import Interrupted, _StopFlag
+        from chatalign.training.signals import Interrupted, StopFlag
 
         try:
-            with _StopFlag() as stop:
+            with StopFlag() as stop:
                 done, last = self._loop(start, use_eval, bar, stop)
         finally:
             if bar is not None:

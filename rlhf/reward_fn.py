@@ -74,6 +74,15 @@ def load_two_reward_models(helpful_path: str, safety_path: str, threshold: float
                            threshold, batch_tokens)
 
 
+def load_reward_fn(cfg) -> TwoRewardModels:
+    """The two reward models of a round recipe's `reward` section (run directories resolved as a round does)."""
+    from chatalign.rlhf.lineage import resolve_run_path
+
+    r = cfg.reward
+    return load_two_reward_models(resolve_run_path(r.helpful), resolve_run_path(r.safety), r.safety_threshold,
+                                  r.batch_tokens, cfg.model.dtype, r.max_seq_len)
+
+
 def token_fraction_reward(token_id: int) -> RewardFn:
     """A synthetic reward for tests and smoke runs: the fraction of answer tokens equal to `token_id`."""
 

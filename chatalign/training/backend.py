@@ -18,6 +18,7 @@ import contextlib
 import math
 from collections.abc import Callable
 from pathlib import Path
+from typing import Any
 
 import torch
 from torch import nn
@@ -49,7 +50,27 @@ def load_weights(module: nn.Module, path: Path, keep: Callable[[str], bool] | No
             params[name].copy_(tensor)
 
 
-class TorchBackend:
+class _Runner:
+    """What both backends do alike: forwards and train/eval mode go to `runner` (the module, or the engine
+    around it); the live learning rate is the torch optimizer's (a DeepSpeed engine steps that optimizer)."""
+
+    runner: Any
+    optimizer: torch.optim.Optimizer
+
+    def __call__(self, *args, **kwargs):
+        return self.runner(*args, **kwargs)
+
+    def train(self) -> None:
+        self.runner.train()
+
+    def eval(self) -> None:
+        self.runner.eval()
+
+    def lr(self) -> float:
+        return self.optimizer.param_groups[0]["lr"]
+
+
+class TorchBackend(_Runner):
     """One process, a torch optimizer (and optional per-step scheduler) stepping the module's parameters."""
 
     partitioned = False
@@ -57,25 +78,13 @@ class TorchBackend:
     def __init__(self, module: nn.Module, optimizer: torch.optim.Optimizer, scheduler=None,
                  grad_clip: float | None = None, keep: Callable[[str], bool] | None = None,
                  state_module: nn.Module | None = None):
-        self.module, self.optimizer, self.scheduler = module, optimizer, scheduler
-        self.grad_clip, self.keep = grad_clip, keep
+        self.module = self.runner = module
+        self.optimizer, self.scheduler, self.grad_clip, self.keep = optimizer, scheduler, grad_clip, keep
         self.state_module = state_module if state_module is not None else module
-
-    def __call__(self, *args, **kwargs):
-        return self.module(*args, **kwargs)
 
     @property
     def device(self) -> torch.device:
         return next(self.module.parameters()).device
-
-    def train(self) -> None:
-        self.module.train()
-
-    def eval(self) -> None:
-        self.module.eval()
-
-    def lr(self) -> float:
-        return self.optimizer.param_groups[0]["lr"]
 
     def backward(self, loss: torch.Tensor, last: bool) -> None:
         loss.backward()
@@ -136,13 +145,14 @@ class TorchBackend:
         self.optimizer.load_state_dict(optimizer_state())
 
 
-class EngineBackend:
+class EngineBackend(_Runner):
     """A DeepSpeed engine around the module: ZeRO 0-3, accumulation boundaries marked by us, clipping inside
     `step()`. The torch optimizer handed to `deepspeed.initialize` keeps the live learning rate."""
 
     def __init__(self, engine, optimizer: torch.optim.Optimizer, zero_stage: int,
                  keep: Callable[[str], bool] | None = None, state_module: nn.Module | None = None):
-        self.engine, self.optimizer, self.zero_stage, self.keep = engine, optimizer, zero_stage, keep
+        self.engine = self.runner = engine
+        self.optimizer, self.zero_stage, self.keep = optimizer, zero_stage, keep
         self.state_module = state_module if state_module is not None else engine.module
 
     @property
@@ -156,18 +166,6 @@ class EngineBackend:
     @property
     def partitioned(self) -> bool:
         return self.zero_stage == 3
-
-    def __call__(self, *args, **kwargs):
-        return self.engine(*args, **kwargs)
-
-    def train(self) -> None:
-        self.engine.train()
-
-    def eval(self) -> None:
-        self.engine.eval()
-
-    def lr(self) -> float:
-        return self.optimizer.param_groups[0]["lr"]
 
     def backward(self, loss: torch.Tensor, last: bool) -> None:
         self.engine.set_gradient_accumulation_boundary(last)

@@ -130,6 +130,41 @@ class DistContext:
         return engine
 
 
+def share(items: Sequence, dist: DistContext) -> list:
+    """This rank's items: positions rank, rank + world, ... (every rank gets ceil or floor of n / world)."""
+    return list(items[dist.rank::dist.world_size])
+
+
+def merge(shares: Sequence[Sequence], n: int) -> list:
+    """Inverse of `share` over all ranks: item i of the batch is item i // world of rank i % world."""
+    world = len(shares)
+    return [shares[i % world][i // world] for i in range(n)]
+
+
+def gather_rows(dist: DistContext, rows: list, n: int) -> list:
+    """Every rank's `share` of per-item rows (plain Python objects), merged back into batch order."""
+    if not dist.initialized:
+        return rows
+    import torch.distributed as tdist
+
+    box: list = [None] * dist.world_size
+    tdist.all_gather_object(box, rows)
+    return merge(box, n)
+
+
+def all_reduce_sums(dist: DistContext, values: dict[str, float]) -> dict[str, float]:
+    """Sum each value over the ranks in one collective (keys in the same order on every rank)."""
+    if not dist.initialized or not values:
+        return dict(values)
+    import torch
+    import torch.distributed as tdist
+
+    keys = list(values)
+    t = torch.tensor([values[k] for k in keys], dtype=torch.float64)
+    tdist.all_reduce(t)
+    return dict(zip(keys, t.tolist()))
+
+
 @dataclass(frozen=True)
 class MicroBatch:
     """Items of one forward/backward. A dummy (this rank had no items left) runs the step's first items at

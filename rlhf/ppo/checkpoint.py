@@ -63,8 +63,8 @@ class PPOCheckpoints:
         """Checkpoint after `iteration` completed iterations (every rank calls it), then prune old ones."""
 
         def every_rank(tmp: Path) -> None:
-            opts = {"policy": self.policy.save(tmp, weights="policy.safetensors", shards="policy"),
-                    "value": self.value.save(tmp, weights="value.safetensors", shards="value")}
+            opts = {name: net.save(tmp, weights=f"{name}.safetensors", shards=name)
+                    for name, net in (("policy", self.policy), ("value", self.value))}
             if all(o is not None for o in opts.values()):  # plain torch: the two optimizers in one file
                 torch.save(opts, tmp / "optimizers.pt")
 
@@ -81,8 +81,8 @@ class PPOCheckpoints:
         """Restore both networks, their optimizers and the RNG from `path`; return its state.json."""
         state = json.loads((path / "state.json").read_text())
         opts = cache(lambda: torch.load(path / "optimizers.pt", weights_only=True))
-        self.policy.load(path, weights="policy.safetensors", shards="policy", optimizer_state=lambda: opts()["policy"])
-        self.value.load(path, weights="value.safetensors", shards="value", optimizer_state=lambda: opts()["value"])
+        for name, net in (("policy", self.policy), ("value", self.value)):
+            net.load(path, weights=f"{name}.safetensors", shards=name, optimizer_state=lambda name=name: opts()[name])
         set_rng_state(state["rng"])
         return state
 

@@ -106,7 +106,8 @@ class ExperienceMaker:
         batch = rows_batch(rows, self.pad_id)
         return Scored(rollouts=rows_rollouts(rows), rewards=rows_rewards(rows), batch=batch,
                       old_logprobs=rows_tensor(rows, "logprobs", batch),
-                      ref_logprobs=rows_tensor(rows, "ref_logprobs", batch), values=rows_tensor(rows, "values", batch))
+                      ref_logprobs=rows_tensor(rows, "ref_logprobs", batch),
+                      values=rows_tensor(rows, "values", batch))
 
     def targets(self, s: Scored) -> Experience:
         """Per-token rewards R~c - beta * KL, then GAE advantages and returns (whitened advantages by default)."""

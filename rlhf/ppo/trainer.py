@@ -62,8 +62,9 @@ class PPOTrainer:
         self.frozen = place_frozen(models, reward_fn, cfg, self.dist)
         self.policy, self.value = ppo_backends(models, cfg, self.dist)
         self.kl_control = FixedKL(cfg.beta)
-        self.experience = ExperienceMaker(list(prompts), _encode(tok, prompts), sampler or training_sampler(models, cfg),
-                                          self.frozen, self.policy, self.value, self.kl_control, cfg, self.dist, pad_id)
+        self.experience = ExperienceMaker(list(prompts), _encode(tok, prompts),
+                                          sampler or training_sampler(models, cfg), self.frozen, self.policy,
+                                          self.value, self.kl_control, cfg, self.dist, pad_id)
         self.update = PPOUpdate(self.policy, self.value, self.dist, minibatch=cfg.minibatch,
                                 micro_batch=cfg.micro_batch or cfg.minibatch, epochs=cfg.epochs, clip=cfg.clip,
                                 value_clip=cfg.value_clip)

@@ -133,7 +133,8 @@ def make_trainer(tok, out: Path, dist, zero3: bool, iterations: int, lora: bool 
         "deepspeed": {"enabled": zero3, "zero_stage": 2 if lora else 3,
                       "offload_optimizer": "cpu" if offload else "none"}, **overrides})
     return RecordingTrainer(models, prompt_dicts(12), reward_fn or token_fraction_reward(TOKEN), cfg,
-                            RunDir(out, "rlhf"), out / "ppo", heldout=prompt_dicts(heldout), dist=dist, sampler=sampler)
+                            RunDir(out, "rlhf"), out / "ppo", heldout=prompt_dicts(heldout), dist=dist,
+                            sampler=sampler)
 
 
 if __name__ == "__main__":

@@ -72,3 +72,13 @@ def load_two_reward_models(helpful_path: str, safety_path: str, threshold: float
     return TwoRewardModels(load_scorer(helpful_path, dtype=dtype, max_seq_len=max_seq_len),
                            load_scorer(safety_path, dtype=dtype, max_seq_len=max_seq_len),
                            threshold, batch_tokens)
+
+
+def load_reward_fn(cfg) -> TwoRewardModels:
+    """The two reward models of a round recipe's `reward` section (run directories resolved as a round does)."""
+    from chatalign.rlhf.lineage import resolve_run_path
+
+    r = cfg.reward
+    return load_two_reward_models(resolve_run_path(r.helpful), resolve_run_path(r.safety), r.safety_threshold,
+                                  r.batch_tokens, cfg.model.dtype, r.max_seq_len)
+

@@ -45,6 +45,15 @@ def combined_score(r_help: torch.Tensor, r_safe: torch.Tensor, is_safety: torch.
     return whiten(logit(piecewise_reward(r_help, r_safe, is_safety, threshold), eps))
 
 
+def transform_reward(r_c: torch.Tensor, kind: str) -> torch.Tensor:
+    """R~c per answer from R_c: whiten(logit(R_c)) (Llama 2 paper, sec. 3.2.3), logit(R_c), or R_c as is (`raw`);
+    a batch of one is not whitened (its variance is 0)."""
+    if kind == "raw":
+        return r_c
+    x = logit(r_c)
+    return whiten(x) if kind == "whiten_logit" and len(x) > 1 else x
+
+
 def win_rate(wins, losses) -> float:
     """wins / (wins + losses), ties excluded (Llama 2 paper, sec. 4.4 / fig. 17); nan when there is no decision."""
     wins, losses = float(wins), float(losses)

@@ -19,7 +19,7 @@ import os
 import shutil
 import time
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -42,7 +42,6 @@ class RoundContext:
     progress: bool = True
     reward_fn: Any = None
     on_ppo_iteration: Callable[[int, dict], None] | None = None
-    extra: dict = field(default_factory=dict)
 
 
 def missing_inputs(cfg: RLHFRoundConfig) -> list[str]:
@@ -148,16 +147,6 @@ def sft_link_of(cfg: RLHFRoundConfig, start: str):
     return chain(resolve_run_path(cfg.sft_run))[0] if cfg.sft_run else sft_baseline(start)
 
 
-def load_reward_fn(cfg: RLHFRoundConfig):
-    """The two reward models of `cfg.reward` as one scorer of (prompts, answers) -> R_h, R_s, R_c."""
-    from chatalign.rlhf.lineage import resolve_run_path
-    from chatalign.rlhf.reward_fn import load_two_reward_models
-
-    r = cfg.reward
-    return load_two_reward_models(resolve_run_path(r.helpful), resolve_run_path(r.safety), r.safety_threshold,
-                                  r.batch_tokens, cfg.model.dtype, r.max_seq_len)
-
-
 def _phase_done(summary: dict, phase: str, since: float, round_number: int) -> float:
     """Record a phase's wall seconds (in this process: a resumed round counts what it redid) and log them."""
     now = time.perf_counter()
@@ -169,13 +158,6 @@ def _phase_done(summary: dict, phase: str, since: float, round_number: int) -> f
 def run_round(cfg: RLHFRoundConfig, resume: bool = False, progress: bool = True, reward_fn=None,
               on_ppo_iteration: Callable[[int, dict], None] | None = None) -> dict:
     """Run (or resume) one round; return its summary. `reward_fn` replaces the two RMs (tests, smoke runs)."""
-    from chatalign.models import resolve_model_path
-    from chatalign.rlhf.evaluate.heldout import evaluate_round
-    from chatalign.rlhf.lineage import chain, resolve_run_path
-    from chatalign.rlhf.ppo.phase import run_ppo_phase
-    from chatalign.rlhf.report import write_round_report
-    from chatalign.rlhf.rs.phase import run_rs_phase
-    from chatalign.runs import write_json_atomic
     from chatalign.training.distributed import DistContext
 
     run = RunDir(cfg.output_dir, "rlhf")
@@ -194,51 +176,80 @@ def run_round(cfg: RLHFRoundConfig, resume: bool = False, progress: bool = True,
         if run.is_finished():
             log.info("%s is finished: nothing to resume", run.path)
             return (run.read_manifest() or {}).get("metrics", {})
-        inputs = {"prompts": cfg.data.prompts, "heldout": cfg.data.heldout}
-        parents = [ctx.start, resolve_run_path(cfg.reward.helpful), resolve_run_path(cfg.reward.safety)]
-        links = chain(ctx.start)
-        sft_link = sft_link_of(cfg, ctx.start)
-
-        def start_manifest() -> dict:
-            manifest = run.start(cfg.model_dump(mode="json"), inputs, parents=parents, resume=resume,
-                                 allow_changed_inputs=cfg.allow_changed_inputs)
-            manifest["rlhf"] = {"round": ctx.round, "mode": cfg.mode, "start": ctx.start,
-                                "reward_models": {"helpful": parents[1], "safety": parents[2]},
-                                "sft_run": sft_link.path, "lineage": [link.path for link in links]}
-            write_json_atomic(run.manifest_path, manifest)
-            return manifest
-
-        manifest = dist.run_on_main(start_manifest)
-        if ctx.reward_fn is None:
-            ctx.reward_fn = load_reward_fn(cfg)
-
-        summary: dict = {"round": ctx.round, "mode": cfg.mode}
-        clock = time.perf_counter()
-        model_path = ctx.start_model
-        if "rs" in cfg.mode:
-            model_path, rs_summary = run_rs_phase(ctx, model_path, dist)
-            summary.update(rs_summary)
-            clock = _phase_done(summary, "rs", clock, ctx.round)
-        if "ppo" in cfg.mode:
-            summary.update(run_ppo_phase(ctx, model_path, run.model_dir, resume))
-            clock = _phase_done(summary, "ppo", clock, ctx.round)
-        else:
-            dist.run_on_main(lambda: _link_model(Path(model_path), run.model_dir))
-        sft_model = resolve_model_path(sft_link.path) if cfg.eval.compare_sft else None
-        # held-out answers of three models, then the report: rank 0 (the others wait; at scale, mind the
-        # launcher's collective timeout, or evaluate in a separate single-process `--resume`)
-        summary.update(dist.run_on_main(lambda: evaluate_round(ctx, str(run.model_dir), ctx.start_model,
-                                                               sft_model)))
-        _phase_done(summary, "eval", clock, ctx.round)
-        summary["time_round_s"] = round(sum(summary[f"time_{p}_s"] for p in ("rs", "ppo", "eval")
-                                            if f"time_{p}_s" in summary), 1)
-
-        def finish() -> None:
-            write_round_report(ctx, summary, [chain(str(run.path))[0], *links])
-            flat = {k: v for k, v in summary.items() if not isinstance(v, (list, dict))}
-            run.finish(flat, extra={"rlhf": {**manifest["rlhf"], "summary": flat}})
-
-        dist.run_on_main(finish)
-        return summary
+        return _run_started_round(ctx, dist, resume)
     finally:
         run.unlock()
+
+
+def _run_started_round(ctx: RoundContext, dist, resume: bool) -> dict:
+    """The round's manifest, its phases, the held-out evaluation and the report (rank 0 writes)."""
+    from chatalign.rlhf.lineage import chain
+    from chatalign.rlhf.report import write_round_report
+    from chatalign.rlhf.reward_fn import load_reward_fn
+
+    cfg, run = ctx.cfg, ctx.run
+    links = chain(ctx.start)
+    sft_link = sft_link_of(cfg, ctx.start)
+    manifest = dist.run_on_main(lambda: _start_manifest(ctx, resume, links, sft_link))
+    if ctx.reward_fn is None:
+        ctx.reward_fn = load_reward_fn(cfg)
+    summary, clock = _run_phases(ctx, dist, resume)
+    summary.update(_evaluate(ctx, dist, sft_link))
+    _phase_done(summary, "eval", clock, ctx.round)
+    summary["time_round_s"] = round(sum(summary[f"time_{p}_s"] for p in ("rs", "ppo", "eval")
+                                        if f"time_{p}_s" in summary), 1)
+
+    def finish() -> None:
+        write_round_report(ctx, summary, [chain(str(run.path))[0], *links])
+        flat = {k: v for k, v in summary.items() if not isinstance(v, (list, dict))}
+        run.finish(flat, extra={"rlhf": {**manifest["rlhf"], "summary": flat}})
+
+    dist.run_on_main(finish)
+    return summary
+
+
+def _start_manifest(ctx: RoundContext, resume: bool, links: list, sft_link) -> dict:
+    """The round's manifest with its `rlhf` block: round, mode, start, reward models, SFT baseline, lineage."""
+    from chatalign.rlhf.lineage import resolve_run_path
+    from chatalign.runs import write_json_atomic
+
+    cfg, run = ctx.cfg, ctx.run
+    parents = [ctx.start, resolve_run_path(cfg.reward.helpful), resolve_run_path(cfg.reward.safety)]
+    manifest = run.start(cfg.model_dump(mode="json"), {"prompts": cfg.data.prompts, "heldout": cfg.data.heldout},
+                         parents=parents, resume=resume, allow_changed_inputs=cfg.allow_changed_inputs)
+    manifest["rlhf"] = {"round": ctx.round, "mode": cfg.mode, "start": ctx.start,
+                        "reward_models": {"helpful": parents[1], "safety": parents[2]},
+                        "sft_run": sft_link.path, "lineage": [link.path for link in links]}
+    write_json_atomic(run.manifest_path, manifest)
+    return manifest
+
+
+def _run_phases(ctx: RoundContext, dist, resume: bool) -> tuple[dict, float]:
+    """Rejection sampling and/or PPO as the mode says, the round's model in `model/`; (summary, clock)."""
+    from chatalign.rlhf.ppo.phase import run_ppo_phase
+    from chatalign.rlhf.rs.phase import run_rs_phase
+
+    cfg = ctx.cfg
+    summary: dict = {"round": ctx.round, "mode": cfg.mode}
+    clock = time.perf_counter()
+    model_path = ctx.start_model
+    if "rs" in cfg.mode:
+        model_path, rs_summary = run_rs_phase(ctx, model_path, dist)
+        summary.update(rs_summary)
+        clock = _phase_done(summary, "rs", clock, ctx.round)
+    if "ppo" in cfg.mode:
+        summary.update(run_ppo_phase(ctx, model_path, ctx.run.model_dir, resume))
+        clock = _phase_done(summary, "ppo", clock, ctx.round)
+    else:
+        dist.run_on_main(lambda: _link_model(Path(model_path), ctx.run.model_dir))
+    return summary, clock
+
+
+def _evaluate(ctx: RoundContext, dist, sft_link) -> dict:
+    """Held-out answers of three models (this round's, its start, the SFT baseline), scored: rank 0 (the others
+    wait; at scale, mind the launcher's collective timeout, or evaluate in a separate single-process `--resume`)."""
+    from chatalign.models import resolve_model_path
+    from chatalign.rlhf.evaluate.heldout import evaluate_round
+
+    sft_model = resolve_model_path(sft_link.path) if ctx.cfg.eval.compare_sft else None
+    return dist.run_on_main(lambda: evaluate_round(ctx, str(ctx.run.model_dir), ctx.start_model, sft_model))

@@ -9,6 +9,7 @@ from pathlib import Path
 
 from chatalign.errors import RunError
 from chatalign.sft.config import SFTConfig
+from chatalign.sft.evaluate import evaluate_model, load_heldout
 
 log = logging.getLogger(__name__)
 
@@ -26,8 +27,6 @@ def prepare(cfg: SFTConfig):
     enc = encode_conversations(tok, convs, cfg.train.seq_len, cfg.train.train_on, cfg.train.truncation)
     enc.stats["skipped_rows"] = skipped
     if cfg.data.eval:
-        from chatalign.sft.evaluate import load_heldout
-
         enc.stats["eval_prompts"] = len(load_heldout(cfg.data.eval, cfg.eval.max_prompts))
     return tok, enc
 
@@ -51,11 +50,8 @@ def run_sft(cfg: SFTConfig, resume: bool = False, progress: bool = True) -> dict
 
 
 def _run_sft(cfg: SFTConfig, run, resume: bool, progress: bool) -> dict:
-    from chatalign.models import load_causal_lm
-    from chatalign.text.packing import collate_rows, pack_examples, step_plan
     from chatalign.training.distributed import DistContext
-    from chatalign.training.lm_loss import PackedLMLoss
-    from chatalign.training.loop import TrainJob, train
+    from chatalign.training.loop import build_backend, train
 
     dist = DistContext.from_env()
     if dist.is_main:
@@ -72,40 +68,18 @@ def _run_sft(cfg: SFTConfig, run, resume: bool, progress: bool) -> dict:
                   parents=[str(Path(cfg.model.name).resolve())] if Path(cfg.model.name).exists() else [],
                   resume=resume, allow_changed_inputs=cfg.allow_changed_inputs)
         log.info("data: %s", json.dumps(enc.stats))
-    model = load_causal_lm(cfg.model.name, cfg.model.dtype, cfg.model.trust_remote_code,
-                           cfg.model.attn_implementation)
-    model.config.use_cache = False
-    if cfg.model.gradient_checkpointing:
-        model.gradient_checkpointing_enable()
-    base_eval = None
-    heldout = None
-    if cfg.data.eval and dist.world_size == 1:
-        from chatalign.sft.evaluate import evaluate_model, load_heldout
-
-        heldout = load_heldout(cfg.data.eval, cfg.eval.max_prompts)
-        base_file = run.path / "eval_base.json"
-        if cfg.eval.compare_base:
-            if base_file.is_file():
-                base_eval = json.loads(base_file.read_text())
-            else:
-                log.info("evaluating the starting model on %d held-out prompts", len(heldout))
-                base_eval = evaluate_model(model, tok, heldout, cfg.eval.max_new_tokens, cfg.eval.batch_size)
-                base_file.write_text(json.dumps(base_eval, indent=1))
+    model = load_model(cfg)
+    heldout, base_eval = evaluate_base(cfg, model, tok, run, dist)
     if cfg.lora.enabled:
         model = apply_lora(model, cfg)
-    rows = pack_examples(enc.examples, cfg.train.seq_len)
-    plan = step_plan(len(rows), cfg.train.global_batch_rows, cfg.train.epochs, cfg.train.seed)
-    if cfg.train.max_steps:
-        plan = plan[:cfg.train.max_steps]
-    job = TrainJob(
-        loss_module=PackedLMLoss(model), items=rows, weights=[r.n_trained for r in rows], collate=collate_rows,
-        plan=plan, micro_batch_items=cfg.train.micro_batch_rows, unit="tok",
-        trainable_filter=(lambda n: "lora_" in n) if cfg.lora.enabled else None)
+    job = sft_job(cfg, model, enc)
     t0 = time.perf_counter()
-    last = train(job, cfg.optim, cfg.checkpoint, cfg.deepspeed, run, dist, resume, progress, desc="sft")
+    backend = build_backend(job, cfg.optim, cfg.deepspeed, dist)
+    last = train(job, cfg.optim, cfg.checkpoint, cfg.deepspeed, run, dist, resume, progress, desc="sft",
+                 backend=backend)
     train_s = time.perf_counter() - t0
-    final = finalize_model(job, model, tok, run, dist, cfg.lora.enabled)
-    summary = {"steps": len(plan), "packed_rows": len(rows), "final_loss": last.get("loss"),
+    final = finalize_model(backend, model, tok, run, dist, cfg.lora.enabled)
+    summary = {"steps": len(job.plan), "packed_rows": len(job.items), "final_loss": last.get("loss"),
                "train_seconds_this_process": round(train_s, 1), **{f"data_{k}": v for k, v in enc.stats.items()}}
     if dist.is_main:
         if heldout is not None:
@@ -120,21 +94,60 @@ def _run_sft(cfg: SFTConfig, run, resume: bool, progress: bool) -> dict:
     return summary
 
 
-def finalize_model(job, model, tok, run, dist, lora: bool):
-    """Write `model/` (HF format, safetensors): LoRA merged, ZeRO-3 shards gathered on rank 0."""
+def load_model(cfg: SFTConfig):
+    from chatalign.models import load_causal_lm
+
+    model = load_causal_lm(cfg.model.name, cfg.model.dtype, cfg.model.trust_remote_code,
+                           cfg.model.attn_implementation)
+    model.config.use_cache = False
+    if cfg.model.gradient_checkpointing:
+        model.gradient_checkpointing_enable()
+    return model
+
+
+def evaluate_base(cfg: SFTConfig, model, tok, run, dist) -> tuple[list | None, dict | None]:
+    """(held-out prompts, the starting model's evaluation): in one process with `data.eval` (the evaluation
+    generates with the whole model); the base evaluation is computed once and kept in `eval_base.json`."""
+    if not cfg.data.eval or dist.world_size != 1:
+        return None, None
+    heldout = load_heldout(cfg.data.eval, cfg.eval.max_prompts)
+    if not cfg.eval.compare_base:
+        return heldout, None
+    base_file = run.path / "eval_base.json"
+    if base_file.is_file():
+        return heldout, json.loads(base_file.read_text())
+    log.info("evaluating the starting model on %d held-out prompts", len(heldout))
+    base_eval = evaluate_model(model, tok, heldout, cfg.eval.max_new_tokens, cfg.eval.batch_size)
+    base_file.write_text(json.dumps(base_eval, indent=1))
+    return heldout, base_eval
+
+
+def sft_job(cfg: SFTConfig, model, enc):
+    """Packed rows, the step plan and the masked LM loss for the training loop."""
+    from chatalign.text.packing import collate_rows, pack_examples, step_plan
+    from chatalign.training.lm_loss import PackedLMLoss
+    from chatalign.training.loop import TrainJob
+
+    rows = pack_examples(enc.examples, cfg.train.seq_len)
+    plan = step_plan(len(rows), cfg.train.global_batch_rows, cfg.train.epochs, cfg.train.seed)
+    if cfg.train.max_steps:
+        plan = plan[:cfg.train.max_steps]
+    return TrainJob(
+        loss_module=PackedLMLoss(model), items=rows, weights=[r.n_trained for r in rows], collate=collate_rows,
+        plan=plan, micro_batch_items=cfg.train.micro_batch_rows, unit="tok",
+        trainable_filter=(lambda n: "lora_" in n) if cfg.lora.enabled else None)
+
+
+def finalize_model(backend, model, tok, run, dist, lora: bool):
+    """Write `model/` (HF format, safetensors): LoRA merged; under DeepSpeed the whole weights gathered from
+    the ZeRO shards (every rank takes part) and written by rank 0, also in one process."""
     from chatalign.models import save_hf_atomic
 
-    engine = getattr(job, "engine", None)
     if lora:
         model = model.merge_and_unload()
-    if dist.world_size > 1 or engine is not None:
-        from chatalign.training.zero_gather import gather_full_state
-
-        state = gather_full_state(job.loss_module.model if not lora else model)
-        if dist.is_main:
-            save_hf_atomic(model, tok, run.model_dir, state_dict=state)
-    else:
-        save_hf_atomic(model, tok, run.model_dir)
+    state = backend.export_state(model)  # None: the weights are whole in this process
+    if dist.is_main:
+        save_hf_atomic(model, tok, run.model_dir, state_dict=state)
     dist.barrier()
     return model
 

@@ -16,6 +16,7 @@ import tempfile
 import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
+from functools import cache
 from pathlib import Path
 
 import torch
@@ -55,84 +56,85 @@ def prune_checkpoints(root: Path, keep_last: int) -> None:
         shutil.rmtree(p, ignore_errors=True)
 
 
-def trainable_state(module: torch.nn.Module, keep: Callable[[str], bool] | None) -> dict[str, torch.Tensor]:
-    # named_parameters() lists a tied weight once, which safetensors requires
-    out = {}
-    for name, p in module.named_parameters():
-        if keep is None or keep(name):
-            out[name] = p.detach().to("cpu").contiguous()
-    return out
+def step_dir(root: Path, step: int) -> Path:
+    return root / f"step-{step:07d}"
 
 
-def save_checkpoint(root: Path, step: int, module, optimizer, engine, dist, extra: dict,
-                    keep: Callable[[str], bool] | None = None) -> Path:
-    from safetensors.torch import save_file
-
-    root.mkdir(parents=True, exist_ok=True)
-    final = root / f"step-{step:07d}"
-    tmp = Path(dist.broadcast_object(tempfile.mkdtemp(prefix=".tmp-", dir=root) if dist.is_main else None))
+def write_dir_atomic(final: Path, dist, write_every_rank: Callable[[Path], None],
+                     write_main: Callable[[Path], None], what: str = "checkpoint") -> Path:
+    """Write a directory under a temporary name beside `final` and rename it into place, so a kill leaves the
+    previous copy or the new one, never half of one. Every rank runs `write_every_rank(tmp)` (ZeRO shards), then
+    rank 0 runs `write_main(tmp)` and the rename; every rank must call this (it holds collectives)."""
+    if dist.is_main:
+        final.parent.mkdir(parents=True, exist_ok=True)
+    tmp = Path(dist.broadcast_object(tempfile.mkdtemp(prefix=".tmp-", dir=final.parent) if dist.is_main else None))
     try:
-        if engine is not None:
-            # every rank writes its own shard; DeepSpeed's format stays inside our atomic directory
-            engine.save_checkpoint(str(tmp / "ds"), tag="state", save_latest=False)
-            dist.barrier()
-        elif dist.is_main:
-            save_file(trainable_state(module, keep), str(tmp / "model.safetensors"))
-            torch.save(optimizer.state_dict(), tmp / "optimizer.pt")
+        write_every_rank(tmp)
+        dist.barrier()
         if dist.is_main:
-            state = {"step": step, "rng": torch.get_rng_state().tolist(), **extra}
-            (tmp / "state.json").write_text(json.dumps(state))
+            write_main(tmp)
             pause_for_fault_tests(tmp)
-            if final.exists():
-                shutil.rmtree(final)
-            os.replace(tmp, final)
+            _replace_dir(tmp, final)
         dist.barrier()
     except OSError as exc:
         if dist.is_main:
             shutil.rmtree(tmp, ignore_errors=True)
-        raise RunError(f"could not write checkpoint step {step} in {root}: {exc.strerror or exc}; "
-                       f"the previous checkpoint is intact") from None
+        raise RunError(f"could not write {final}: {exc.strerror or exc}; the previous {what} is intact") from None
     return final
 
 
-@contextmanager
-def safe_deepspeed_load() -> Iterator[None]:
-    """DeepSpeed's checkpoint engine calls `torch.load(..., weights_only=False)`: a crafted checkpoint would run
-    code. While it loads ours, force `weights_only=True` and allow only the two plain classes its ZeRO
-    optimizer state holds (found with `torch.serialization.get_unsafe_globals_in_checkpoint`)."""
-    from deepspeed.runtime.fp16.loss_scaler import DynamicLossScaler, LossScaler
-    from deepspeed.runtime.zero.config import ZeroStageEnum
-
-    real = torch.load
-
-    def safe_load(*args, **kwargs):
-        kwargs["weights_only"] = True
-        return real(*args, **kwargs)
-
-    torch.load = safe_load
-    try:
-        with torch.serialization.safe_globals([LossScaler, DynamicLossScaler, ZeroStageEnum]):
-            yield
-    finally:
-        torch.load = real
+def _replace_dir(tmp: Path, final: Path) -> None:
+    old = final.with_name(f".old-{final.name}")
+    if old.exists():
+        shutil.rmtree(old)
+    if final.exists():
+        os.replace(final, old)
+    os.replace(tmp, final)
+    shutil.rmtree(old, ignore_errors=True)
 
 
-def load_checkpoint(path: Path, module, optimizer, engine, keep: Callable[[str], bool] | None = None) -> dict:
-    from safetensors.torch import load_file
+def save_checkpoint(root: Path, step: int, backend, dist, extra: dict) -> Path:
+    """The training loop's checkpoint after `step` optimizer steps: the backend's state, RNG and `extra`."""
 
+    def every_rank(tmp: Path) -> None:
+        optimizer = backend.save(tmp, weights="model.safetensors", shards="ds")
+        if optimizer is not None:
+            torch.save(optimizer, tmp / "optimizer.pt")
+
+    def main(tmp: Path) -> None:
+        state = {"step": step, "rng": torch.get_rng_state().tolist(), **extra}
+        (tmp / "state.json").write_text(json.dumps(state))
+
+    return write_dir_atomic(step_dir(root, step), dist, every_rank, main)
+
+
+def load_checkpoint(path: Path, backend) -> dict:
+    """Restore the backend's state and the RNG from `path`; return its state.json."""
     state = json.loads((path / "state.json").read_text())
-    if engine is not None:
-        with safe_deepspeed_load():
-            engine.load_checkpoint(str(path / "ds"), tag="state", load_module_strict=False)
-    else:
-        weights = load_file(str(path / "model.safetensors"))
-        params = dict(module.named_parameters())
-        missing = [n for n in params if (keep is None or keep(n)) and n not in weights]
-        if missing:
-            raise RunError(f"checkpoint {path} does not match the model: missing {missing[:3]}")
-        with torch.no_grad():
-            for name, tensor in weights.items():
-                params[name].copy_(tensor)
-        optimizer.load_state_dict(torch.load(path / "optimizer.pt", weights_only=True))
+    backend.load(path, weights="model.safetensors", shards="ds",
+                 optimizer_state=cache(lambda: torch.load(path / "optimizer.pt", weights_only=True)))
     torch.set_rng_state(torch.tensor(state["rng"], dtype=torch.uint8))
     return state
+
+
+@contextmanager
+def safe_deepspeed_load(engine) -> Iterator[None]:
+    """DeepSpeed's checkpoint engine calls `torch.load(..., weights_only=False)`: a crafted checkpoint would run
+    code. While `engine` loads ours, its checkpoint engine (and only it: `torch.load` itself is untouched) reads
+    every file with `weights_only=True`, allowing only the plain classes its ZeRO optimizer states hold (found
+    with `torch.serialization.get_unsafe_globals_in_checkpoint`: ZeRO-2 adds `fragment_address`)."""
+    from deepspeed.runtime.fp16.loss_scaler import DynamicLossScaler, LossScaler
+    from deepspeed.runtime.zero.config import ZeroStageEnum
+    from deepspeed.utils.tensor_fragment import fragment_address
+
+    reader = engine.checkpoint_engine
+
+    def safe_load(path, map_location=None):
+        with torch.serialization.safe_globals([LossScaler, DynamicLossScaler, ZeroStageEnum, fragment_address]):
+            return torch.load(path, map_location=map_location, weights_only=True)
+
+    reader.load = safe_load  # an attribute of this one object, shadowing its class's method
+    try:
+        yield
+    finally:
+        del reader.load

@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import logging
+import math
 import os
+from collections.abc import Sequence
 from dataclasses import dataclass
 
 log = logging.getLogger(__name__)
@@ -126,6 +128,62 @@ class DistContext:
         engine, _, _, _ = deepspeed.initialize(model=module, optimizer=optimizer, lr_scheduler=scheduler,
                                                config=config)
         return engine
+
+
+def share(items: Sequence, dist: DistContext) -> list:
+    """This rank's items: positions rank, rank + world, ... (every rank gets ceil or floor of n / world)."""
+    return list(items[dist.rank::dist.world_size])
+
+
+def merge(shares: Sequence[Sequence], n: int) -> list:
+    """Inverse of `share` over all ranks: item i of the batch is item i // world of rank i % world."""
+    world = len(shares)
+    return [shares[i % world][i // world] for i in range(n)]
+
+
+def gather_rows(dist: DistContext, rows: list, n: int) -> list:
+    """Every rank's `share` of per-item rows (plain Python objects), merged back into batch order."""
+    if not dist.initialized:
+        return rows
+    import torch.distributed as tdist
+
+    box: list = [None] * dist.world_size
+    tdist.all_gather_object(box, rows)
+    return merge(box, n)
+
+
+def all_reduce_sums(dist: DistContext, values: dict[str, float]) -> dict[str, float]:
+    """Sum each value over the ranks in one collective (keys in the same order on every rank)."""
+    if not dist.initialized or not values:
+        return dict(values)
+    import torch
+    import torch.distributed as tdist
+
+    keys = list(values)
+    t = torch.tensor([values[k] for k in keys], dtype=torch.float64)
+    tdist.all_reduce(t)
+    return dict(zip(keys, t.tolist()))
+
+
+@dataclass(frozen=True)
+class MicroBatch:
+    """Items of one forward/backward. A dummy (this rank had no items left) runs the step's first items at
+    weight 0, because under ZeRO-3 every forward and backward gathers parameters with collectives."""
+
+    items: list
+    dummy: bool
+    last: bool  # the optimizer step's accumulation boundary
+
+
+def rank_micro_batches(step_items: Sequence, dist: DistContext, micro: int) -> list[MicroBatch]:
+    """This rank's share of one optimizer step's items (`items[rank::world]`), cut into micro-batches of `micro`,
+    then dummies until it runs as many as the busiest rank."""
+    mine = list(step_items[dist.rank::dist.world_size])
+    parts = [mine[k:k + micro] for k in range(0, len(mine), micro)]
+    n_micro = max(1, math.ceil(math.ceil(len(step_items) / dist.world_size) / micro))
+    parts += [[]] * (n_micro - len(parts))
+    return [MicroBatch(items=part or list(step_items[:1]), dummy=not part, last=k == len(parts) - 1)
+            for k, part in enumerate(parts)]
 
 
 def single_rank_group() -> None:

@@ -1,17 +1,19 @@
 """A lean training loop shared by the SFT, reward and rejection-sampling stages.
 
-Single process: plain torch AdamW. Several ranks or `deepspeed.enabled`: a DeepSpeed engine (ZeRO 0-3).
-The whole data order is fixed up front (`plan`), so resuming replays exactly the same batches.
+Single process: plain torch AdamW. Several ranks or `deepspeed.enabled`: a DeepSpeed engine (ZeRO 0-3); both
+behind one backend (chatalign.training.backend). The whole data order is fixed up front (`plan`), so resuming
+replays exactly the same batches. One optimizer step: this rank's micro-batches of the step's items (the same
+sharding PPO's update uses), gradient accumulation, a skipped update on a non-finite loss or gradient, metrics,
+evaluation and checkpoints when due, and a clean stop on SIGTERM/SIGINT.
 """
 
 from __future__ import annotations
 
 import logging
 import math
-import signal
 import time
-import warnings
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -20,6 +22,7 @@ from torch import nn
 
 from chatalign.errors import UserError
 from chatalign.runs import RunDir
+from chatalign.training.backend import Backend, EngineBackend, TorchBackend, optimizer_step
 from chatalign.training.checkpoint import (
     latest_checkpoint,
     load_checkpoint,
@@ -27,16 +30,11 @@ from chatalign.training.checkpoint import (
     save_checkpoint,
 )
 from chatalign.training.config import CheckpointConfig, DeepSpeedConfig, OptimConfig
-from chatalign.training.distributed import DistContext
+from chatalign.training.distributed import DistContext, rank_micro_batches
 from chatalign.training.schedule import lr_factor, warmup_steps_for
+from chatalign.training.signals import Interrupted, StopFlag
 
 log = logging.getLogger(__name__)
-
-
-class Interrupted(UserError):
-    """SIGTERM/SIGINT: a checkpoint was saved and the run can be resumed."""
-
-    exit_code = 130
 
 
 class NonFiniteLoss(UserError):
@@ -65,25 +63,14 @@ class TrainJob:
     aux: dict = field(default_factory=dict)
 
 
-class _StopFlag:
-    def __init__(self):
-        self.signum: int | None = None
-        self._old: dict[int, Any] = {}
-
-    def __enter__(self):
-        for s in (signal.SIGTERM, signal.SIGINT):
-            try:
-                self._old[s] = signal.signal(s, self._handle)
-            except ValueError:  # not the main thread
-                pass
-        return self
-
-    def _handle(self, signum, _frame):
-        self.signum = signum
-
-    def __exit__(self, *exc):
-        for s, h in self._old.items():
-            signal.signal(s, h)
+@dataclass
+class StepResult:
+    loss: float  # mean over the step's items, all ranks
+    weight: float  # what the step's items count for (tokens, pairs)
+    lr: float  # the learning rate the step ran at
+    grad_norm: float
+    applied: bool  # False: non-finite loss or gradient, update skipped
+    aux: dict[str, float]  # this rank's sums of the loss module's aux outputs
 
 
 def build_optimizer(params, cfg: OptimConfig) -> torch.optim.Optimizer:
@@ -102,133 +89,138 @@ def can_fuse(params: list[torch.Tensor]) -> bool:
     return bool(params) and all(p.device.type in ("cpu", "cuda") and p.is_floating_point() for p in params)
 
 
-def train(job: TrainJob, optim: OptimConfig, ckpt: CheckpointConfig, ds: DeepSpeedConfig, run: RunDir,
-          dist: DistContext, resume: bool, progress: bool = True, desc: str = "train") -> dict:
-    total_steps = len(job.plan)
-    warmup = warmup_steps_for(total_steps, optim.warmup_ratio, optim.min_warmup_steps)
+def build_backend(job: TrainJob, optim: OptimConfig, ds: DeepSpeedConfig, dist: DistContext) -> Backend:
+    """AdamW with the warmup + decay schedule over the job's steps, in a DeepSpeed engine under several ranks
+    or `deepspeed.enabled`, else plain torch."""
     module = job.loss_module
-    named = [(n, p) for n, p in module.named_parameters() if p.requires_grad]
-    optimizer = build_optimizer(named, optim)
+    optimizer = build_optimizer([(n, p) for n, p in module.named_parameters() if p.requires_grad], optim)
+    total = len(job.plan)
+    warmup = warmup_steps_for(total, optim.warmup_ratio, optim.min_warmup_steps)
     sched = torch.optim.lr_scheduler.LambdaLR(
-        optimizer, lambda s: lr_factor(s, total_steps, warmup, optim.schedule, optim.min_lr_ratio))
-
-    engine = None
+        optimizer, lambda s: lr_factor(s, total, warmup, optim.schedule, optim.min_lr_ratio))
     if dist.use_deepspeed(ds):
         engine = dist.deepspeed_engine(module, optimizer, sched, ds, optim, job.micro_batch_items)
+        return EngineBackend(engine, optimizer, ds.zero_stage, job.trainable_filter)
+    return TorchBackend(module, optimizer, sched, optim.grad_clip, job.trainable_filter)
 
-    start_step, skips = 0, 0
-    if resume:
-        ck = latest_checkpoint(run.checkpoints)
-        if ck is not None:
-            state = load_checkpoint(ck, module, optimizer, engine, job.trainable_filter)
-            start_step, skips = state["step"], state.get("nonfinite_skips", 0)
-            if engine is None:  # the schedule is a pure function of the step: fast-forward it
-                with warnings.catch_warnings():
-                    warnings.simplefilter("ignore", UserWarning)  # "step() before optimizer.step()"
-                    for _ in range(start_step):
-                        sched.step()
-            if dist.is_main:
-                run.truncate_metrics(start_step)
-                log.info("resumed from %s at step %d/%d", ck.name, start_step, total_steps)
-        elif dist.is_main:
-            log.info("no checkpoint in %s: starting from step 0", run.checkpoints)
 
-    module.train()
-    bar = None
-    if progress and dist.is_main:
-        from tqdm.auto import tqdm
+@contextmanager
+def progress_bar(enabled: bool, total: int, initial: int, desc: str) -> Iterator[Any]:
+    """A tqdm bar (closed on exit), or None when not `enabled`."""
+    if not enabled:
+        yield None
+        return
+    from tqdm.auto import tqdm
 
-        bar = tqdm(total=total_steps, initial=start_step, desc=desc, dynamic_ncols=True)
+    bar = tqdm(total=total, initial=initial, desc=desc, dynamic_ncols=True)
+    try:
+        yield bar
+    finally:
+        bar.close()
+
+
+def train(job: TrainJob, optim: OptimConfig, ckpt: CheckpointConfig, ds: DeepSpeedConfig, run: RunDir,
+          dist: DistContext, resume: bool, progress: bool = True, desc: str = "train",
+          backend: Backend | None = None) -> dict:
+    """Run the job's plan (from its last checkpoint with `resume`); return the last step's record. `backend`:
+    one built by `build_backend` when the caller needs it afterwards (to export the model)."""
+    backend = backend or build_backend(job, optim, ds, dist)
+    start, skips = restore(backend, run, dist, len(job.plan)) if resume else (0, 0)
+    job.loss_module.train()
     last: dict = {}
-    t_window, n_window = time.perf_counter(), 0.0
-    with _StopFlag() as stop:
-        for step in range(start_step, total_steps):
-            indices = job.plan[step]
-            global_weight = float(sum(job.weights[i] for i in indices)) or 1.0
-            mine = list(indices[dist.rank::dist.world_size])
-            micro = [mine[k:k + job.micro_batch_items] for k in range(0, len(mine), job.micro_batch_items)]
-            n_micro = max(1, math.ceil(math.ceil(len(indices) / dist.world_size) / job.micro_batch_items))
-            while len(micro) < n_micro:  # every rank runs as many forwards as the others (ZeRO-3 collectives)
-                micro.append([])
-            loss_sum, aux_sum = 0.0, {}
-            for k, part in enumerate(micro):
-                dummy = not part
-                batch = job.collate([job.items[i] for i in (part or indices[:1])])
-                out = (engine or module)(**batch)
-                loss_part, aux = (out if isinstance(out, tuple) else (out, {}))
-                scale = 0.0 if dummy else dist.world_size / global_weight
-                loss = loss_part * scale
-                if engine is not None:
-                    engine.set_gradient_accumulation_boundary(k == len(micro) - 1)
-                    engine.backward(loss, scale_wrt_gas=False)
-                else:
-                    loss.backward()
-                if not dummy:
-                    loss_sum += float(loss_part.detach())
-                    for key, v in aux.items():
-                        aux_sum[key] = aux_sum.get(key, 0.0) + float(v)
-            step_lr = optimizer.param_groups[0]["lr"]
-            total_loss = dist.all_reduce_sum(loss_sum) / global_weight
-            finite = math.isfinite(total_loss)
-            if engine is not None:
-                if finite:
-                    engine.step()
-                    grad_norm = engine.get_global_grad_norm()
-                    grad_norm = float(grad_norm) if grad_norm is not None else float("nan")
-                else:
-                    engine.zero_grad()
-                    grad_norm = float("nan")
-            else:
-                grad_norm = float("nan")
-                if finite:
-                    # without clipping the norm is still measured (max_norm=inf scales by 1): NaN gradients
-                    # under a finite loss must be caught, and a healthy step must not look non-finite
-                    grad_norm = float(torch.nn.utils.clip_grad_norm_(
-                        [p for _, p in named], optim.grad_clip or float("inf")))
-                    finite = math.isfinite(grad_norm)
-                if finite:
-                    optimizer.step()
-                optimizer.zero_grad(set_to_none=True)
-                sched.step()
-            if not finite:
-                skips += 1
-                log.warning("step %d: non-finite loss or gradient, update skipped (%d/%d allowed)",
-                            step + 1, skips, optim.max_nonfinite_skips)
-                if skips > optim.max_nonfinite_skips:
-                    raise NonFiniteLoss(
-                        f"stopped at step {step + 1}: {skips} steps with NaN/inf loss or gradients "
-                        f"(max_nonfinite_skips={optim.max_nonfinite_skips}); the last good checkpoint "
-                        f"is kept in {run.checkpoints}")
-            n_window += global_weight
-            done = step + 1
-            record = {"step": done, "loss": total_loss, "lr": step_lr,
-                      "grad_norm": grad_norm,
-                      job.unit: global_weight}
-            if aux_sum:
-                aux_tot = {k: dist.all_reduce_sum(v) for k, v in aux_sum.items()}
-                record.update(job.extra_metrics(aux_tot) if job.extra_metrics else aux_tot)
-            if job.eval_fn and job.eval_every and (done % job.eval_every == 0 or done == total_steps):
-                record.update(job.eval_fn(done))
-                module.train()
-            elapsed = time.perf_counter() - t_window
-            record[f"{job.unit}_per_s"] = n_window / elapsed if elapsed > 0 else 0.0
+    rate = Throughput()
+    with progress_bar(progress and dist.is_main, len(job.plan), start, desc) as bar, StopFlag() as stop:
+        for step in range(start, len(job.plan)):
+            result = train_step(job, backend, dist, job.plan[step])
+            skips = count_skipped(result, skips, step + 1, optim.max_nonfinite_skips, run)
+            last = step_record(job, dist, step + 1, result, rate)
             if dist.is_main:
-                run.log_metrics(record)
-            last = record
+                run.log_metrics(last)
             if bar is not None:
-                bar.set_postfix(loss=f"{total_loss:.4f}", **{f"{job.unit}/s": f"{record[f'{job.unit}_per_s']:.0f}"})
+                bar.set_postfix(loss=f"{result.loss:.4f}", **{f"{job.unit}/s": f"{last[f'{job.unit}_per_s']:.0f}"})
                 bar.update(1)
             want_stop = dist.any_flag(stop.signum is not None)
-            if done % ckpt.every_steps == 0 or want_stop:
-                save_checkpoint(run.checkpoints, done, module, optimizer, engine, dist,
-                                {"nonfinite_skips": skips}, job.trainable_filter)
+            if (step + 1) % ckpt.every_steps == 0 or want_stop:
+                save_checkpoint(run.checkpoints, step + 1, backend, dist, {"nonfinite_skips": skips})
                 if dist.is_main:
                     prune_checkpoints(run.checkpoints, ckpt.keep_last)
             if want_stop:
-                if bar is not None:
-                    bar.close()
-                raise Interrupted(f"interrupted by signal at step {done}/{total_steps}; checkpoint saved in "
+                raise Interrupted(f"interrupted by signal at step {step + 1}/{len(job.plan)}; checkpoint saved in "
                                   f"{run.checkpoints}; continue with --resume")
-    if bar is not None:
-        bar.close()
     return last
+
+
+def restore(backend: Backend, run: RunDir, dist: DistContext, total_steps: int) -> tuple[int, int]:
+    """Load the latest checkpoint; return (steps done, non-finite steps skipped so far)."""
+    ck = latest_checkpoint(run.checkpoints)
+    if ck is None:
+        if dist.is_main:
+            log.info("no checkpoint in %s: starting from step 0", run.checkpoints)
+        return 0, 0
+    state = load_checkpoint(ck, backend)
+    start = state["step"]
+    backend.fast_forward(start)  # the schedule is a pure function of the step
+    if dist.is_main:
+        run.truncate_metrics(start)
+        log.info("resumed from %s at step %d/%d", ck.name, start, total_steps)
+    return start, state.get("nonfinite_skips", 0)
+
+
+def train_step(job: TrainJob, backend: Backend, dist: DistContext, indices: Sequence[int]) -> StepResult:
+    """One optimizer step over the items `indices` (all ranks): this rank's micro-batches, then the update."""
+    weight = float(sum(job.weights[i] for i in indices)) or 1.0
+    loss_sum, aux_sum = 0.0, {}
+    for mb in rank_micro_batches(indices, dist, job.micro_batch_items):
+        out = backend(**job.collate([job.items[i] for i in mb.items]))
+        loss_part, aux = (out if isinstance(out, tuple) else (out, {}))
+        # each rank's gradient is averaged over the ranks: scaled by the world size it sums to the step's mean
+        backend.backward(loss_part * (0.0 if mb.dummy else dist.world_size / weight), mb.last)
+        if not mb.dummy:
+            loss_sum += float(loss_part.detach())
+            for key, v in aux.items():
+                aux_sum[key] = aux_sum.get(key, 0.0) + float(v)
+    lr = backend.lr()
+    loss = dist.all_reduce_sum(loss_sum) / weight
+    grad_norm, applied = optimizer_step(backend, math.isfinite(loss))
+    return StepResult(loss=loss, weight=weight, lr=lr, grad_norm=grad_norm, applied=applied, aux=aux_sum)
+
+
+def count_skipped(result: StepResult, skips: int, done: int, allowed: int, run: RunDir) -> int:
+    """Skipped updates so far; more than `allowed` stops the run."""
+    if result.applied:
+        return skips
+    skips += 1
+    log.warning("step %d: non-finite loss or gradient, update skipped (%d/%d allowed)", done, skips, allowed)
+    if skips > allowed:
+        raise NonFiniteLoss(f"stopped at step {done}: {skips} steps with NaN/inf loss or gradients "
+                            f"(max_nonfinite_skips={allowed}); the last good checkpoint is kept in {run.checkpoints}")
+    return skips
+
+
+class Throughput:
+    """Units (tokens, pairs) per second since the loop started in this process."""
+
+    def __init__(self):
+        self.start, self.units = time.perf_counter(), 0.0
+
+    def add(self, units: float) -> None:
+        self.units += units
+
+    def per_second(self) -> float:
+        elapsed = time.perf_counter() - self.start
+        return self.units / elapsed if elapsed > 0 else 0.0
+
+
+def step_record(job: TrainJob, dist: DistContext, done: int, result: StepResult, rate: Throughput) -> dict:
+    """The metrics line of step `done`: loss, lr, gradient norm, aux metrics (all ranks), evaluation when due."""
+    rate.add(result.weight)
+    record = {"step": done, "loss": result.loss, "lr": result.lr, "grad_norm": result.grad_norm,
+              job.unit: result.weight}
+    if result.aux:
+        aux_tot = {k: dist.all_reduce_sum(v) for k, v in result.aux.items()}
+        record.update(job.extra_metrics(aux_tot) if job.extra_metrics else aux_tot)
+    if job.eval_fn and job.eval_every and (done % job.eval_every == 0 or done == len(job.plan)):
+        record.update(job.eval_fn(done))
+        job.loss_module.train()
+    record[f"{job.unit}_per_s"] = rate.per_second()
+    return record

@@ -44,7 +44,8 @@ def reevaluate_round(cfg: RLHFRoundConfig, progress: bool = True, reward_fn=None
     from chatalign.models import resolve_model_path
     from chatalign.rlhf.evaluate.heldout import evaluate_round
     from chatalign.rlhf.report import heldout_section
-    from chatalign.rlhf.round import load_reward_fn, prepare_context, sft_link_of
+    from chatalign.rlhf.reward_fn import load_reward_fn
+    from chatalign.rlhf.round import prepare_context, sft_link_of
     from chatalign.runs import RunDir, write_json_atomic, write_text_atomic
 
     run = RunDir(cfg.output_dir, "rlhf")

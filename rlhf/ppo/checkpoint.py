@@ -1,55 +1,31 @@
-"""PPO checkpoints: policy and value weights, both optimizers, RNG states and the loop state, written atomically.
+"""PPO checkpoints, the best evaluated policy and the export, through the policy and value backends.
 
-Layout of `ppo/checkpoints/step-0000007/` (after iteration 7 completed): `policy.safetensors` and
+Layout of `ppo/checkpoints/step-0000007/` (after iteration 7 completed), plain torch: `policy.safetensors` and
 `value.safetensors` (trainable parameters only: the LoRA adapter for a LoRA policy), `optimizers.pt`
-(tensors and plain values, read back with `weights_only=True`), `state.json` (iteration, RNG, early stopping).
-The directory is written under a temporary name and renamed into place, so a kill leaves either the previous
-checkpoint or the new one, never half of one. `ppo/best/` holds the best evaluated policy weights the same way.
+(tensors and plain values, read back with `weights_only=True`); under DeepSpeed engines: `policy/` and
+`value/`, each engine's own checkpoint (every rank writes its shard); both: `state.json` (iteration, RNG of
+rank 0, the loop state). Written under a temporary name and renamed into place (rank 0, after every rank wrote
+its part), so a kill leaves either the previous checkpoint or the new one, never half of one. `ppo/best/`
+holds the best evaluated policy's whole trainable weights (gathered from the shards) the same way.
 """
 
 from __future__ import annotations
 
 import json
-import os
 import random
-import shutil
-import tempfile
+from functools import cache
 from pathlib import Path
 
 import torch
 
-from chatalign.errors import RunError
 from chatalign.training.checkpoint import (
     latest_checkpoint,
-    list_checkpoints,
-    pause_for_fault_tests,
     prune_checkpoints,
+    step_dir,
+    write_dir_atomic,
 )
 
-__all__ = ["save_ppo_checkpoint", "load_ppo_checkpoint", "latest_checkpoint", "list_checkpoints",
-           "prune_checkpoints", "trainable_weights", "load_weights", "save_weights_atomic", "rng_state",
-           "set_rng_state"]
-
-
-def trainable_weights(module: torch.nn.Module) -> dict[str, torch.Tensor]:
-    # named_parameters() lists a tied weight once, which safetensors requires
-    return {n: p.detach().to("cpu").contiguous() for n, p in module.named_parameters() if p.requires_grad}
-
-
-def load_weights(module: torch.nn.Module, path: Path) -> None:
-    from safetensors.torch import load_file
-
-    weights = load_file(str(path))
-    params = dict(module.named_parameters())
-    wanted = [n for n, p in params.items() if p.requires_grad]
-    missing = [n for n in wanted if n not in weights]
-    unknown = [n for n in weights if n not in params]
-    if missing or unknown:
-        raise RunError(f"{path} does not match the model (missing {missing[:3]}, unexpected {unknown[:3]}): "
-                       "was the run started with another model or LoRA setting?")
-    with torch.no_grad():
-        for name, tensor in weights.items():
-            params[name].copy_(tensor)
+BEST_WEIGHTS = "policy.safetensors"
 
 
 def rng_state() -> dict:
@@ -73,57 +49,74 @@ def _tuples(x):
     return tuple(_tuples(v) for v in x) if isinstance(x, (list, tuple)) else x
 
 
-def _atomic_dir(final: Path, write) -> Path:
-    final.parent.mkdir(parents=True, exist_ok=True)
-    tmp = Path(tempfile.mkdtemp(prefix=".tmp-", dir=final.parent))
-    try:
-        write(tmp)
-        pause_for_fault_tests(tmp)
-        old = None
-        if final.exists():
-            old = final.with_name(f".old-{final.name}")
-            if old.exists():
-                shutil.rmtree(old)
-            os.replace(final, old)
-        os.replace(tmp, final)
-        if old is not None:
-            shutil.rmtree(old, ignore_errors=True)
-    except OSError as exc:
-        shutil.rmtree(tmp, ignore_errors=True)
-        raise RunError(f"could not write {final}: {exc.strerror or exc}; the previous copy is intact") from None
-    return final
+class PPOCheckpoints:
+    """Saves and restores a PPO run's state in `work/checkpoints`, and its best policy in `work/best`."""
+
+    def __init__(self, work: Path, policy, value, dist, keep: int):
+        self.root, self.best_dir = work / "checkpoints", work / "best"
+        self.policy, self.value, self.dist, self.keep = policy, value, dist, keep
+
+    def latest(self) -> Path | None:
+        return latest_checkpoint(self.root)
+
+    def save(self, iteration: int, state: dict) -> Path:
+        """Checkpoint after `iteration` completed iterations (every rank calls it), then prune old ones."""
+
+        def every_rank(tmp: Path) -> None:
+            opts = {name: net.save(tmp, weights=f"{name}.safetensors", shards=name)
+                    for name, net in (("policy", self.policy), ("value", self.value))}
+            if all(o is not None for o in opts.values()):  # plain torch: the two optimizers in one file
+                torch.save(opts, tmp / "optimizers.pt")
+
+        def main(tmp: Path) -> None:
+            (tmp / "state.json").write_text(json.dumps({"iteration": iteration, "rng": rng_state(), **state}))
+
+        path = write_dir_atomic(step_dir(self.root, iteration), self.dist, every_rank, main)
+        if self.dist.is_main:
+            prune_checkpoints(self.root, self.keep)
+        self.dist.barrier()
+        return path
+
+    def load(self, path: Path) -> dict:
+        """Restore both networks, their optimizers and the RNG from `path`; return its state.json."""
+        state = json.loads((path / "state.json").read_text())
+        opts = cache(lambda: torch.load(path / "optimizers.pt", weights_only=True))
+        for name, net in (("policy", self.policy), ("value", self.value)):
+            net.load(path, weights=f"{name}.safetensors", shards=name, optimizer_state=lambda name=name: opts()[name])
+        set_rng_state(state["rng"])
+        return state
+
+    def save_best(self, meta: dict) -> None:
+        """The policy's whole trainable weights and `meta` in `best/` (gathered on every rank, written by rank 0)."""
+        from safetensors.torch import save_file
+
+        weights = self.policy.trainable_state()
+
+        def main(tmp: Path) -> None:
+            save_file(weights, str(tmp / BEST_WEIGHTS))
+            (tmp / "meta.json").write_text(json.dumps(meta))
+
+        write_dir_atomic(self.best_dir, self.dist, lambda tmp: None, main, what="copy")
+
+    def best_meta(self) -> dict | None:
+        if not (self.best_dir / BEST_WEIGHTS).is_file():
+            return None
+        return json.loads((self.best_dir / "meta.json").read_text())
+
+    def load_best(self) -> None:
+        """The best policy's weights into the policy (every rank calls it: ZeRO-3 shards are refilled)."""
+        self.policy.load_trainable(self.best_dir / BEST_WEIGHTS)
 
 
-def save_weights_atomic(module: torch.nn.Module, target: Path, meta: dict) -> Path:
-    """Trainable weights + meta.json in `target/`, replaced atomically (the best policy so far)."""
-    from safetensors.torch import save_file
+def export_policy(models, policy_backend, target: Path, dist) -> None:
+    """The policy as a whole HF causal LM in `target`, written by rank 0: LoRA merged, ZeRO-3 shards gathered."""
+    from chatalign.models import save_hf_atomic
 
-    def write(tmp: Path) -> None:
-        save_file(trainable_weights(module), str(tmp / "policy.safetensors"))
-        (tmp / "meta.json").write_text(json.dumps(meta))
-
-    return _atomic_dir(target, write)
-
-
-def save_ppo_checkpoint(root: Path, iteration: int, policy, value, policy_opt, value_opt, state: dict) -> Path:
-    from safetensors.torch import save_file
-
-    def write(tmp: Path) -> None:
-        save_file(trainable_weights(policy), str(tmp / "policy.safetensors"))
-        save_file(trainable_weights(value), str(tmp / "value.safetensors"))
-        torch.save({"policy": policy_opt.state_dict(), "value": value_opt.state_dict()}, tmp / "optimizers.pt")
-        full = {"iteration": iteration, "rng": rng_state(), **state}
-        (tmp / "state.json").write_text(json.dumps(full))
-
-    return _atomic_dir(root / f"step-{iteration:07d}", write)
-
-
-def load_ppo_checkpoint(path: Path, policy, value, policy_opt, value_opt) -> dict:
-    state = json.loads((path / "state.json").read_text())
-    load_weights(policy, path / "policy.safetensors")
-    load_weights(value, path / "value.safetensors")
-    opts = torch.load(path / "optimizers.pt", weights_only=True)
-    policy_opt.load_state_dict(opts["policy"])
-    value_opt.load_state_dict(opts["value"])
-    set_rng_state(state["rng"])
-    return state
+    policy = models.policy
+    if models.uses_lora:
+        policy = policy.merge_and_unload()
+        models.policy = policy
+    state = policy_backend.export_state(policy)  # a collective under DeepSpeed; None: the weights are whole here
+    if dist.is_main:
+        save_hf_atomic(policy, models.tokenizer, target, state_dict=state)
+    dist.barrier()

@@ -1,114 +1,77 @@
-"""PPO's held-out evaluation, early stopping on it, and the export of the round's policy (a mixin of
-`PPOTrainer`: it reads the trainer's models, config, reward function, ranks and engines)."""
+"""PPO's held-out evaluation and early stopping on it (Llama 2 sec. 3.2.3 trains 200-400 iterations and keeps
+the best policy by held-out reward).
+
+`HeldoutEvaluator` answers the held-out prompts with the current policy (greedy, or K seeded samples each,
+the same seed at every evaluation so sampled evaluations compare policies on paired draws) and returns the
+mean rewards; under several ranks each rank answers its share under the gathered policy. `EarlyStopping`
+keeps the best evaluated reward and stops after `patience` evaluations without improvement; its state goes
+into every checkpoint."""
 
 from __future__ import annotations
 
-import json
-import logging
-from pathlib import Path
-
-import torch
-
 from chatalign.rlhf.ppo.batch import derived_seed
-
-log = logging.getLogger(__name__)
+from chatalign.rlhf.ppo.shares import mean_or_none, rows_rewards, score_share
+from chatalign.training.distributed import gather_rows, share
 
 SALT_EVAL = 3
 
 
-class EvalMixin:
-    # ------------------------------------------------------------------ held-out evaluation
-    def evaluate(self, iteration: int) -> dict:
-        """Mean combined reward of the policy's answers to the held-out prompts (greedy, or K seeded samples each)."""
-        from chatalign.rollout.engine import generate_rollouts
+class HeldoutEvaluator:
+    """Mean combined reward (and R_h, R_s, answer length) of the policy's answers to the held-out prompts."""
 
-        es = self.cfg.early_stopping
-
-        def generate(ids):
-            return generate_rollouts(
-                self.models.policy, self.models.tokenizer, ids, num_samples=1,
-                max_new_tokens=es.max_new_tokens or self.cfg.max_new_tokens, temperature=es.temperature,
-                # the same seed at every evaluation: sampled evaluations then compare policies on paired draws
-                batch_size=self.cfg.gen_batch_size, seed=derived_seed(self.cfg.seed, 0, SALT_EVAL),
-                return_logprobs=False)
-
-        k = es.samples_per_prompt
+    def __init__(self, prompts: list, prompt_ids: list[list[int]], sampler, frozen, policy, cfg, dist):
+        k = cfg.early_stopping.samples_per_prompt
         # K samples of a prompt are K copies of it in one seeded generation: the draws differ, and stay the same
         # from one evaluation to the next
-        prompt_ids = [ids for ids in self.heldout_ids for _ in range(k)]
-        prompts = [p for p in self.heldout for _ in range(k)]
-        if self.engines is not None:
-            from chatalign.rlhf.ppo.dist import evaluate_shared
+        self.prompts = [p for p in prompts for _ in range(k)]
+        self.prompt_ids = [ids for ids in prompt_ids for _ in range(k)]
+        self.sampler, self.frozen, self.policy, self.dist = sampler, frozen, policy, dist
+        self.seed = derived_seed(cfg.seed, 0, SALT_EVAL)
 
-            rows = evaluate_shared(self, prompt_ids, prompts, generate)
-            return {"heldout_reward": sum(r["r_combined"] for r in rows) / len(rows),
-                    "heldout_reward_helpful": _row_mean(rows, "r_helpful"),
-                    "heldout_reward_safety": _row_mean(rows, "r_safety"),
-                    "heldout_length": sum(r["length"] for r in rows) / len(rows)}
-        rollouts = generate(prompt_ids)
-        rewards = self.reward_fn(prompts, [r.text for r in rollouts], [r.response_ids for r in rollouts])
-        return {"heldout_reward": float(rewards.combined.float().mean()),
-                "heldout_reward_helpful": _mean_or_none(rewards.helpful),
-                "heldout_reward_safety": _mean_or_none(rewards.safety),
-                "heldout_length": sum(len(r.response_ids) for r in rollouts) / len(rollouts)}
+    def __call__(self) -> dict:
+        idx = share(list(range(len(self.prompts))), self.dist)
+        with self.policy.gathered():
+            rollouts = self.sampler([self.prompt_ids[i] for i in idx], self.seed) if idx else []
+        rewards = score_share(self.frozen, [self.prompts[i] for i in idx], rollouts)
+        rows = [{**x, "length": len(r.response_ids)} for x, r in zip(rewards.rows(), rollouts)] if idx else []
+        rows = gather_rows(self.dist, rows, len(self.prompts))
+        merged = rows_rewards(rows)
+        return {"heldout_reward": float(merged.combined.float().mean()),
+                "heldout_reward_helpful": mean_or_none(merged.helpful),
+                "heldout_reward_safety": mean_or_none(merged.safety),
+                "heldout_length": sum(r["length"] for r in rows) / len(rows)}
 
-    def _after_eval(self, iteration: int, ev: dict) -> None:
-        from chatalign.rlhf.ppo.checkpoint import save_weights_atomic
 
-        es = self.cfg.early_stopping
+class EarlyStopping:
+    """The best held-out reward so far, and the stop once `patience` evaluations in a row did not beat it by
+    more than `min_delta`."""
+
+    def __init__(self, es):
+        self.es = es
+        self.best_reward: float | None = None
+        self.best_iteration: int | None = None
+        self.bad_evals = 0
+        self.evals: list[dict] = []
+        self.stop_reason: str | None = None
+
+    def observe(self, iteration: int, ev: dict) -> bool:
+        """Record the evaluation after `iteration` iterations; True when it is the best so far."""
         value = ev["heldout_reward"]
         self.evals.append({"iteration": iteration, **ev})
-        if self.best_reward is None or value > self.best_reward + es.min_delta:
+        if self.best_reward is None or value > self.best_reward + self.es.min_delta:
             self.best_reward, self.best_iteration, self.bad_evals = value, iteration, 0
-            meta = {"iteration": iteration, "heldout_reward": value}
-            if self.engines is not None:
-                from chatalign.rlhf.ppo.checkpoint_ds import save_best_ds
+            return True
+        self.bad_evals += 1
+        if self.bad_evals >= self.es.patience:
+            self.stop_reason = (f"early stopping: held-out reward has not improved on {self.best_reward:.4f} "
+                                f"(iteration {self.best_iteration}) for {self.bad_evals} evaluations")
+        return False
 
-                save_best_ds(self.models.policy, self.best_dir, meta, self.dist)
-            else:
-                save_weights_atomic(self.models.policy, self.best_dir, meta)
-        else:
-            self.bad_evals += 1
-            if self.bad_evals >= es.patience:
-                self.stop_reason = (f"early stopping: held-out reward has not improved on {self.best_reward:.4f} "
-                                    f"(iteration {self.best_iteration}) for {self.bad_evals} evaluations")
+    def state(self) -> dict:
+        return {"best_reward": self.best_reward, "best_iteration": self.best_iteration, "bad_evals": self.bad_evals,
+                "evals": self.evals, "stop_reason": self.stop_reason}
 
-    def restore_best(self) -> int | None:
-        """Load the best evaluated policy weights (when early stopping asks for it); return its iteration."""
-        from chatalign.rlhf.ppo.checkpoint import load_weights
-
-        if not (self.cfg.early_stopping.restore_best and (self.best_dir / "policy.safetensors").is_file()):
-            return None
-        meta = json.loads((self.best_dir / "meta.json").read_text())
-        if meta.get("iteration") != self.best_iteration:
-            # best/ was written by a killed attempt after its last checkpoint and not rewritten on resume
-            log.warning("PPO: %s holds iteration %s, not the best iteration %s: keeping the final policy",
-                        self.best_dir, meta.get("iteration"), self.best_iteration)
-            return None
-        if self.engines is not None:  # ZeRO shards: the export puts the best weights in place of the final ones
-            self.best_weights = self.best_dir / "policy.safetensors"
-        else:
-            load_weights(self.models.policy, self.best_dir / "policy.safetensors")
-        return self.best_iteration
-
-    def export(self, target: Path) -> None:
-        """The policy as a whole HF causal LM in `target` (written by rank 0)."""
-        if self.engines is not None:
-            from chatalign.rlhf.ppo.checkpoint_ds import export_policy_ds
-
-            export_policy_ds(self.models, target, self.dist, getattr(self, "best_weights", None))
-        else:
-            from chatalign.rlhf.ppo.models import export_policy
-
-            export_policy(self.models, target)
-
-
-def _mean_or_none(x) -> float | None:
-    return None if x is None else float(torch.as_tensor(x).float().mean())
-
-
-def _row_mean(rows: list[dict], key: str) -> float | None:
-    vals = [r[key] for r in rows]
-    return None if any(v is None for v in vals) else sum(vals) / len(vals)
-
-
+    def load_state(self, state: dict) -> None:
+        self.best_reward, self.best_iteration = state.get("best_reward"), state.get("best_iteration")
+        self.bad_evals, self.evals = state.get("bad_evals", 0), state.get("evals", [])
+        self.stop_reason = state.get("stop_reason")

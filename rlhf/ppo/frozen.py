@@ -13,8 +13,11 @@ engine), so `zero3` partitions only the reward models. In one process there is n
 from __future__ import annotations
 
 import logging
+from dataclasses import dataclass
 
 import torch
+
+from chatalign.rlhf.reward_fn import RewardFn
 
 log = logging.getLogger(__name__)
 
@@ -61,15 +64,23 @@ def shard_reward_models(reward_fn, dist):
                            reward_fn.threshold, reward_fn.batch_tokens)
 
 
-def place_frozen(trainer) -> None:
-    """Set the trainer's `reference` and `reward_fn` as `ppo.frozen_models` says (called once, at its start)."""
-    zero3 = frozen_zero3(trainer.cfg, trainer.dist)
-    if trainer.cfg.frozen_models == "zero3" and not zero3:
+@dataclass
+class FrozenModels:
+    """The networks PPO never trains, shared by the experience maker and the evaluator."""
+
+    reference: FrozenReference
+    reward_fn: RewardFn  # partitioned in place under `zero3`
+    zero3: bool  # partitioned: every rank calls their forwards at the same points, even with nothing to score
+
+
+def place_frozen(models, reward_fn: RewardFn, cfg, dist) -> FrozenModels:
+    """The reference and the reward function placed as `ppo.frozen_models` says (once, before training)."""
+    zero3 = frozen_zero3(cfg, dist)
+    if cfg.frozen_models == "zero3" and not zero3:
         log.info("ppo.frozen_models=zero3 in one process: nothing to partition over, the frozen models stay whole")
-    if zero3 and trainer.models.uses_lora:
+    if zero3 and models.uses_lora:
         log.info("ppo.frozen_models=zero3 with ppo.lora: the reference is the policy itself (adapter disabled); "
                  "only the reward models are partitioned")
-    trainer.frozen_zero3 = zero3  # then every rank calls the reward function at the same points
     if zero3:
-        trainer.reward_fn = shard_reward_models(trainer.reward_fn, trainer.dist)
-    trainer.reference = FrozenReference(trainer.models, trainer.dist, zero3)
+        reward_fn = shard_reward_models(reward_fn, dist)
+    return FrozenModels(reference=FrozenReference(models, dist, zero3), reward_fn=reward_fn, zero3=zero3)

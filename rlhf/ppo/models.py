@@ -17,7 +17,7 @@ from typing import Any
 import torch
 from torch import nn
 
-from chatalign.training.config import LoraConfig, OptimConfig
+from chatalign.training.config import LoraConfig
 
 log = logging.getLogger(__name__)
 
@@ -47,10 +47,13 @@ def apply_policy_lora(model: nn.Module, cfg: LoraConfig, seed: int) -> nn.Module
     from peft import LoraConfig as PeftLoraConfig
     from peft import get_peft_model
 
-    torch.manual_seed(seed)  # LoRA's A matrices are drawn at random
     lcfg = PeftLoraConfig(r=cfg.r, lora_alpha=cfg.alpha, lora_dropout=cfg.dropout,
                           target_modules=cfg.target_modules, task_type="CAUSAL_LM")
-    return get_peft_model(model, lcfg)
+    # LoRA's A matrices are drawn from the global RNG (peft takes no generator): seeded here, and the caller's
+    # RNG state restored afterwards
+    with torch.random.fork_rng(devices=[torch.cuda.current_device()] if torch.cuda.is_available() else []):
+        torch.manual_seed(seed)
+        return get_peft_model(model, lcfg)
 
 
 def enable_checkpointing(model: nn.Module) -> None:
@@ -157,26 +160,3 @@ def check_same_vocabulary(tokenizer, value: nn.Module, value_path: str) -> None:
         raise ConfigError(f"value model {value_path} embeds {rows} tokens but the policy's tokenizer has "
                           f"{len(tokenizer)}: the value model must start from a reward model trained on the "
                           "policy's tokenizer (ppo.value.init)")
-
-
-def build_optimizers(models: PPOModels, lr: float, value_lr: float | None, betas, eps: float,
-                     weight_decay: float) -> tuple[torch.optim.Optimizer, torch.optim.Optimizer]:
-    """AdamW for each network (paper: beta 0.9/0.95, eps 1e-5, wd 0.1; no decay on norms and biases)."""
-    from chatalign.training.loop import build_optimizer
-
-    def make(module, rate):
-        cfg = OptimConfig(lr=rate, weight_decay=weight_decay, betas=tuple(betas), eps=eps, schedule="constant")
-        return build_optimizer(list(module.named_parameters()), cfg)
-
-    return make(models.policy, lr), make(models.value, value_lr or lr)
-
-
-def export_policy(models: PPOModels, target) -> None:
-    """Write the policy as a plain HF causal LM (adapter merged) into `target`, atomically."""
-    from chatalign.models import save_hf_atomic
-
-    policy = models.policy
-    if models.uses_lora:
-        policy = policy.merge_and_unload()
-        models.policy = policy
-    save_hf_atomic(policy, models.tokenizer, target)

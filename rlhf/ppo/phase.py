@@ -73,7 +73,7 @@ def whole_reward_models(ctx, dist):
 
     import torch
 
-    from chatalign.rlhf.round import load_reward_fn
+    from chatalign.rlhf.reward_fn import load_reward_fn
 
     gc.collect()  # DeepSpeed engines hold reference cycles: free the partitions before loading whole copies
     if torch.cuda.is_available():

@@ -142,7 +142,7 @@ def sample_and_score(policy, tokenizer, prompts: Sequence, reward_fn: RewardFn, 
                             "is_safety": prompt_is_safety(p), "answer": r.text, "n_tokens": len(r.response_ids),
                             "finished": r.finished, **score})
         if dist.initialized:
-            from chatalign.rlhf.ppo.dist import gather_rows
+            from chatalign.training.distributed import gather_rows
 
             parts = gather_rows(dist, [new], dist.world_size)  # one list per rank
             new = sorted((x for part in parts for x in part), key=lambda r: (r["prompt_index"], r["sample_index"]))

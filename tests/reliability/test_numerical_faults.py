@@ -131,18 +131,20 @@ def test_disk_full_during_a_ppo_checkpoint_keeps_the_previous_one(tmp_path, tiny
     import os
 
     from chatalign.errors import RunError
-    from chatalign.rlhf.ppo.checkpoint import save_ppo_checkpoint
+    from chatalign.rlhf.ppo.checkpoint import PPOCheckpoints
+    from chatalign.training.backend import TorchBackend
 
-    opt = torch.optim.AdamW(tiny_model.parameters())
-    root = tmp_path / "ckpts"
-    first = save_ppo_checkpoint(root, 1, tiny_model, tiny_model, opt, opt, {"best": None})
+    net = TorchBackend(tiny_model, torch.optim.AdamW(tiny_model.parameters()))
+    checkpoints = PPOCheckpoints(tmp_path / "ppo", net, net, DistContext(), keep=5)
+    root = checkpoints.root
+    first = checkpoints.save(1, {"best": None})
     before = {p.name: p.read_bytes() for p in first.iterdir()}
 
     def full_disk(*a, **k):
         raise OSError(errno.ENOSPC, os.strerror(errno.ENOSPC))
 
     monkeypatch.setattr(torch, "save", full_disk)
-    with pytest.raises(RunError, match="No space left.*previous copy is intact"):
-        save_ppo_checkpoint(root, 2, tiny_model, tiny_model, opt, opt, {"best": None})
+    with pytest.raises(RunError, match="No space left.*previous checkpoint is intact"):
+        checkpoints.save(2, {"best": None})
     assert latest_checkpoint(root) == first and {p.name: p.read_bytes() for p in first.iterdir()} == before
     assert not list(root.glob(".tmp-*")), "a half-written checkpoint was left behind"

@@ -1,5 +1,6 @@
 """ZeRO-3 checkpoints (2 CPU ranks over gloo) resume to the same weights, and are read without unpickling code:
-DeepSpeed's own loader would call `torch.load(weights_only=False)`; ours forces `weights_only=True`."""
+DeepSpeed's own loader would call `torch.load(weights_only=False)`; while an engine loads ours, its reader is
+made to use `weights_only=True`."""
 
 import json
 import os
@@ -52,13 +53,22 @@ def test_zero3_resume_from_an_earlier_checkpoint_matches_and_refuses_pickled_cod
     steps = [json.loads(x)["step"] for x in (run / "metrics.jsonl").read_text().splitlines()]
     assert steps == list(range(1, ref[0]["steps"] + 1))
 
-    # the real shards load under the guard; a shard carrying a pickled callable is refused, not run
+    # the real shards load under the guard; a shard carrying a pickled callable is refused, not run. The guard
+    # acts on the reader of the engine that loads (DeepSpeed's own, which passes weights_only=False), not on
+    # torch.load for the whole process
+    from types import SimpleNamespace
+
+    from deepspeed.runtime.checkpoint_engine.torch_checkpoint_engine import TorchCheckpointEngine
+
+    engine = SimpleNamespace(checkpoint_engine=TorchCheckpointEngine())
     shard = sorted((latest_checkpoint(run / "checkpoints") / "ds" / "state").glob("*optim_states.pt"))[0]
-    with safe_deepspeed_load():
-        assert "optimizer_state_dict" in torch.load(shard, map_location="cpu", weights_only=False)
+    real_load = torch.load
+    with safe_deepspeed_load(engine):
+        assert "optimizer_state_dict" in engine.checkpoint_engine.load(shard, map_location="cpu")
+        assert torch.load is real_load
     evil = tmp_path / "evil.pt"
     torch.save({"optimizer_state_dict": Evil()}, evil)
     Path("/tmp/chatalign-pwned").unlink(missing_ok=True)
-    with safe_deepspeed_load(), pytest.raises(pickle.UnpicklingError, match="[Ww]eights only"):
-        torch.load(evil, map_location="cpu", weights_only=False)  # DeepSpeed passes weights_only=False
+    with safe_deepspeed_load(engine), pytest.raises(pickle.UnpicklingError, match="[Ww]eights only"):
+        engine.checkpoint_engine.load(evil, map_location="cpu")
     assert not Path("/tmp/chatalign-pwned").exists()

@@ -5,7 +5,14 @@ import math
 import pytest
 import torch
 
-from chatalign.rlhf.reward_mix import combined_score, logit, piecewise_reward, whiten, win_rate
+from chatalign.rlhf.reward_mix import (
+    combined_score,
+    logit,
+    piecewise_reward,
+    transform_reward,
+    whiten,
+    win_rate,
+)
 
 
 def close(a, b, tol=1e-6):
@@ -46,6 +53,14 @@ def test_combined_score_is_whitened_logit_of_piecewise():
     # piecewise -> [0.8, 0.5]; logit -> [ln 4, 0]; whitened (two values) -> [1, -1]
     out = combined_score(torch.tensor([0.8, 0.5]), torch.tensor([0.9, 0.9]), torch.tensor([False, False]))
     assert close(out, [1.0, -1.0], 1e-5)
+
+
+def test_transform_reward_by_hand():
+    r_c = torch.tensor([0.8, 0.5])
+    assert close(transform_reward(r_c, "raw"), [0.8, 0.5])
+    assert close(transform_reward(r_c, "logit"), [math.log(4), 0.0])  # log(0.8 / 0.2), log(0.5 / 0.5)
+    assert close(transform_reward(r_c, "whiten_logit"), [1.0, -1.0], 1e-5)  # two values: +-1 around their mean
+    assert close(transform_reward(torch.tensor([0.8]), "whiten_logit"), [math.log(4)])  # one answer: not whitened
 
 
 def test_win_rate_excludes_ties():

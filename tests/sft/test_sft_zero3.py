@@ -1,4 +1,5 @@
-"""`chatalign sft` under torchrun with DeepSpeed ZeRO-3 on 2 CPU ranks: sharded, whole model saved."""
+"""`chatalign sft` with DeepSpeed ZeRO-3 on CPU: under torchrun with 2 ranks (sharded), and in one process
+started without a launcher (a 1-rank group); both save a whole model."""
 
 import json
 import os
@@ -10,31 +11,26 @@ import pytest
 import yaml
 
 
-@pytest.mark.slow
-@pytest.mark.distributed
-def test_sft_zero3_two_ranks_saves_a_whole_model(tmp_path, tiny_model_dir):
-    from safetensors.torch import load_file
-    from transformers import AutoModelForCausalLM
-
+def sft_recipe(tmp_path, model_dir) -> Path:
     rows = [{"messages": [{"role": "user", "content": f"Say {i}."},
                           {"role": "assistant", "content": f"{i} {i} {i}."}]} for i in range(16)]
     (tmp_path / "train.jsonl").write_text("".join(json.dumps(r) + "\n" for r in rows))
     cfg = {"stage": "sft", "output_dir": str(tmp_path / "run"),
-           "model": {"name": str(tiny_model_dir), "dtype": "float32"}, "data": {"train": "train.jsonl"},
+           "model": {"name": str(model_dir), "dtype": "float32"}, "data": {"train": "train.jsonl"},
            "train": {"epochs": 1, "seq_len": 96, "global_batch_rows": 2}, "optim": {"lr": 1e-3},
            "deepspeed": {"enabled": True, "zero_stage": 3}, "checkpoint": {"every_steps": 1}}
     recipe = tmp_path / "sft.yaml"
     recipe.write_text(yaml.safe_dump(cfg))
-    env = {**os.environ, "DS_ACCELERATOR": "cpu", "OMP_NUM_THREADS": "1"}
-    torchrun = Path(sys.executable).with_name("torchrun")
-    out = subprocess.run([str(torchrun), "--nproc_per_node", "2", "--master_port", "29533", "-m", "chatalign.cli",
-                          "sft", "--config", str(recipe), "--no-progress"], capture_output=True, text=True,
-                         timeout=500, env=env)
-    assert out.returncode == 0, out.stderr[-4000:]
-    run = tmp_path / "run"
+    return recipe
+
+
+def assert_whole_model_saved(run: Path, model_dir: Path) -> None:
+    from safetensors.torch import load_file
+    from transformers import AutoModelForCausalLM
+
     assert json.loads((run / "manifest.json").read_text())["status"] == "finished"
     saved = load_file(str(run / "model" / "model.safetensors"))
-    original = load_file(str(tiny_model_dir / "model.safetensors"))
+    original = load_file(str(model_dir / "model.safetensors"))
     assert set(saved) == set(original), "the saved model is missing tensors"
     for name, t in original.items():
         assert saved[name].shape == t.shape, f"{name} saved as a shard {saved[name].shape}, not {t.shape}"
@@ -43,3 +39,30 @@ def test_sft_zero3_two_ranks_saves_a_whole_model(tmp_path, tiny_model_dir):
     assert model.config.num_hidden_layers == 2
     ck = sorted((run / "checkpoints").iterdir())
     assert ck and (ck[-1] / "ds").is_dir()
+
+
+@pytest.mark.slow
+@pytest.mark.distributed
+def test_sft_zero3_two_ranks_saves_a_whole_model(tmp_path, tiny_model_dir):
+    recipe = sft_recipe(tmp_path, tiny_model_dir)
+    env = {**os.environ, "DS_ACCELERATOR": "cpu", "OMP_NUM_THREADS": "1"}
+    torchrun = Path(sys.executable).with_name("torchrun")
+    out = subprocess.run([str(torchrun), "--nproc_per_node", "2", "--master_port", "29533", "-m", "chatalign.cli",
+                          "sft", "--config", str(recipe), "--no-progress"], capture_output=True, text=True,
+                         timeout=500, env=env)
+    assert out.returncode == 0, out.stderr[-4000:]
+    assert_whole_model_saved(tmp_path / "run", tiny_model_dir)
+
+
+@pytest.mark.slow
+def test_sft_zero3_in_one_process_saves_a_whole_model(tmp_path, tiny_model_dir):
+    """One GPU, no launcher: ZeRO-3 partitions the parameters over a 1-rank group (each holds an empty
+    placeholder), so the model is saved from the gathered shards, not from the placeholders."""
+    recipe = sft_recipe(tmp_path, tiny_model_dir)
+    launcher = ("RANK", "LOCAL_RANK", "WORLD_SIZE", "MASTER_ADDR", "MASTER_PORT")
+    env = {**{k: v for k, v in os.environ.items() if k not in launcher}, "DS_ACCELERATOR": "cpu",
+           "OMP_NUM_THREADS": "1", "WORLD_SIZE": "1"}
+    out = subprocess.run([sys.executable, "-m", "chatalign.cli", "sft", "--config", str(recipe), "--no-progress"],
+                         capture_output=True, text=True, timeout=500, env=env)
+    assert out.returncode == 0, out.stderr[-4000:]
+    assert_whole_model_saved(tmp_path / "run", tiny_model_dir)

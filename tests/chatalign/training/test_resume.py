@@ -71,11 +71,12 @@ def test_checkpoint_write_failure_keeps_previous(tmp_path, monkeypatch, tiny_mod
 
     from chatalign.errors import RunError
     from chatalign.training import checkpoint as ckpt
+    from chatalign.training.backend import TorchBackend
     from chatalign.training.distributed import DistContext
 
-    opt = torch.optim.AdamW(tiny_model.parameters())
+    backend = TorchBackend(tiny_model, torch.optim.AdamW(tiny_model.parameters()))
     dist = DistContext()
-    first = ckpt.save_checkpoint(tmp_path, 2, tiny_model, opt, None, dist, {})
+    first = ckpt.save_checkpoint(tmp_path, 2, backend, dist, {})
     before = {p.name: p.stat().st_size for p in first.iterdir()}
 
     def full_disk(*a, **k):
@@ -83,7 +84,7 @@ def test_checkpoint_write_failure_keeps_previous(tmp_path, monkeypatch, tiny_mod
 
     monkeypatch.setattr(torch, "save", full_disk)
     with pytest.raises(RunError, match="No space left.*previous checkpoint is intact"):
-        ckpt.save_checkpoint(tmp_path, 4, tiny_model, opt, None, dist, {})
+        ckpt.save_checkpoint(tmp_path, 4, backend, dist, {})
     assert ckpt.latest_checkpoint(tmp_path) == first
     assert {p.name: p.stat().st_size for p in first.iterdir()} == before
     assert not list(tmp_path.glob(".tmp-*")), "a half-written checkpoint was left behind"

@@ -45,9 +45,10 @@ def reward_models(tok):
 def one_iteration(tok, out: Path, dist, mode: str, lora: bool) -> dict:
     trainer = make_trainer(tok, out, dist, True, iterations=1, lora=lora, reward_fn=reward_models(tok), heldout=1,
                            frozen_models=mode, **SETTINGS)
-    rms = trainer.reward_fn  # partitioned by the trainer under zero3
+    frozen = trainer.frozen
+    rms = frozen.reward_fn  # partitioned by the trainer under zero3
     seen: dict = {"rewards": [], "ref": [], "ref_calls": []}
-    score, reference = trainer.reward_fn, trainer.reference.logprobs
+    score, reference = frozen.reward_fn, frozen.reference.logprobs
 
     def scoring(prompts, texts, ids):
         rewards = score(prompts, texts, ids)
@@ -60,13 +61,13 @@ def one_iteration(tok, out: Path, dist, mode: str, lora: bool) -> dict:
         seen["ref"] += [] if lp is None else lp[batch.mask > 0].tolist()
         return lp
 
-    trainer.reward_fn, trainer.reference.logprobs = scoring, ref_logprobs
+    frozen.reward_fn, frozen.reference.logprobs = scoring, ref_logprobs
     trainer.train()
     seen["records"] = [r for r in RunDir(out, "rlhf").read_metrics() if r["step"] >= 1] if dist.is_main else []
     seen["numels"] = {"helpful RM": shard_numels(rms.helpful.model), "safety RM": shard_numels(rms.safety.model)}
     if not lora:
         seen["numels"]["reference"] = shard_numels(trainer.models.reference)
-    seen["reference_engine"] = trainer.reference.engine is not None
+    seen["reference_engine"] = frozen.reference.engine is not None
     return seen
 
 

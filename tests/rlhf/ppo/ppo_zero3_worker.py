@@ -6,7 +6,8 @@ usage: python ppo_zero3_worker.py OUT_DIR [--zero3] [--rollouts FILE]
   --rollouts: a single process that trains on those rollouts instead of sampling its own (the ranks sample
            their shares with their own random streams, so only the same rollouts make the runs comparable).
   With --zero3 it then checks resume: a fresh trainer restores the engines' checkpoint of iteration 1 and runs
-  iteration 2, which the first trainer also runs, unbroken, in memory.
+  iteration 2, which the first trainer also runs, unbroken, in memory; and the best-policy round trip: the
+  iteration-1 policy saved as the best, loaded back into the shards after iteration 2.
 Writes OUT_DIR/report-rank<R>.json per rank: the iteration's record, parameter counts (whole, local shard), weight checksums.
 """
 
@@ -33,20 +34,23 @@ TOKEN = 198  # "\n": sampled often by peaky_llama
 
 
 class RecordingTrainer(PPOTrainer):
-    """Keeps the rollouts of the last iteration (merged over the ranks) to hand them to the 1-process run."""
+    """Keeps the answers of the last iteration (merged over the ranks) to hand them to the 1-process run."""
 
-    replay: list | None = None
+    def collect(self, iteration, clock):
+        exp = super().collect(iteration, clock)
+        self.last_rollouts = exp.rollouts
+        return exp
 
-    def collect(self, iteration):
-        batch, parts, info = super().collect(iteration)
-        self.last_rollouts = parts["rollouts"]
-        return batch, parts, info
 
-    def generate(self, prompt_ids, seed):
-        if self.replay is None:
-            return super().generate(prompt_ids, seed)
-        assert [r.prompt_ids for r in self.replay] == prompt_ids, "replayed rollouts are for other prompts"
-        return self.replay
+class ReplaySampler:
+    """The 2-rank run's answers handed back instead of sampled ones (the ranks sample with their own streams)."""
+
+    def __init__(self, rollouts: list):
+        self.rollouts = rollouts
+
+    def __call__(self, prompt_ids, seed):
+        assert [r.prompt_ids for r in self.rollouts] == prompt_ids, "replayed rollouts are for other prompts"
+        return self.rollouts
 
 
 def checksum(module) -> float:
@@ -67,10 +71,11 @@ def main():
     dist = DistContext.from_env()
     out = Path(args.out)
     tok = load_tokenizer("embedded")
-    trainer = make_trainer(tok, out, dist, args.zero3, iterations=1, lora=args.lora, offload=args.offload)
+    replay = ReplaySampler([Rollout(**r) for r in json.loads(Path(args.rollouts).read_text())]) \
+        if args.rollouts else None
+    trainer = make_trainer(tok, out, dist, args.zero3, iterations=1, lora=args.lora, offload=args.offload,
+                           sampler=replay)
     models = trainer.models
-    if args.rollouts:
-        trainer.replay = [Rollout(**r) for r in json.loads(Path(args.rollouts).read_text())]
     summary = trainer.train()
     if dist.is_main and args.zero3:
         (out / "rollouts.json").write_text(json.dumps([r.__dict__ for r in trainer.last_rollouts]))
@@ -99,12 +104,15 @@ def check_resume(trainer, tok, out: Path, dist) -> dict:
     restored = [checksum(resumed.models.policy), checksum(resumed.models.value)]
     resumed.train(resume=True)
     again = resumed.run.read_metrics()[-1] if dist.is_main else {}
+    trainer.checkpoints.save_best({"iteration": 1})  # the iteration-1 policy, gathered from the shards
     unbroken = trainer.iteration(1)
-    return {"restored_iterations": done, "restored_sums": restored, "resumed": again, "unbroken": unbroken}
+    trainer.checkpoints.load_best()  # and back into the shards after iteration 2 moved them
+    return {"restored_iterations": done, "restored_sums": restored, "resumed": again, "unbroken": unbroken,
+            "best_restored_sum": checksum(trainer.models.policy)}
 
 
 def make_trainer(tok, out: Path, dist, zero3: bool, iterations: int, lora: bool = False, offload: bool = False,
-                 reward_fn=None, heldout: int = 3, **overrides) -> RecordingTrainer:
+                 reward_fn=None, heldout: int = 3, sampler=None, **overrides) -> RecordingTrainer:
     """`overrides`: PPOSection keys replacing this worker's settings (test_ppo_frozen_zero3 uses it)."""
     from chatalign.training.config import LoraConfig
 
@@ -123,7 +131,8 @@ def make_trainer(tok, out: Path, dist, zero3: bool, iterations: int, lora: bool 
         "deepspeed": {"enabled": zero3, "zero_stage": 2 if lora else 3,
                       "offload_optimizer": "cpu" if offload else "none"}, **overrides})
     return RecordingTrainer(models, prompt_dicts(12), reward_fn or token_fraction_reward(TOKEN), cfg,
-                            RunDir(out, "rlhf"), out / "ppo", heldout=prompt_dicts(heldout), dist=dist)
+                            RunDir(out, "rlhf"), out / "ppo", heldout=prompt_dicts(heldout), dist=dist,
+                            sampler=sampler)
 
 
 if __name__ == "__main__":

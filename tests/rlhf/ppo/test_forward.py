@@ -43,9 +43,14 @@ def test_values_are_the_reward_head_read_at_each_answer_position(smol_tokenizer)
 def test_an_update_with_gradient_checkpointing_equals_one_without(smol_tokenizer):
     import copy
 
-    from chatalign.rlhf.ppo.models import assemble, build_optimizers, enable_checkpointing
-    from chatalign.rlhf.ppo.update import Targets, ppo_update
+    from chatalign.rlhf.config import PPOSection
+    from chatalign.rlhf.ppo.backends import ppo_backends
+    from chatalign.rlhf.ppo.experience import Experience
+    from chatalign.rlhf.ppo.models import assemble, enable_checkpointing
+    from chatalign.rlhf.ppo.update import PPOUpdate
+    from chatalign.rlhf.reward_fn import RewardBatch
     from chatalign.training.config import LoraConfig
+    from chatalign.training.distributed import DistContext
 
     from ...conftest import reward_model_from_causal_lm
 
@@ -53,8 +58,12 @@ def test_an_update_with_gradient_checkpointing_equals_one_without(smol_tokenizer
     value = reward_model_from_causal_lm(lm, seed=1)
     batch = build_batch([[5, 6, 7], [8, 9]], [[1, 2], [3, 4, 10]], pad_id=0)
     g = torch.Generator().manual_seed(0)
-    targets = Targets(old_logprobs=torch.full((2, 3), -2.0) * batch.mask, old_values=torch.zeros(2, 3),
-                      advantages=torch.randn(2, 3, generator=g) * batch.mask, returns=torch.ones(2, 3) * batch.mask)
+    old_logprobs = torch.full((2, 3), -2.0) * batch.mask
+    exp = Experience(batch=batch, rollouts=[], rewards=RewardBatch(combined=torch.zeros(2)), score=torch.zeros(2),
+                     old_logprobs=old_logprobs, ref_logprobs=old_logprobs, values=torch.zeros(2, 3),
+                     kl=torch.zeros(2, 3), advantages=torch.randn(2, 3, generator=g) * batch.mask,
+                     returns=torch.ones(2, 3) * batch.mask, stats={})
+    cfg = PPOSection.model_validate({"batch_prompts": 2, "minibatch": 2, "micro_batch": 1, "optim": {"lr": 1e-2}})
     results = []
     for checkpointing in (False, True):
         models = assemble(copy.deepcopy(lm), smol_tokenizer, copy.deepcopy(value),
@@ -63,13 +72,13 @@ def test_an_update_with_gradient_checkpointing_equals_one_without(smol_tokenizer
         if checkpointing:
             enable_checkpointing(models.policy)
             enable_checkpointing(models.value)
-        p_opt, v_opt = build_optimizers(models, 1e-2, 1e-2, (0.9, 0.95), 1e-5, 0.1)
+        policy, value_net = ppo_backends(models, cfg, DistContext())
+        update = PPOUpdate(policy, value_net, DistContext(), minibatch=2, micro_batch=1, epochs=1, clip=0.2,
+                           value_clip=0.2)
         calls = []
         mlp = models.policy.get_base_model().model.layers[0].mlp
         hook = mlp.register_forward_pre_hook(lambda *a, calls=calls: calls.append(1))  # a recompute may stop early
-        stats = ppo_update(PolicyForward(models.policy), ValueForward(models.value), p_opt, v_opt, batch, targets,
-                           minibatch=2, micro_batch=1, epochs=1, clip=0.2, value_clip=0.2, grad_clip=1.0,
-                           generator=torch.Generator().manual_seed(0))
+        stats = update(exp, torch.Generator().manual_seed(0))
         hook.remove()
         assert stats["policy_grad_norm"] > 0 and stats["value_grad_norm"] > 0  # gradients reach the adapters
         assert len(calls) == (4 if checkpointing else 2)  # 2 micro-batches; checkpointing recomputes in backward

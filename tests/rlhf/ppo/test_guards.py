@@ -33,15 +33,18 @@ def trainer(tok, root, reward_fn, **ppo):
                       heldout=prompt_dicts(2))
 
 
-def test_kl_and_reward_guards_name_the_bound_and_the_fix(smol_tokenizer, tmp_path):
-    t = trainer(smol_tokenizer, tmp_path, constant(0.5), guards={"max_kl": 5.0, "max_abs_reward": 3.0})
-    with pytest.raises(RunError, match=r"iteration 4: mean KL .* ppo.guards.max_kl=5.0 .*ppo.beta"):
-        t.check_guards(3, {"reward": 0.5, "kl": 7.5, "abs_logit_reward": 0.1})
+def test_kl_and_reward_guards_name_the_bound_and_the_fix(tmp_path):
+    from chatalign.rlhf.config import Guards
+    from chatalign.rlhf.ppo.guards import check_guards
+
+    guards = Guards(max_kl=5.0, max_abs_reward=3.0)
+    with pytest.raises(RunError, match=r"iteration 4: mean KL .* ppo.guards.max_kl=5.0 .*ppo.beta.*are in .*ckpts"):
+        check_guards(guards, 3, {"reward": 0.5, "kl": 7.5, "abs_logit_reward": 0.1}, tmp_path / "ckpts")
     with pytest.raises(RunError, match="max_abs_reward=3.0"):
-        t.check_guards(0, {"reward": 0.99, "kl": 0.0, "abs_logit_reward": 4.6})
+        check_guards(guards, 0, {"reward": 0.99, "kl": 0.0, "abs_logit_reward": 4.6}, tmp_path)
     with pytest.raises(RunError, match="non-finite reward"):
-        t.check_guards(0, {"reward": float("nan"), "kl": 0.0, "abs_logit_reward": None})
-    t.check_guards(0, {"reward": 0.5, "kl": 4.9, "abs_logit_reward": 2.9})  # within bounds: no error
+        check_guards(guards, 0, {"reward": float("nan"), "kl": 0.0, "abs_logit_reward": None}, tmp_path)
+    check_guards(guards, 0, {"reward": 0.5, "kl": 4.9, "abs_logit_reward": 2.9}, tmp_path)  # within bounds
 
 
 def test_a_saturated_reward_stops_the_round_before_any_update(smol_tokenizer, tmp_path):

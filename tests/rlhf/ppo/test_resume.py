@@ -64,7 +64,7 @@ def test_resume_after_a_kill_between_iterations_equals_an_unbroken_run(smol_toke
     assert numbers(got[3]) == pytest.approx(numbers(ref[3]), rel=1e-5, abs=1e-6)
     assert numbers(got[2]) == pytest.approx(numbers(ref[2]), rel=1e-5, abs=1e-6)  # eval state carried over
     assert_same_state(full, resumed)
-    assert summary["ppo_iterations"] == 3 and summary["ppo_best_iteration"] == full.best_iteration
+    assert summary["ppo_iterations"] == 3 and summary["ppo_best_iteration"] == full.early.best_iteration
 
 
 def test_resume_after_a_kill_inside_an_iteration_redoes_it_from_the_checkpoint(smol_tokenizer, tmp_path):

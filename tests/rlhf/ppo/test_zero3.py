@@ -93,6 +93,8 @@ def test_ppo_iteration_zero3_two_ranks_matches_one_process(tmp_path, smol_tokeni
     for key in STATS[:-2]:
         assert res["resumed"][key] == pytest.approx(res["unbroken"][key], rel=1e-5, abs=1e-7), key
     assert (tmp_path / "two" / "ppo" / "checkpoints" / "step-0000001" / "policy").is_dir()
+    assert res["best_restored_sum"] == pytest.approx(ranks[0]["policy_sum"], rel=1e-9)  # best/ back into the shards
+    assert res["unbroken"]["policy_grad_norm"] > 0  # iteration 2 had moved the policy away from it
 
     # `ppo.deepspeed.enabled` in one process started without a launcher (one GPU): a 1-rank group is made
     # (DeepSpeed would go looking for MPI), and on the same rollouts it computes what plain torch computes
@@ -126,9 +128,11 @@ def test_lora_with_zero3_is_refused_with_a_config_error():
 
 
 def test_lora_under_several_ranks_defaults_to_zero3_and_is_refused():
-    from chatalign.rlhf.ppo.dist import build_engines
-    from chatalign.training.config import DeepSpeedConfig
+    from chatalign.rlhf.ppo.backends import ppo_backends
+    from chatalign.rlhf.ppo.models import PPOModels
     from chatalign.training.distributed import DistContext
 
+    cfg = PPOSection.model_validate({"batch_prompts": 8, "minibatch": 4, "lora": {"enabled": True}})
+    lora_policy = PPOModels(policy=None, tokenizer=None, value=None)  # no reference copy: a LoRA policy
     with pytest.raises(ConfigError, match="zero_stage"):
-        build_engines(DistContext(world_size=2), None, None, None, None, DeepSpeedConfig(), 1.0, 2, uses_lora=True)
+        ppo_backends(lora_policy, cfg, DistContext(world_size=2))

@@ -10,13 +10,12 @@ of a pair in one padding-free row of at most `row_tokens` tokens.
 
 from __future__ import annotations
 
-from pathlib import Path
 from typing import Literal
 
 from pydantic import Field, model_validator
 
-from chatalign.config import StrictModel, resolve_path
-from chatalign.reward.config import PrefSource, RewardData
+from chatalign.config import StrictModel
+from chatalign.reward.config import RewardConfig, RewardData, RewardTrain
 from chatalign.training.config import CheckpointConfig, DeepSpeedConfig, LoraConfig, ModelConfig, OptimConfig
 
 
@@ -25,17 +24,12 @@ class DPOLoss(StrictModel):
     kind: Literal["sigmoid"] = Field("sigmoid", description="the paper's loss -log sigmoid(beta * margin)")
 
 
-class DPOTrain(StrictModel):
-    epochs: int = Field(1, gt=0)
+class DPOTrain(RewardTrain):
+    """The RM's packed-pair training section (trainable_layers included), with DPO's defaults."""
+
     global_batch_pairs: int = Field(64, gt=0)
     max_seq_len: int = Field(1024, gt=8, description="tokens per side (prompt + answer)")
     row_tokens: int = Field(4096, gt=16, description="token budget of one packed row (whole pairs)")
-    micro_batch_rows: int = Field(1, gt=0)
-    max_steps: int | None = Field(None, gt=0)
-    seed: int = 0
-    trainable_layers: int | None = Field(
-        None, gt=0, description="train only the top N decoder layers and the final norm, freezing the rest "
-        "(embeddings and a tied LM head included): for CPU-sized runs; None = all layers (the paper)")
 
 
 class DPOEval(StrictModel):
@@ -61,30 +55,9 @@ class DPOConfig(StrictModel):
 
     @model_validator(mode="after")
     def _check(self):
-        if self.train.row_tokens < 2 * self.train.max_seq_len:
-            raise ValueError(f"train.row_tokens ({self.train.row_tokens}) must hold a whole pair: at least "
-                             f"2 * train.max_seq_len ({2 * self.train.max_seq_len})")
-        if self.lora.enabled and self.train.trainable_layers:
-            raise ValueError("train.trainable_layers and lora.enabled are two ways to train part of the model: "
-                             "choose one")
-        if self.lora.enabled and self.deepspeed.enabled and self.deepspeed.zero_stage == 3:
-            raise ValueError("lora with deepspeed.zero_stage 3 is not supported (the LoRA merge needs whole "
-                             "weights): use zero_stage 2, or a full fine-tune")
-        return self
+        # the RM's checks on the same keys: a row holds a whole pair; LoRA or top layers; no LoRA under ZeRO-3
+        return RewardConfig._check(self)
 
-    def resolve_paths(self, base: Path) -> None:
-        """Data paths in a recipe are relative to the recipe file (output_dir and run directories named as
-        model.name stay relative to the cwd, as every stage's)."""
-        for src in [*self.data.sources, *self.data.eval]:
-            object.__setattr__(src, "path", str(resolve_path(src.path, base)))
-            if src.quarantine:
-                object.__setattr__(src, "quarantine", str(resolve_path(src.quarantine, base)))
-        name = self.model.name
-        if name and name.startswith(("./", "../")):
-            object.__setattr__(self.model, "name", str(resolve_path(name, base)))
-
-    def quarantine_for(self, src: PrefSource, group: str) -> str | None:
-        """Where a source's bad rows go under data.on_error=skip (read by chatalign.reward.run.load_source)."""
-        if self.data.on_error != "skip":
-            return None
-        return src.quarantine or str(Path(self.output_dir) / "quarantine" / f"{group}-{src.label}.jsonl")
+    # the data section is the RM's, and so are its paths (relative to the recipe) and quarantine files
+    resolve_paths = RewardConfig.resolve_paths
+    quarantine_for = RewardConfig.quarantine_for

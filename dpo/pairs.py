@@ -62,7 +62,7 @@ def encode_sides(tokenizer, prompts: Sequence[Sequence[dict]], answers: Sequence
 
 def encode_dpo_pairs(tokenizer, prefs: Sequence, sources: Sequence[str],
                      max_seq_len: int | None) -> tuple[list[DPOPair], dict]:
-    """DPOPairs of the preference records that fit, and statistics (pairs, too_long, tokens, lengths)."""
+    """DPOPairs of the preference records that fit, and their statistics (pair_stats)."""
     from chatalign.reward.margins import strength_name
     from chatalign.reward.pairs import message_dicts
     from chatalign.reward.safety_bins import pair_bin
@@ -70,23 +70,22 @@ def encode_dpo_pairs(tokenizer, prefs: Sequence, sources: Sequence[str],
     prompts = [message_dicts(p.prompt) for p in prefs]
     sides = encode_sides(tokenizer, prompts + prompts, [p.chosen for p in prefs] + [p.rejected for p in prefs],
                          max_seq_len)
-    n = len(prefs)
-    pairs, too_long = [], 0
-    for i, pref in enumerate(prefs):
-        chosen, rejected = sides[i], sides[n + i]
-        if chosen is None or rejected is None:
-            too_long += 1
-            continue
-        pairs.append(DPOPair(chosen[0], rejected[0], 0.0, strength_name(pref.strength) or "none", sources[i],
-                             pair_bin(pref), chosen_start=chosen[1], rejected_start=rejected[1]))
+    kept = [(pref, source, chosen, rejected) for pref, source, chosen, rejected
+            in zip(prefs, sources, sides[:len(prefs)], sides[len(prefs):], strict=True) if chosen and rejected]
+    pairs = [DPOPair(chosen[0], rejected[0], 0.0, strength_name(pref.strength) or "none", source, pair_bin(pref),
+                     chosen_start=chosen[1], rejected_start=rejected[1]) for pref, source, chosen, rejected in kept]
+    return pairs, pair_stats(pairs, too_long=len(prefs) - len(pairs))
+
+
+def pair_stats(pairs: Sequence[DPOPair], too_long: int) -> dict:
+    """Pairs, pairs left out as too long, tokens (all and answer), side lengths, strengths, safety bins."""
     lengths = sorted(len(s) for e in pairs for s in (e.chosen_ids, e.rejected_ids))
-    stats = {"pairs": len(pairs), "too_long": too_long, "tokens": sum(lengths),
-             "answer_tokens": sum(p.answer_tokens for p in pairs),
-             "median_length": lengths[len(lengths) // 2] if lengths else 0,
-             "max_length": lengths[-1] if lengths else 0,
-             "strengths": dict(sorted(Counter(e.strength for e in pairs).items())),
-             "safety_bins": dict(sorted(Counter(e.safety_bin for e in pairs).items()))}
-    return pairs, stats
+    return {"pairs": len(pairs), "too_long": too_long, "tokens": sum(lengths),
+            "answer_tokens": sum(p.answer_tokens for p in pairs),
+            "median_length": lengths[len(lengths) // 2] if lengths else 0,
+            "max_length": lengths[-1] if lengths else 0,
+            "strengths": dict(sorted(Counter(e.strength for e in pairs).items())),
+            "safety_bins": dict(sorted(Counter(e.safety_bin for e in pairs).items()))}
 
 
 def scoring_rows(pairs: Sequence[DPOPair], batch_tokens: int) -> list[PairRow]:

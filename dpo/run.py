@@ -15,35 +15,27 @@ import time
 from pathlib import Path
 
 from chatalign.dpo.config import DPOConfig
-from chatalign.errors import ConfigError, RunError
+from chatalign.errors import ConfigError
 
 log = logging.getLogger(__name__)
 
 
-def open_run(cfg: DPOConfig, dist, resume: bool):
-    from chatalign.runs import RunDir
-
-    run = RunDir(cfg.output_dir, "dpo")
-    if dist.is_main:
-        if run.is_finished() and not resume:
-            raise RunError(f"{run.path} already holds a finished DPO run; choose another output_dir")
-        if not resume and run.checkpoints.is_dir() and any(run.checkpoints.iterdir()):
-            raise RunError(f"{run.path} holds checkpoints of an unfinished run: add --resume to continue it, "
-                           "or choose another output_dir")
-        run.lock()
-    return run
-
-
 def run_dpo(cfg: DPOConfig, resume: bool = False, progress: bool = True) -> dict:
+    from chatalign.dpo.data import prepare
+    from chatalign.runs import RunDir
+    from chatalign.sft.derived_run import claim_run_dir
     from chatalign.training.distributed import DistContext
 
     dist = DistContext.from_env()
     if cfg.lora.enabled and dist.use_deepspeed(cfg.deepspeed) and cfg.deepspeed.zero_stage == 3:
-        raise ConfigError("lora with ZeRO-3 is not supported (the LoRA merge needs whole weights): set "
-                          "deepspeed.zero_stage=2, or train the full model")
-    run = open_run(cfg, dist, resume)
+        raise ConfigError("lora under ZeRO-3 (several ranks start DeepSpeed with deepspeed.zero_stage 3) is not "
+                          "supported: set deepspeed.zero_stage=2, or train the full model")
+    run = RunDir(cfg.output_dir, "dpo")
+    checked: list = []  # a fresh run checks its data before it writes anything: bad data leaves no directory
+    if dist.is_main:
+        claim_run_dir(run, resume, "DPO", lambda: checked.append(prepare(cfg)))
     try:  # the lock is released however the run ends (a pipeline runs stages in one process)
-        return train_evaluate_report(cfg, run, dist, resume, progress)
+        return train_evaluate_report(cfg, checked[0] if checked else prepare(cfg), run, dist, resume, progress)
     finally:
         run.unlock()
 
@@ -79,14 +71,12 @@ def make_trainable(model, cfg: DPOConfig):
     return model, None
 
 
-def train_evaluate_report(cfg: DPOConfig, run, dist, resume: bool, progress: bool) -> dict:
-    from chatalign.dpo.data import prepare
+def train_evaluate_report(cfg: DPOConfig, prep, run, dist, resume: bool, progress: bool) -> dict:
     from chatalign.dpo.model import PackedDPOLoss, train_metrics
     from chatalign.dpo.pairs import collate_dpo
     from chatalign.dpo.reference import attach_reference
     from chatalign.training.loop import TrainJob, train
 
-    prep = prepare(cfg)
     inputs = {f"train:{s.label}": s.path for s in cfg.data.sources} | {f"eval:{s.label}": s.path
                                                                         for s in cfg.data.eval}
     if dist.is_main:

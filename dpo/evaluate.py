@@ -31,12 +31,16 @@ def evaluate_model(model_dir: Path, cfg, sets: dict, excluded: dict) -> dict | N
     """Accuracy tables of the saved policy on the held-out pairs (their reference log-probs filled in)."""
     if not any(sets.values()):
         return None
+    import torch
+
     from chatalign.dpo.reference import score_pairs
     from chatalign.models import load_causal_lm
     from chatalign.reward.evaluate import accuracy_report
 
     model = load_causal_lm(model_dir, cfg.model.dtype, cfg.model.trust_remote_code, cfg.model.attn_implementation)
     model.config.use_cache = False
+    if torch.cuda.is_available():
+        model.to("cuda")
     logps = {name: score_pairs(model, pairs, cfg.eval.batch_tokens) for name, pairs in sets.items() if pairs}
     rows = reward_rows({k: v for k, v in sets.items() if v}, logps, cfg.dpo.beta)
     report = accuracy_report(rows)

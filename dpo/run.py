@@ -48,6 +48,11 @@ def load_policy(cfg: DPOConfig, dist):
     model = load_causal_lm(cfg.model.name, cfg.model.dtype, cfg.model.trust_remote_code,
                            cfg.model.attn_implementation)
     model.config.use_cache = False
+    for module in model.modules():  # the policy's log-probs must be the reference's function, not a noisy draw
+        if isinstance(module, torch.nn.Dropout):
+            module.p = 0.0
+        if isinstance(getattr(module, "attention_dropout", None), float):  # Llama-style attention dropout
+            module.attention_dropout = 0.0
     if torch.cuda.is_available():  # the reference pass runs before DeepSpeed places the model
         model.to(f"cuda:{dist.local_rank}")
     return model

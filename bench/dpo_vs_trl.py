@@ -94,11 +94,11 @@ def run_ours(model_name: str, pairs, args) -> dict:
     rows, plan = plan_rows(pairs, args.batch, args.row_tokens, 1, seed=0)
     job = TrainJob(PackedDPOLoss(model, BETA), rows, [len(r.pairs) for r in rows], collate_dpo, plan,
                    unit="pairs", extra_metrics=train_metrics)
-    run = RunDir(tempfile.mkdtemp(prefix="bench-dpo-"), "bench")
-    t0, c0 = time.perf_counter(), time.process_time()
-    last = train(job, optim_config(args.lr), CheckpointConfig(every_steps=10**9), DeepSpeedConfig(), run,
-                 DistContext(), resume=False, progress=False)
-    seconds, cpu = time.perf_counter() - t0, time.process_time() - c0
+    with tempfile.TemporaryDirectory(prefix="bench-dpo-") as run_dir:
+        t0, c0 = time.perf_counter(), time.process_time()
+        last = train(job, optim_config(args.lr), CheckpointConfig(every_steps=10**9), DeepSpeedConfig(),
+                     RunDir(run_dir, "bench"), DistContext(), resume=False, progress=False)
+        seconds, cpu = time.perf_counter() - t0, time.process_time() - c0
     tokens = sum(rows[i].n_tokens for step in plan for i in step)
     return {"seconds": seconds, "cpu_seconds": cpu, "reference_s": ref_s, "pairs": len(pairs),
             "real_tokens": tokens, "token_slots": tokens, "final_loss": last["loss"]}
@@ -107,8 +107,8 @@ def run_ours(model_name: str, pairs, args) -> dict:
 def run_trl(model_name: str, tok, prefs, args) -> dict:
     # TRL prints its end-of-training summary (and DeepSpeed, imported by it, a log line) on stdout: keep
     # stdout for this script's JSON lines
-    with contextlib.redirect_stdout(sys.stderr):
-        return _run_trl(model_name, tok, prefs, args)
+    with contextlib.redirect_stdout(sys.stderr), tempfile.TemporaryDirectory(prefix="bench-trl-dpo-") as out:
+        return _run_trl(model_name, tok, prefs, args, out)
 
 
 def trl_args(args, out_dir: str):
@@ -125,7 +125,7 @@ def trl_args(args, out_dir: str):
         dataloader_num_workers=0, dataset_num_proc=None, seed=0)
 
 
-def _run_trl(model_name: str, tok, prefs, args) -> dict:
+def _run_trl(model_name: str, tok, prefs, args, out_dir: str) -> dict:
     import datasets
     from transformers import TrainerCallback
     from trl import DPOTrainer
@@ -148,7 +148,7 @@ def _run_trl(model_name: str, tok, prefs, args) -> dict:
 
     clock, model = WallClock(), fresh_model(model_name)
     t0 = time.perf_counter()  # the constructor tokenizes (a fraction of a second here) and runs the reference pass
-    trainer = DPOTrainer(model=model, args=trl_args(args, tempfile.mkdtemp(prefix="bench-trl-dpo-")),
+    trainer = DPOTrainer(model=model, args=trl_args(args, out_dir),
                          train_dataset=datasets.Dataset.from_list(rows), processing_class=tok, callbacks=[clock])
     ref_s = time.perf_counter() - t0
     inner, counts = trainer.data_collator, {"real": 0, "slots": 0}
@@ -189,7 +189,7 @@ def run_child(side: str, argv: list[str], model: str) -> dict:
     return {**json.loads(lines[-1]), "peak_rss_gib": peak}
 
 
-def tiny_model_dir() -> str:
+def tiny_model_dir(parent: str) -> str:
     """A tiny random-init Llama with the embedded tokenizer's vocabulary, saved for both sides to load."""
     import torch
     from transformers import LlamaConfig, LlamaForCausalLM
@@ -201,17 +201,19 @@ def tiny_model_dir() -> str:
     cfg = LlamaConfig(vocab_size=len(tok), hidden_size=64, intermediate_size=128, num_hidden_layers=2,
                       num_attention_heads=4, num_key_value_heads=2, tie_word_embeddings=True,
                       bos_token_id=tok.bos_token_id, eos_token_id=tok.eos_token_id, pad_token_id=tok.pad_token_id)
-    return str(save_hf_atomic(LlamaForCausalLM(cfg), tok, Path(tempfile.mkdtemp(prefix="bench-tiny-")) / "model"))
+    return str(save_hf_atomic(LlamaForCausalLM(cfg), tok, Path(parent) / "model"))
 
 
 def compare(args, argv: list[str]) -> dict:
     import torch
 
-    model = tiny_model_dir() if args.quick else "embedded"
     results: dict[str, list[dict]] = {"chatalign": [], "trl": []}
-    for _ in range(args.repeat):
-        for side in results:
-            results[side].append(run_child(side, argv, model))
+    with tempfile.TemporaryDirectory(prefix="bench-tiny-") as tiny:
+        with contextlib.redirect_stdout(sys.stderr):  # DeepSpeed, imported on the way, logs on stdout
+            model = tiny_model_dir(tiny) if args.quick else "embedded"
+        for _ in range(args.repeat):
+            for side in results:
+                results[side].append(run_child(side, argv, model))
     best = {k: min(v, key=lambda r: r["seconds"]) for k, v in results.items()}
     ours, trl = best["chatalign"], best["trl"]
     line = {"bench": "dpo_vs_trl", "model": "tiny random-init Llama" if args.quick else

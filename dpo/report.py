@@ -45,7 +45,7 @@ def data_lines(stats: dict) -> list[str]:
 
 
 def write_report(run, cfg, stats: dict, summary: dict, evaluation: dict | None) -> None:
-    from chatalign.reward.evaluate import format_tables
+    from chatalign.reward.eval_report import format_tables
 
     records = run.read_metrics()
     plot_curves(records, ["loss", "accuracy", "reward_margin", "lr"], run.path / "training.png", "DPO training")

@@ -125,7 +125,7 @@ def evaluate_and_report(cfg: DPOConfig, run, prep, summary: dict) -> None:
     gc.collect()  # the evaluation loads model/ afresh: free the training copy first
     evaluation = evaluate_model(run.model_dir, cfg, prep.eval_sets, prep.eval_excluded)
     if evaluation:
-        from chatalign.reward.evaluate import write_eval_files
+        from chatalign.reward.eval_report import write_eval_files
 
         summary.update(eval_summary(evaluation))
         write_eval_files(evaluation, run.path, "DPO implicit reward")

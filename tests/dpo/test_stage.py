@@ -19,7 +19,7 @@ ROOT = Path(__file__).resolve().parents[2]
 
 def test_the_stage_object_and_a_light_import():
     assert isinstance(STAGE, Stage) and STAGE.name == "dpo" and STAGE.config_class() is DPOConfig
-    assert set(STAGE.depends_on) <= {"sft", "reward"} and "model.name" in STAGE.link_keys
+    assert set(STAGE.depends_on) <= {"sft", "reward"}
     code = "import sys; import chatalign.dpo.stage; print(sorted({'torch', 'transformers'} & set(sys.modules)))"
     assert subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout.strip() == "[]"
 

@@ -14,9 +14,10 @@ import torch
 from chatalign.dpo.model import PackedDPOLoss, train_metrics
 from chatalign.dpo.pairs import DPOPair, collate_dpo, encode_sides
 from chatalign.dpo.reference import score_pairs
-from chatalign.models import tiny_llama
 from chatalign.reward.pairs import plan_rows
 from chatalign.text.masks import render_chat
+
+from ..conftest import tiny_llama
 
 QUESTIONS = ("What is 3+4?", "Name a fruit.", "Greet me.", "Count to 3.")
 CHOSEN = ("7", "An apple.", "Hello, nice to meet you!", "1, 2, 3.")

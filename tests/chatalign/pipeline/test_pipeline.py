@@ -169,9 +169,10 @@ def test_report_of_a_pipeline_that_has_not_run(tmp_path):
     md, page = write_pipeline_report(cfg, plan_steps(cfg), tmp_path)
     text = md.read_text()
     for heading in ("Lineage of the final model", "SFT", "Reward models", "RLHF rounds", "Ghost Attention",
-                    "Safety context distillation", "Example dialogues"):
+                    "Safety context distillation", "DPO", "Example dialogues"):
         assert f"## {heading}" in text, heading
-    assert text.count("Stage not run") == 7 and "rlhf_round2" in text and "disabled" in text
+    # one line per stage section (sft, reward, dpo, rlhf, gatt, safety), lineage and examples
+    assert text.count("Stage not run") == 8 and "rlhf_round2" in text and "disabled" in text
     assert "could not be built" not in text
     assert page.read_text().startswith("<!DOCTYPE html>") and "<table>" in page.read_text()
 

@@ -14,7 +14,7 @@ import time
 from dataclasses import dataclass
 from pathlib import Path
 
-from chatalign.errors import ConfigError, DataError, RunError
+from chatalign.errors import ConfigError, DataError
 from chatalign.reward.config import PrefSource, RewardConfig
 
 log = logging.getLogger(__name__)
@@ -121,11 +121,7 @@ def open_run(cfg: RewardConfig, dist, resume: bool):
 
     run = RunDir(cfg.output_dir, "reward")
     if dist.is_main:
-        if run.is_finished() and not resume:
-            raise RunError(f"{run.path} already holds a finished reward run; choose another output_dir")
-        if not resume and run.checkpoints.is_dir() and any(run.checkpoints.iterdir()):
-            raise RunError(f"{run.path} holds checkpoints of an unfinished run: add --resume to continue it, "
-                           "or choose another output_dir")
+        run.refuse_start_over("reward", resume)
         run.lock()
     return run
 

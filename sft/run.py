@@ -7,7 +7,6 @@ import logging
 import time
 from pathlib import Path
 
-from chatalign.errors import RunError
 from chatalign.sft.config import SFTConfig
 from chatalign.sft.evaluate import evaluate_model, load_heldout
 
@@ -60,11 +59,7 @@ def _run_sft(cfg: SFTConfig, run, resume: bool, progress: bool) -> dict:
 
     dist = DistContext.from_env()
     if dist.is_main:
-        if run.is_finished() and not resume:
-            raise RunError(f"{run.path} already holds a finished SFT run; choose another output_dir")
-        if not resume and run.checkpoints.is_dir() and any(run.checkpoints.iterdir()):
-            raise RunError(f"{run.path} holds checkpoints of an unfinished run: add --resume to continue it, "
-                           "or choose another output_dir")
+        run.refuse_start_over("SFT", resume)
     # the data is checked before the run directory is made or locked: bad data leaves nothing behind
     tok, enc = prepare(cfg)
     if dist.is_main:

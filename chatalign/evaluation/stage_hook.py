@@ -33,6 +33,19 @@ def core_suites(names: list[str]) -> list:
     return [known[n]() for n in names if n in known]
 
 
+def suite_rows(cfg, suites: list, models: dict[str, str | None], cache_dir, progress: bool = True,
+               in_distribution: dict[str, dict[str, Figures]] | None = None):
+    """(rows, agreement, results) of the core `suites` on the labelled models."""
+    results = evaluate_models(cfg, suites, models, cache_dir, progress) if suites else {}
+    rows: list[IndependentRow] = []
+    agreement: list[Agreement] = []
+    for suite in suites:
+        per_label = by_suite(results, suite.name)
+        rows += rows_from_results(suite.name, per_label, (in_distribution or {}).get(suite.name))
+        agreement += agreement_from_results(per_label)
+    return rows, agreement, results
+
+
 def run_independent(cfg, run_dir: str | os.PathLike, model: str, start_model: str | None, default_suites: list[str],
                     progress: bool = True, extra_rows: list[IndependentRow] | None = None,
                     extra_agreement: list[Agreement] | None = None,
@@ -41,26 +54,20 @@ def run_independent(cfg, run_dir: str | os.PathLike, model: str, start_model: st
     `cfg.enabled` is false. `start_model` None: the stage started from nothing comparable (no `before`)."""
     if not cfg.enabled:
         return None
-    suites = core_suites(cfg.suites_for(default_suites))
     models = {"base": cfg.base_model, "before": start_model, "after": model}
-    results = evaluate_models(cfg, suites, models, cache_dir_for(cfg, run_dir), progress) if suites else {}
-    rows: list[IndependentRow] = []
-    agreement: list[Agreement] = []
-    for suite in suites:
-        per_label = by_suite(results, suite.name)
-        rows += rows_from_results(suite.name, per_label, (in_distribution or {}).get(suite.name))
-        agreement += agreement_from_results(per_label)
+    rows, agreement, results = suite_rows(cfg, core_suites(cfg.suites_for(default_suites)), models,
+                                          cache_dir_for(cfg, run_dir), progress, in_distribution)
     rows += extra_rows or []
     agreement += extra_agreement or []
     path = write_independent(run_dir, rows, agreement, model, start_model or "-")
-    _write_samples(Path(run_dir), results)
+    write_samples(Path(run_dir), results)
     from chatalign.evaluation.table import format_rows
 
     log.info("independent evaluation (%s):\n%s", path, format_rows(rows))
     return path
 
 
-def _write_samples(run_dir: Path, results: dict[str, dict[str, dict]]) -> None:
+def write_samples(run_dir: Path, results: dict[str, dict[str, dict]]) -> None:
     from chatalign.runs import write_json_atomic
 
     write_json_atomic(run_dir / SAMPLES_FILE, {

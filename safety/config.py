@@ -12,6 +12,7 @@ from typing import Literal
 from pydantic import Field, model_validator
 
 from chatalign.config import ModelRef, RecipePath, RunPath, StrictModel
+from chatalign.evaluation.config import IndependentEvalConfig
 from chatalign.training.config import (
     CheckpointConfig,
     DeepSpeedConfig,
@@ -94,6 +95,7 @@ class SafetyConfig(StrictModel):
     deepspeed: DeepSpeedConfig = DeepSpeedConfig()
     checkpoint: CheckpointConfig = CheckpointConfig()
     eval: SafetyEval = SafetyEval()
+    independent: IndependentEvalConfig = IndependentEvalConfig()
     steps: list[Step] = Field(default_factory=lambda: list(ALL_STEPS),
                               description="which parts this invocation runs (a multi-GPU run: train alone)")
     allow_changed_inputs: bool = False

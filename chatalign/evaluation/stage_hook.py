@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import logging
 import os
+from dataclasses import dataclass
 from pathlib import Path
 
 from chatalign.evaluation.record import Agreement, Figures, IndependentRow, write_independent
@@ -46,6 +47,40 @@ def suite_rows(cfg, suites: list, models: dict[str, str | None], cache_dir, prog
     return rows, agreement, results
 
 
+@dataclass
+class CoreEvaluation:
+    """The core suites' rows and agreement for a stage's models, and the results they came from (answers)."""
+
+    rows: list[IndependentRow]
+    agreement: list[Agreement]
+    results: dict[str, dict[str, dict]]
+    model: str
+    start_model: str | None
+
+
+def evaluate_core(cfg, run_dir: str | os.PathLike, model: str, start_model: str | None, default_suites: list[str],
+                  progress: bool = True, in_distribution: dict[str, dict[str, Figures]] | None = None
+                  ) -> CoreEvaluation:
+    """The core suites (of `cfg.suites`, else `default_suites`) on base, before (`start_model`) and after (`model`)."""
+    models = {"base": cfg.base_model, "before": start_model, "after": model}
+    rows, agreement, results = suite_rows(cfg, core_suites(cfg.suites_for(default_suites)), models,
+                                          cache_dir_for(cfg, run_dir), progress, in_distribution)
+    return CoreEvaluation(rows, agreement, results, model, start_model)
+
+
+def write_record(run_dir: str | os.PathLike, evaluation: CoreEvaluation, extra_rows: list[IndependentRow] | None = None,
+                 extra_agreement: list[Agreement] | None = None) -> Path:
+    """independent.json (core rows, then the stage's own) and independent_samples.json; the table is logged."""
+    rows = evaluation.rows + list(extra_rows or [])
+    agreement = evaluation.agreement + list(extra_agreement or [])
+    path = write_independent(run_dir, rows, agreement, evaluation.model, evaluation.start_model or "-")
+    write_samples(Path(run_dir), evaluation.results)
+    from chatalign.evaluation.table import format_rows
+
+    log.info("independent evaluation (%s):\n%s", path, format_rows(rows))
+    return path
+
+
 def run_independent(cfg, run_dir: str | os.PathLike, model: str, start_model: str | None, default_suites: list[str],
                     progress: bool = True, extra_rows: list[IndependentRow] | None = None,
                     extra_agreement: list[Agreement] | None = None,
@@ -54,17 +89,22 @@ def run_independent(cfg, run_dir: str | os.PathLike, model: str, start_model: st
     `cfg.enabled` is false. `start_model` None: the stage started from nothing comparable (no `before`)."""
     if not cfg.enabled:
         return None
-    models = {"base": cfg.base_model, "before": start_model, "after": model}
-    rows, agreement, results = suite_rows(cfg, core_suites(cfg.suites_for(default_suites)), models,
-                                          cache_dir_for(cfg, run_dir), progress, in_distribution)
-    rows += extra_rows or []
-    agreement += extra_agreement or []
-    path = write_independent(run_dir, rows, agreement, model, start_model or "-")
-    write_samples(Path(run_dir), results)
-    from chatalign.evaluation.table import format_rows
+    evaluation = evaluate_core(cfg, run_dir, model, start_model, default_suites, progress, in_distribution)
+    return write_record(run_dir, evaluation, extra_rows, extra_agreement)
 
-    log.info("independent evaluation (%s):\n%s", path, format_rows(rows))
-    return path
+
+def check_data(cfg, default_suites: list[str]) -> dict[str, int]:
+    """Before any heavy work (a stage's dry run): the core suites' files are there and valid; {file: rows}."""
+    from chatalign.data_schemas import load_records
+
+    if not cfg.enabled:
+        return {}
+    kinds = {"general.jsonl": "conversation"}
+    out = {}
+    for suite in core_suites(cfg.suites_for(default_suites)):
+        for path in suite.data_files(cfg):
+            out[path.stem] = len(load_records(path, kinds.get(path.name, "prompt")).records)
+    return out
 
 
 def write_samples(run_dir: Path, results: dict[str, dict[str, dict]]) -> None:

@@ -35,10 +35,13 @@ class JudgeConfig(StrictModel):
 class GeneralSuiteConfig(StrictModel):
     """NLL of well-written answers (general.jsonl) and system instructions kept (system_instructions.jsonl)."""
 
-    max_answers: int | None = Field(None, gt=0, description="reference answers scored (the first N; None = all)")
+    # Defaults sized for the quickstart's 30 minutes on 2 CPU cores (measured: see the pipeline report's cost
+    # table): the NLL is a mean over the ~4,000 answer tokens of the first 40 answers, the same for every model.
+    max_answers: int | None = Field(40, gt=0, description="reference answers scored (the first N; None = all)")
     max_instructions: int | None = Field(None, gt=0, description="system-instruction prompts (None = all)")
     max_new_tokens: int = Field(48, gt=0, description="greedy tokens per system-instruction answer")
-    batch_size: int = Field(16, gt=0, description="answers decoded together")
+    batch_size: int = Field(64, gt=0, description="answers decoded together (on a CPU, more is cheaper per "
+                                                  "answer)")
     batch_tokens: int = Field(4096, gt=16, description="tokens per packed NLL forward")
 
 
@@ -47,8 +50,8 @@ class SafetySuiteConfig(StrictModel):
 
     max_adversarial: int | None = Field(None, gt=0, description="adversarial prompts (None = all)")
     max_benign: int | None = Field(None, gt=0, description="benign look-alike prompts (None = all)")
-    max_new_tokens: int = Field(64, gt=0, description="greedy tokens per answer (a refusal shows early)")
-    batch_size: int = Field(16, gt=0)
+    max_new_tokens: int = Field(48, gt=0, description="greedy tokens per answer (a refusal shows early)")
+    batch_size: int = Field(64, gt=0)
 
 
 class PreferenceSuiteConfig(StrictModel):

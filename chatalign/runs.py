@@ -128,6 +128,16 @@ class RunDir:
         m = self.read_manifest()
         return bool(m and m.get("status") == "finished")
 
+    def refuse_start_over(self, what: str, resume: bool) -> None:
+        """Without --resume, refuse a directory holding a finished `what` run or an unfinished run's checkpoints."""
+        if resume:
+            return
+        if self.is_finished():
+            raise RunError(f"{self.path} already holds a finished {what} run; choose another output_dir")
+        if self.checkpoints.is_dir() and any(self.checkpoints.iterdir()):
+            raise RunError(f"{self.path} holds checkpoints of an unfinished run: add --resume to continue it, "
+                           "or choose another output_dir")
+
     # -- locking
     def lock(self) -> None:
         import fcntl

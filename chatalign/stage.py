@@ -19,8 +19,8 @@ from typing import Any
 
 
 class Stage:
-    """A stage of the pipeline. Subclasses set the class attributes and implement `config_class`, `run` and
-    `dry_run`; the rest has defaults."""
+    """A stage of the pipeline. Subclasses set the class attributes (`config_target` among them) and implement
+    `run` and `dry_run`; the rest has defaults."""
 
     name: str = ""  # the CLI command and the `stage:` value of its recipes
     help: str = ""  # one line for `chatalign --help`
@@ -30,11 +30,15 @@ class Stage:
     makes_chat_model: bool = True  # its run directory holds a chat model (a reward model is not one)
     start_key: str = "model.name"  # the dotted config key naming the model a recipe starts from
     output_files: str = "model/, report.md, metrics.jsonl, manifest.json"  # what a finished run directory holds
+    config_target: str = ""  # "package.module:Class", the pydantic config of its recipes
 
     # -- config -------------------------------------------------------------------------------------------
     def config_class(self) -> type:
-        """The pydantic config class of this stage's recipes (imported on call, not at module load)."""
-        raise NotImplementedError
+        """The pydantic config class of this stage's recipes: `config_target`, imported on call (not at module
+        load)."""
+        if not self.config_target:
+            raise NotImplementedError(f"stage {self.name!r}: set config_target or override config_class")
+        return imported(self.config_target)
 
     # -- command line -------------------------------------------------------------------------------------
     def add_commands(self, sub: argparse._SubParsersAction) -> None:
@@ -109,10 +113,13 @@ class imported_on_call:  # noqa: N801 (used like a function in a class body)
         self.target = target
 
     def __get__(self, stage: Stage | None, owner: type | None = None):
-        if stage is None:
-            return self
-        module, _, name = self.target.partition(":")
-        return getattr(importlib.import_module(module), name)
+        return self if stage is None else imported(self.target)
+
+
+def imported(target: str) -> Any:
+    """The object `"package.module:name"` names, its module imported now."""
+    module, _, name = target.partition(":")
+    return getattr(importlib.import_module(module), name)
 
 
 def add_recipe_args(p: argparse.ArgumentParser) -> None:

@@ -7,7 +7,6 @@ import logging
 from dataclasses import dataclass
 
 from chatalign.dpo.config import DPOConfig
-from chatalign.errors import DataError
 
 log = logging.getLogger(__name__)
 INDEPENDENT_SUITES = ["general"]  # what `independent:` evaluates by default
@@ -22,28 +21,6 @@ class Prepared:
     stats: dict
     eval_sets: dict  # held-out name -> DPOPairs (their `source` is the record's source, else the file's name)
     eval_excluded: dict  # held-out name -> pairs left out for chosen unsafe / rejected safe
-
-
-def load_mix(cfg: DPOConfig) -> tuple[list, list[str], dict]:
-    """The training mix (preference records), each record's source label, and per-source statistics."""
-    from chatalign.reward.mixing import sample_mix
-    from chatalign.reward.run import load_source
-
-    pools, per_source = [], {}
-    for src in cfg.data.sources:
-        prefs, stats = load_source(cfg, src, "train")
-        if not prefs:
-            raise DataError(f"{src.path}: no usable preference pairs")
-        pools.append(prefs)
-        per_source[src.label] = stats
-    mix = sample_mix(pools, [s.ratio for s in cfg.data.sources], cfg.train.seed, cfg.data.total)
-    labels = [s.label for s in cfg.data.sources]
-    for label, k, over in zip(labels, mix.counts, mix.oversampled, strict=True):
-        per_source[label]["drawn"] = k
-        if over:
-            per_source[label]["oversampled"] = True
-            log.warning("source %s: %d pairs drawn from %d (repeated)", label, k, per_source[label]["usable"])
-    return [p for _, p in mix.items], [labels[i] for i, _ in mix.items], per_source
 
 
 def load_eval_sets(cfg: DPOConfig, tok, per_source: dict) -> tuple[dict, dict, int]:
@@ -67,6 +44,7 @@ def prepare(cfg: DPOConfig) -> Prepared:
     from chatalign.dpo.pairs import encode_dpo_pairs
     from chatalign.models import load_tokenizer
     from chatalign.reward.pairs import plan_rows
+    from chatalign.reward.run import load_mix
     from chatalign.text.templates import apply_named_template
 
     prefs, sources, per_source = load_mix(cfg)

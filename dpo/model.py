@@ -10,7 +10,6 @@ from __future__ import annotations
 import torch
 from torch import nn
 
-from chatalign.errors import UserError
 from chatalign.text.packing import IGNORE
 from chatalign.training.lm_loss import decoder_and_head
 from chatalign.training.packed_attention import packed_decoder_forward
@@ -70,22 +69,9 @@ def train_metrics(aux: dict) -> dict:
 
 
 def freeze_lower_layers(model: nn.Module, trainable_layers: int) -> list[str]:
-    """Train only the top `trainable_layers` decoder layers and the final norm; return the trainable names.
+    """Train the top `trainable_layers` decoder layers, the final norm and an untied LM head; return the
+    trainable names (chatalign.training.top_layers)."""
+    from chatalign.training.top_layers import train_top_layers
 
-    Embeddings stay frozen, and with them a tied LM head; an untied head is trained. Autograd then builds no
-    graph below the lowest trainable layer (for CPU-sized runs: the backward pass costs only the top layers)."""
     decoder, head = decoder_and_head(model)
-    layers = getattr(decoder, "layers", None)
-    if not isinstance(layers, nn.ModuleList):
-        raise UserError(f"train.trainable_layers: {type(decoder).__name__} has no `layers` list to choose from")
-    if trainable_layers > len(layers):
-        raise UserError(f"train.trainable_layers={trainable_layers}, but the model has {len(layers)} layers")
-    keep = [*layers[len(layers) - trainable_layers:], getattr(decoder, "norm", None), head]
-    trained = {id(p) for module in keep if module is not None for p in module.parameters()}
-    trained -= {id(p) for p in decoder.get_input_embeddings().parameters()}  # a tied head stays frozen
-    names = []
-    for name, p in model.named_parameters():
-        p.requires_grad_(id(p) in trained)
-        if p.requires_grad:
-            names.append(name)
-    return names
+    return train_top_layers(model, decoder, head, trainable_layers)

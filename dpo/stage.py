@@ -16,11 +16,7 @@ class DPOStage(Stage):
     order = 25  # after the reward models, before the RLHF rounds: it reads the same pairs as the RMs
     depends_on = ("sft", "reward")
     title = "DPO"
-
-    def config_class(self) -> type:
-        from chatalign.dpo.config import DPOConfig
-
-        return DPOConfig
+    config_target = "chatalign.dpo.config:DPOConfig"
 
     def run(self, cfg: Any, resume: bool = False, progress: bool = True) -> dict:
         from chatalign.dpo.run import run_dpo

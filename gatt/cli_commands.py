@@ -1,28 +1,10 @@
-"""Entry points the `chatalign` CLI calls: `chatalign gatt --config ...` and `chatalign eval gatt ...`."""
+"""What `chatalign eval gatt ...` runs (`chatalign gatt --config ...` is the stage's `command`)."""
 
 from __future__ import annotations
 
 import json
 from collections.abc import Sequence
 from pathlib import Path
-
-
-def cmd_train(config_path: str, overrides: Sequence[str] = (), dry_run: bool = False, resume: bool = False,
-              progress: bool = True) -> int:
-    from chatalign.cli.stage_output import print_dry_run, print_run_summary
-    from chatalign.config import load_config
-    from chatalign.gatt.config import GattConfig
-
-    cfg = load_config(GattConfig, config_path, list(overrides))
-    if dry_run:
-        from chatalign.gatt.run import prepare
-
-        return print_dry_run(cfg, lambda: prepare(cfg))
-    from chatalign.gatt.run import run_gatt
-
-    summary = run_gatt(cfg, resume=resume, progress=progress)
-    print_run_summary(cfg.output_dir, summary, "report.md, adherence.png, data/, train/, model/, manifest.json")
-    return 0
 
 
 def _eval_settings(model: str) -> dict:

@@ -10,15 +10,7 @@ from typing import Literal
 from pydantic import Field, model_validator
 
 from chatalign.config import RecipePath, RunPath, StrictModel
-from chatalign.training.config import (
-    CheckpointConfig,
-    DeepSpeedConfig,
-    LoraConfig,
-    ModelConfig,
-    OptimConfig,
-    check_batch_rows,
-    check_steps,
-)
+from chatalign.sft.config import DerivedStageConfig
 
 Family = Literal["hobby", "language", "public_figure", "answer_length", "format"]
 Placement = Literal["first_user", "system"]
@@ -65,17 +57,6 @@ class GattSynthesis(StrictModel):
     seed: int = 0
 
 
-class GattTrain(StrictModel):
-    """Fine-tuning on the synthesized rows, through the SFT machinery with train_on: last_assistant."""
-
-    epochs: int = Field(2, gt=0)
-    seq_len: int = Field(4096, gt=8)
-    global_batch_rows: int = Field(64, gt=0)
-    micro_batch_rows: int = Field(1, gt=0)
-    max_steps: int | None = Field(None, gt=0)
-    seed: int = 0
-
-
 class GattEval(StrictModel):
     data: RecipePath | None = Field(None, description="held-out dialogues; none: no before/after evaluation")
     n_dialogues: int = Field(20, gt=0)
@@ -96,24 +77,13 @@ class GattEval(StrictModel):
         return self
 
 
-class GattConfig(StrictModel):
+class GattConfig(DerivedStageConfig):
+    """model, train, optim, lora, deepspeed, checkpoint and allow_changed_inputs: as DerivedStageConfig."""
+
     stage: Literal["gatt"] = "gatt"
     output_dir: RunPath = "runs/gatt"
-    model: ModelConfig = ModelConfig()
     instructions: GattInstructions
     synthesis: GattSynthesis
-    train: GattTrain = GattTrain()
-    optim: OptimConfig = OptimConfig(lr=2e-5, weight_decay=0.1, schedule="cosine", warmup_ratio=0.0)
-    lora: LoraConfig = LoraConfig()
-    deepspeed: DeepSpeedConfig = DeepSpeedConfig()
-    checkpoint: CheckpointConfig = CheckpointConfig()
     eval: GattEval = GattEval()
     steps: list[Step] = Field(default_factory=lambda: list(ALL_STEPS),
                               description="which parts this invocation runs (a multi-GPU run: train alone)")
-    allow_changed_inputs: bool = False
-
-    @model_validator(mode="after")
-    def _check(self):
-        check_batch_rows(self.train)
-        check_steps(self.steps)
-        return self

@@ -3,20 +3,17 @@ eval_before.json / eval_after.json."""
 
 from __future__ import annotations
 
-from chatalign.pipeline.report_sections import Ctx, not_run, pct
+from chatalign.pipeline.report_sections import Ctx, before_after, pct
 from chatalign.plots import _plt
 
 
 def section(ctx: Ctx) -> list:
-    blocks: list = [("h", 2, "Ghost Attention: instruction adherence per turn")]
-    done = ctx.done("gatt")
-    if not done:
-        return blocks + not_run(ctx, "gatt", "adherence")
-    s = done[-1]
-    results = {label: s.json(f) for label, f in (("before GAtt", "eval_before.json"), ("after GAtt", "eval_after.json"))}
-    results = {k: v for k, v in results.items() if v and v.get("by_turn")}
+    blocks, s, results = before_after(ctx, "gatt", "Ghost Attention: instruction adherence per turn", "adherence",
+                                      ("before GAtt", "after GAtt"),
+                                      "without held-out dialogues (no `eval.data`): no adherence",
+                                      usable=lambda r: bool(r.get("by_turn")))
     if not results:
-        return blocks + [("p", f"`{s.name}` ran without held-out dialogues (no `eval.data`): no adherence.")]
+        return blocks
     turns = sorted({int(t) for r in results.values() for t in r["by_turn"]})
     rows = []
     for t in turns:

@@ -15,11 +15,7 @@ class GattStage(Stage):
     order = 40
     depends_on = ("sft", "reward", "rlhf")
     output_files = "report.md, adherence.png, data/, train/, model/, manifest.json"
-
-    def config_class(self) -> type:
-        from chatalign.gatt.config import GattConfig
-
-        return GattConfig
+    config_target = "chatalign.gatt.config:GattConfig"
 
     def add_eval_command(self, esub: argparse._SubParsersAction) -> None:
         eg = esub.add_parser("gatt", help="instruction adherence at turns 2/4/6/20 (paper Table 30)")

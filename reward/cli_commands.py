@@ -1,27 +1,9 @@
-"""Entry points the `chatalign` CLI calls: `chatalign reward --config ...` and `chatalign eval reward ...`."""
+"""What `chatalign eval reward ...` runs (`chatalign reward --config ...` is the stage's `command`)."""
 
 from __future__ import annotations
 
 from collections.abc import Sequence
 from pathlib import Path
-
-
-def cmd_train(config_path: str, overrides: Sequence[str] = (), dry_run: bool = False, resume: bool = False,
-              progress: bool = True) -> int:
-    from chatalign.cli.stage_output import print_dry_run, print_run_summary
-    from chatalign.config import load_config
-    from chatalign.reward.config import RewardConfig
-
-    cfg = load_config(RewardConfig, config_path, list(overrides))
-    if dry_run:
-        from chatalign.reward.run import prepare
-
-        return print_dry_run(cfg, lambda: prepare(cfg).stats)
-    from chatalign.reward.run import run_reward
-
-    summary = run_reward(cfg, resume=resume, progress=progress)
-    print_run_summary(cfg.output_dir, summary)
-    return 0
 
 
 def cmd_eval(model: str, data_paths: Sequence[str], out_dir: str | None = None) -> int:

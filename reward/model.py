@@ -76,28 +76,12 @@ class PackedRewardLoss(nn.Module):
 
 
 def freeze_lower_layers(model: nn.Module, trainable_layers: int) -> list[str]:
-    """Freeze embeddings and all but the top `trainable_layers` decoder layers; return the trainable names.
+    """Train the top `trainable_layers` decoder layers, the final norm and the `score` head; return the
+    trainable names (chatalign.training.top_layers)."""
+    from chatalign.training.top_layers import train_top_layers
 
-    Autograd then builds no graph below the lowest trainable layer, so the backward pass costs only the top
-    layers (a forward of 30 layers plus a backward of 6 is about half of a full training step)."""
-    decoder, _ = decoder_and_score(model)
-    layers = getattr(decoder, "layers", None)
-    if not isinstance(layers, nn.ModuleList):
-        raise UserError(f"train.trainable_layers: {type(decoder).__name__} has no `layers` list to choose from")
-    if trainable_layers > len(layers):
-        raise UserError(f"train.trainable_layers={trainable_layers}, but the model has {len(layers)} layers")
-    frozen = {id(p) for p in decoder.parameters()}
-    for layer in layers[len(layers) - trainable_layers:]:
-        frozen -= {id(p) for p in layer.parameters()}
-    norm = getattr(decoder, "norm", None)
-    if norm is not None:
-        frozen -= {id(p) for p in norm.parameters()}
-    names = []
-    for name, p in model.named_parameters():
-        p.requires_grad_(id(p) not in frozen)
-        if p.requires_grad:
-            names.append(name)
-    return names
+    decoder, head = decoder_and_score(model)
+    return train_top_layers(model, decoder, head, trainable_layers)
 
 
 def train_metrics(aux: dict) -> dict:

@@ -14,7 +14,7 @@ import time
 from dataclasses import dataclass
 from pathlib import Path
 
-from chatalign.errors import ConfigError, DataError, RunError
+from chatalign.errors import ConfigError, DataError
 from chatalign.reward.config import PrefSource, RewardConfig
 
 log = logging.getLogger(__name__)
@@ -52,13 +52,10 @@ def load_source(cfg: RewardConfig, src: PrefSource, group: str):
     return prefs, stats
 
 
-def prepare(cfg: RewardConfig) -> Prepared:
-    """Everything before the model (what --dry-run checks): data loaded, mixed, encoded, planned."""
-    from chatalign.models import load_tokenizer
-    from chatalign.reward.margins import margin_for, resolve_margin_table
+def load_mix(cfg) -> tuple[list, list[str], dict]:
+    """The training mix of a config with preference `data` (RM, DPO): its records, each record's source label,
+    and per-source statistics."""
     from chatalign.reward.mixing import sample_mix
-    from chatalign.reward.pairs import encode_pairs, plan_rows
-    from chatalign.text.templates import apply_named_template
 
     pools, per_source = [], {}
     for src in cfg.data.sources:
@@ -67,12 +64,6 @@ def prepare(cfg: RewardConfig) -> Prepared:
             raise DataError(f"{src.path}: no usable preference pairs")
         pools.append(prefs)
         per_source[src.label] = stats
-    eval_sets, eval_excluded = {}, {}
-    for src in cfg.data.eval:  # held-out files are checked now, not after an hour of training
-        prefs, stats = load_source(cfg, src, "eval")
-        per_source[f"eval:{src.label}"] = stats
-        eval_sets[src.label] = prefs[:cfg.eval.max_pairs] if cfg.eval.max_pairs else prefs
-        eval_excluded[src.label] = stats["excluded_chosen_unsafe_rejected_safe"]
     mix = sample_mix(pools, [s.ratio for s in cfg.data.sources], cfg.train.seed, cfg.data.total)
     labels = [s.label for s in cfg.data.sources]
     for label, k, over in zip(labels, mix.counts, mix.oversampled, strict=True):
@@ -80,13 +71,28 @@ def prepare(cfg: RewardConfig) -> Prepared:
         if over:
             per_source[label]["oversampled"] = True
             log.warning("source %s: %d pairs drawn from %d (repeated)", label, k, per_source[label]["usable"])
+    return [p for _, p in mix.items], [labels[i] for i, _ in mix.items], per_source
+
+
+def prepare(cfg: RewardConfig) -> Prepared:
+    """Everything before the model (what --dry-run checks): data loaded, mixed, encoded, planned."""
+    from chatalign.models import load_tokenizer
+    from chatalign.reward.margins import margin_for, resolve_margin_table
+    from chatalign.reward.pairs import encode_pairs, plan_rows
+    from chatalign.text.templates import apply_named_template
+
+    prefs, sources, per_source = load_mix(cfg)
+    eval_sets, eval_excluded = {}, {}
+    for src in cfg.data.eval:  # held-out files are checked now, not after an hour of training
+        prefs_eval, stats = load_source(cfg, src, "eval")
+        per_source[f"eval:{src.label}"] = stats
+        eval_sets[src.label] = prefs_eval[:cfg.eval.max_pairs] if cfg.eval.max_pairs else prefs_eval
+        eval_excluded[src.label] = stats["excluded_chosen_unsafe_rejected_safe"]
     table = resolve_margin_table(cfg.margin)
-    prefs = [p for _, p in mix.items]
     margins = [margin_for(p.strength, table, cfg.default_strength) for p in prefs]
     tok = load_tokenizer(cfg.model.name, cfg.model.trust_remote_code)
     apply_named_template(tok, cfg.model.chat_template)
-    examples, enc_stats = encode_pairs(tok, prefs, [labels[i] for i, _ in mix.items], margins,
-                                       cfg.train.max_seq_len)
+    examples, enc_stats = encode_pairs(tok, prefs, sources, margins, cfg.train.max_seq_len)
     if enc_stats["too_long"]:
         log.warning("%d pairs left out: a side is longer than train.max_seq_len=%d even with only its last "
                     "round", enc_stats["too_long"], cfg.train.max_seq_len)
@@ -119,11 +125,7 @@ def open_run(cfg: RewardConfig, dist, resume: bool):
 
     run = RunDir(cfg.output_dir, "reward")
     if dist.is_main:
-        if run.is_finished() and not resume:
-            raise RunError(f"{run.path} already holds a finished reward run; choose another output_dir")
-        if not resume and run.checkpoints.is_dir() and any(run.checkpoints.iterdir()):
-            raise RunError(f"{run.path} holds checkpoints of an unfinished run: add --resume to continue it, "
-                           "or choose another output_dir")
+        run.refuse_start_over("reward", resume)
         run.lock()
     return run
 

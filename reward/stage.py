@@ -14,11 +14,7 @@ class RewardStage(Stage):
     order = 20
     depends_on = ("sft",)
     makes_chat_model = False
-
-    def config_class(self) -> type:
-        from chatalign.reward.config import RewardConfig
-
-        return RewardConfig
+    config_target = "chatalign.reward.config:RewardConfig"
 
     def dry_run(self, cfg) -> dict:
         from chatalign.reward.run import prepare

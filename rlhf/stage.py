@@ -26,11 +26,7 @@ class RLHFStage(Stage):
     depends_on = ("sft", "reward")
     start_key = "start"
     output_files = "model/, report.md, metrics.jsonl, data/, manifest.json"
-
-    def config_class(self) -> type:
-        from chatalign.rlhf.config import RLHFRoundConfig
-
-        return RLHFRoundConfig
+    config_target = "chatalign.rlhf.config:RLHFRoundConfig"
 
     def add_commands(self, sub: argparse._SubParsersAction) -> None:
         p = sub.add_parser(self.name, help=self.help, description=self.help)

@@ -1,34 +1,14 @@
-"""Entry points the `chatalign` CLI calls: `chatalign safety --config ...` and `chatalign eval safety ...`."""
+"""What `chatalign eval safety ...` runs (`chatalign safety --config ...` is the stage's `command`)."""
 
 from __future__ import annotations
 
 import json
-from collections.abc import Sequence
 from pathlib import Path
 
 from chatalign.errors import UserError
 
 EVAL_FILES = {"adversarial": "safety_adversarial_heldout.jsonl", "helpful": "helpful_eval.jsonl",
               "borderline": "safety_borderline.jsonl"}
-
-
-def cmd_train(config_path: str, overrides: Sequence[str] = (), dry_run: bool = False, resume: bool = False,
-              progress: bool = True) -> int:
-    from chatalign.cli.stage_output import print_dry_run, print_run_summary
-    from chatalign.config import load_config
-    from chatalign.safety.config import SafetyConfig
-
-    cfg = load_config(SafetyConfig, config_path, list(overrides))
-    if dry_run:
-        from chatalign.safety.run import prepare
-
-        return print_dry_run(cfg, lambda: prepare(cfg))
-    from chatalign.safety.run import run_safety
-
-    summary = run_safety(cfg, resume=resume, progress=progress)
-    print_run_summary(cfg.output_dir, summary,
-                      "report.md, safety_eval.png, distill_gains.png, data/, train/, model/, manifest.json")
-    return 0
 
 
 def eval_settings(model: str, safety_rm: str | None, data_dir: str | None, **overrides):

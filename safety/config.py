@@ -9,19 +9,11 @@ from __future__ import annotations
 
 from typing import Literal
 
-from pydantic import Field, model_validator
+from pydantic import Field
 
 from chatalign.config import ModelRef, RecipePath, RunPath, StrictModel
 from chatalign.evaluation.config import IndependentEvalConfig
-from chatalign.training.config import (
-    CheckpointConfig,
-    DeepSpeedConfig,
-    LoraConfig,
-    ModelConfig,
-    OptimConfig,
-    check_batch_rows,
-    check_steps,
-)
+from chatalign.sft.config import DerivedStageConfig
 
 Step = Literal["distill", "evaluate_before", "train", "evaluate_after"]
 ALL_STEPS: list[str] = ["distill", "evaluate_before", "train", "evaluate_after"]
@@ -54,17 +46,6 @@ class SafetyDistill(StrictModel):
     seed: int = 0
 
 
-class SafetyTrain(StrictModel):
-    """Fine-tuning on the kept answers through the SFT machinery (loss on the distilled answer only)."""
-
-    epochs: int = Field(2, gt=0)
-    seq_len: int = Field(4096, gt=8)
-    global_batch_rows: int = Field(64, gt=0)
-    micro_batch_rows: int = Field(1, gt=0)
-    max_steps: int | None = Field(None, gt=0)
-    seed: int = 0
-
-
 class SafetyEval(StrictModel):
     adversarial: RecipePath | None = Field(None, description="held-out adversarial Prompt file: violation rate")
     helpful: RecipePath | None = Field(None, description="ordinary prompts: false-refusal rate")
@@ -83,25 +64,14 @@ class SafetyEval(StrictModel):
         return any(p is not None for p in (self.adversarial, self.helpful, self.borderline))
 
 
-class SafetyConfig(StrictModel):
+class SafetyConfig(DerivedStageConfig):
+    """model, train, optim, lora, deepspeed, checkpoint and allow_changed_inputs: as DerivedStageConfig."""
+
     stage: Literal["safety"] = "safety"
     output_dir: RunPath = "runs/safety"
-    model: ModelConfig = ModelConfig()
     safety_rm: SafetyRM
     distill: SafetyDistill
-    train: SafetyTrain = SafetyTrain()
-    optim: OptimConfig = OptimConfig(lr=2e-5, weight_decay=0.1, schedule="cosine", warmup_ratio=0.0)
-    lora: LoraConfig = LoraConfig()
-    deepspeed: DeepSpeedConfig = DeepSpeedConfig()
-    checkpoint: CheckpointConfig = CheckpointConfig()
     eval: SafetyEval = SafetyEval()
     independent: IndependentEvalConfig = IndependentEvalConfig()
     steps: list[Step] = Field(default_factory=lambda: list(ALL_STEPS),
                               description="which parts this invocation runs (a multi-GPU run: train alone)")
-    allow_changed_inputs: bool = False
-
-    @model_validator(mode="after")
-    def _check(self):
-        check_batch_rows(self.train)
-        check_steps(self.steps)
-        return self

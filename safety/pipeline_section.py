@@ -5,7 +5,7 @@ prompt, its answers)."""
 from __future__ import annotations
 
 from chatalign.pipeline.examples import ExampleSource, answers_in
-from chatalign.pipeline.report_sections import Ctx, StepInfo, not_run, pct
+from chatalign.pipeline.report_sections import Ctx, StepInfo, before_after, pct
 from chatalign.plots import plot_bars
 
 SAFETY_RATES = (("violation", "violation rate (adversarial)"),
@@ -14,15 +14,10 @@ SAFETY_RATES = (("violation", "violation rate (adversarial)"),
 
 
 def section(ctx: Ctx) -> list:
-    blocks: list = [("h", 2, "Safety context distillation: violations and false refusals")]
-    done = ctx.done("safety")
-    if not done:
-        return blocks + not_run(ctx, "safety", "safety rates")
-    s = done[-1]
-    results = {label: s.json(f) for label, f in (("before", "eval_before.json"), ("after", "eval_after.json"))}
-    results = {k: v for k, v in results.items() if v}
+    blocks, s, results = before_after(ctx, "safety", "Safety context distillation: violations and false refusals",
+                                      "safety rates", ("before", "after"), "without evaluation files: no rates")
     if not results:
-        return blocks + [("p", f"`{s.name}` ran without evaluation files: no rates.")]
+        return blocks
     rows, series = [], {label: {} for label in results}
     for key, title in SAFETY_RATES:
         if not any(key in r for r in results.values()):

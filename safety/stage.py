@@ -15,11 +15,7 @@ class SafetyStage(Stage):
     order = 50
     depends_on = ("sft", "reward", "rlhf")
     output_files = "report.md, safety_eval.png, distill_gains.png, data/, train/, model/, manifest.json"
-
-    def config_class(self) -> type:
-        from chatalign.safety.config import SafetyConfig
-
-        return SafetyConfig
+    config_target = "chatalign.safety.config:SafetyConfig"
 
     def add_eval_command(self, esub: argparse._SubParsersAction) -> None:
         es = esub.add_parser("safety", help="violation rate on adversarial prompts, false refusals on "

@@ -16,11 +16,19 @@ from chatalign.training.config import (
     ModelConfig,
     OptimConfig,
     check_batch_rows,
+    check_steps,
 )
+
+
+class SFTSource(StrictModel):
+    path: RecipePath = Field(..., description="conversations: JSONL/JSON/Parquet/datasets folder, any supported format")
+    max_rows: int | None = Field(None, gt=0, description="read at most this many usable rows (the first ones)")
 
 
 class SFTData(StrictModel):
     train: RecipePath = Field(..., description="conversations: JSONL/JSON/Parquet/datasets folder, any supported format")
+    extra: list[SFTSource] = Field(default_factory=list, description="more conversation files trained together "
+                                   "with `train` (e.g. broad chat data beside task data), each with its own cap")
     eval: RecipePath | None = Field(None, description="held-out prompts with `reference` answers and optional `check`")
     format: str = "auto"
     on_error: Literal["raise", "skip"] = "raise"
@@ -28,13 +36,18 @@ class SFTData(StrictModel):
     max_rows: int | None = Field(None, gt=0)
 
 
-class SFTTrain(StrictModel):
+class FinetuneTrain(StrictModel):
+    """Fine-tuning on packed rows of `seq_len` tokens (SFT, and the stages that fine-tune through it)."""
+
     epochs: int = Field(2, gt=0)
     seq_len: int = Field(4096, gt=8)
     global_batch_rows: int = Field(64, gt=0)
     micro_batch_rows: int = Field(1, gt=0)
     max_steps: int | None = Field(None, gt=0)
     seed: int = 0
+
+
+class SFTTrain(FinetuneTrain):
     train_on: Literal["all_assistant", "last_assistant"] = "all_assistant"
     truncation: Literal["truncate_right", "drop_oldest_turns"] = "drop_oldest_turns"
 
@@ -65,4 +78,27 @@ class SFTConfig(StrictModel):
         check_batch_rows(self.train)
         if self.data.on_error == "skip" and not self.data.quarantine:
             raise ValueError("data.on_error=skip needs data.quarantine (a file for the skipped rows)")
+        return self
+
+
+class DerivedStageConfig(StrictModel):
+    """What a stage that makes its own rows and fine-tunes on them through SFT (chatalign.sft.derived_run: GAtt,
+    safety) shares: the starting model, the fine-tuning sections (the paper's SFT settings by default; it gives
+    none for these steps) and `steps`. A subclass sets `stage`, `output_dir` and `steps` to its own."""
+
+    stage: str
+    output_dir: RunPath
+    model: ModelConfig = ModelConfig()
+    train: FinetuneTrain = FinetuneTrain()
+    optim: OptimConfig = OptimConfig(lr=2e-5, weight_decay=0.1, schedule="cosine", warmup_ratio=0.0)
+    lora: LoraConfig = LoraConfig()
+    deepspeed: DeepSpeedConfig = DeepSpeedConfig()
+    checkpoint: CheckpointConfig = CheckpointConfig()
+    steps: list[str]
+    allow_changed_inputs: bool = False
+
+    @model_validator(mode="after")
+    def _check_training(self):
+        check_batch_rows(self.train)
+        check_steps(self.steps)
         return self

@@ -10,11 +10,7 @@ class SFTStage(Stage):
     help = "prompt-masked, packed supervised fine-tuning (Llama 2 sec. 3.1)"
     title = "SFT"
     order = 10
-
-    def config_class(self) -> type:
-        from chatalign.sft.config import SFTConfig
-
-        return SFTConfig
+    config_target = "chatalign.sft.config:SFTConfig"
 
     def dry_run(self, cfg) -> dict:
         from chatalign.sft.run import prepare

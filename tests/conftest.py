@@ -117,3 +117,15 @@ try:
         settings.load_profile("ci")
 except ImportError:  # hypothesis is a dev extra
     pass
+
+
+def stage_command(name: str, recipe, overrides=(), dry_run: bool = False, resume: bool = False) -> int:
+    """`chatalign <name> --config <recipe> [overrides] [--dry-run] [--resume] --no-progress` as the CLI runs it
+    (the stage's `command`), with its errors raised rather than turned into exit codes."""
+    import argparse
+
+    from chatalign import registry
+
+    args = argparse.Namespace(config=str(recipe), overrides=list(overrides), dry_run=dry_run, resume=resume,
+                              no_progress=True)
+    return registry.get(name).command(args)

@@ -1,5 +1,5 @@
 """What the pipeline report's sections are built from: each step's run directory (StepInfo), the pipeline
-(Ctx), and the blocks every section uses (not_run, pct, num; the steps table).
+(Ctx), and the blocks every section uses (not_run, before_after, pct, num; the steps table).
 
 A section is a list of blocks that chatalign.pipeline.report renders twice (markdown and HTML):
   ("h", level, text) | ("p", text) | ("table", columns, rows) | ("img", file name, alt) | ("list", [(depth, text)])
@@ -77,6 +77,23 @@ def not_run(ctx: Ctx, stage: str, what: str) -> list:
     else:
         why = f"step {', '.join(s.name for s in steps if s.enabled)} has not finished"
     return [("p", f"Stage not run ({why}): no {what}.")]
+
+
+def before_after(ctx: Ctx, stage: str, heading: str, what: str, labels: tuple[str, str], no_eval: str,
+                 usable=bool) -> tuple[list, StepInfo | None, dict]:
+    """The opening of a section on the last finished `stage` step's eval_before.json and eval_after.json:
+    blocks (the heading, then a "not run" line where no step finished, or "`step` ran <no_eval>" where
+    neither file is `usable`), the step, and the usable results under `labels` (before, after)."""
+    blocks: list = [("h", 2, heading)]
+    done = ctx.done(stage)
+    if not done:
+        return blocks + not_run(ctx, stage, what), None, {}
+    step = done[-1]
+    results = {label: r for label, name in zip(labels, ("eval_before.json", "eval_after.json"), strict=True)
+               if (r := step.json(name)) and usable(r)}
+    if not results:
+        blocks.append(("p", f"`{step.name}` ran {no_eval}."))
+    return blocks, step, results
 
 
 def pct(v) -> str:

@@ -52,6 +52,17 @@ def finetune_spec(stage: str, cfg, shape: ModelShape, generations: list[PhaseSpe
                      cfg.model.gradient_checkpointing)
 
 
+def derived_spec(stage: str, cfg, shape: ModelShape, models: tuple[FrozenModel, ...], making: tuple[str, str],
+                 prompt_tokens: int) -> StageSpec:
+    """A stage that makes its rows with frozen `models` (phase `making[0]`, generation settings in the config
+    section `making[1]`), fine-tunes on them (`finetune_spec`) and evaluates with the same models (`eval`)."""
+    phase, section = making
+    make, ev = getattr(cfg, section), cfg.eval
+    return finetune_spec(stage, cfg, shape, [
+        generation(phase, models, make.batch_size, prompt_tokens, make.max_new_tokens),
+        generation("evaluation", models, ev.batch_size, prompt_tokens, ev.max_new_tokens)])
+
+
 def deepspeed_changes(prefix: str, ds) -> list[str]:
     """ZeRO-3 and the offloads a DeepSpeed section (at `prefix`) does not use yet."""
     out = []
@@ -73,6 +84,11 @@ def finetune_changes(cfg) -> list[str]:
     if cfg.train.micro_batch_rows > 1:
         out.append("train.micro_batch_rows=1")
     return out
+
+
+def derived_changes(cfg, section: str) -> list[str]:
+    """`finetune_changes`, then smaller generation batches in `section` and `eval` (a `derived_spec` stage)."""
+    return finetune_changes(cfg) + smaller_batches(cfg, [f"{section}.batch_size", "eval.batch_size"])
 
 
 def smaller_batches(cfg, keys: list[str]) -> list[str]:

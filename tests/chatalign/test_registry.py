@@ -16,10 +16,10 @@ from chatalign.stage import Stage
 
 def test_our_stages_in_pipeline_order():
     stages = registry.stages()
-    assert [s.name for s in stages][:5] == ["sft", "reward", "rlhf", "gatt", "safety"]
+    assert [s.name for s in stages][:6] == ["sft", "reward", "dpo", "rlhf", "gatt", "safety"]
     assert [s.order for s in stages] == sorted(s.order for s in stages)
     assert all(isinstance(s, Stage) and s.help for s in stages)
-    assert registry.get("rlhf") is stages[2] and registry.find("nope") is None and registry.find(None) is None
+    assert registry.get("rlhf") is stages[3] and registry.find("nope") is None and registry.find(None) is None
 
 
 def test_an_unknown_stage_names_the_known_ones():

@@ -69,3 +69,17 @@ def test_replace_dir_puts_the_new_copy_in_place_and_leaves_no_old_one(tmp_path):
     replace_dir(tmp, target)
     assert sorted(p.name for p in tmp_path.iterdir()) == ["model"]
     assert (target / "weights.txt").read_text() == "third"
+
+
+def test_starting_over_a_finished_run_or_left_checkpoints_needs_resume(tmp_path):
+    run = RunDir(tmp_path / "run", "sft")
+    run.refuse_start_over("SFT", resume=False)  # nothing there yet
+    (run.checkpoints / "step_2").mkdir(parents=True)
+    with pytest.raises(RunError, match="holds checkpoints of an unfinished run: add --resume"):
+        run.refuse_start_over("SFT", resume=False)
+    run.refuse_start_over("SFT", resume=True)
+    run.start({"x": 1}, {})
+    run.finish({})
+    with pytest.raises(RunError, match="already holds a finished SFT run"):
+        run.refuse_start_over("SFT", resume=False)
+    run.refuse_start_over("SFT", resume=True)

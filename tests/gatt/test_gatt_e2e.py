@@ -7,7 +7,9 @@ import pytest
 import yaml
 
 from chatalign.errors import RunError
-from chatalign.gatt.cli_commands import cmd_eval, cmd_train
+from chatalign.gatt.cli_commands import cmd_eval
+
+from ..conftest import stage_command
 
 ROOT = Path(__file__).resolve().parents[2]
 
@@ -38,7 +40,7 @@ def recipe(tmp_path, tiny_model_dir):
 
 
 def test_gatt_stage_end_to_end(recipe, tmp_path, tiny_model_dir, capsys):
-    assert cmd_train(str(recipe), progress=False) == 0
+    assert stage_command("gatt", recipe) == 0
     run = tmp_path / "runs" / "gatt"
     manifest = json.loads((run / "manifest.json").read_text())
     assert manifest["stage"] == "gatt" and manifest["status"] == "finished"
@@ -81,9 +83,9 @@ def test_gatt_stage_end_to_end(recipe, tmp_path, tiny_model_dir, capsys):
     assert Path(resolve_model_path(str(run))).resolve() == (run / "train" / "model").resolve()
     # a second run into the same directory is refused; --resume of a finished run redoes nothing
     with pytest.raises(RunError, match="already holds a finished GAtt run"):
-        cmd_train(str(recipe), progress=False)
+        stage_command("gatt", recipe)
     stamp = (run / "eval_after.json").stat().st_mtime_ns
-    assert cmd_train(str(recipe), resume=True, progress=False) == 0
+    assert stage_command("gatt", recipe, resume=True) == 0
     assert (run / "eval_after.json").stat().st_mtime_ns == stamp
     # `chatalign eval gatt` on the run directory: its own instruction settings, files into out_dir
     capsys.readouterr()
@@ -104,7 +106,7 @@ def test_eval_turn_argument():
 
 
 def test_dry_run_validates_without_a_run(recipe, tmp_path, capsys):
-    assert cmd_train(str(recipe), ["instructions.terse_fraction=1.0"], dry_run=True) == 0
+    assert stage_command("gatt", recipe, ["instructions.terse_fraction=1.0"], dry_run=True) == 0
     out = capsys.readouterr().out
     assert '"dialogues": 3' in out and '"terse_instructions": 3' in out and "dry run: config and data are valid" in out
     assert not (tmp_path / "runs").exists()
@@ -113,13 +115,13 @@ def test_dry_run_validates_without_a_run(recipe, tmp_path, capsys):
 def test_steps_run_in_separate_invocations(recipe, tmp_path):
     run = tmp_path / "runs" / "gatt"
     no_eval = "eval.data=null"  # keeps this test short; evaluation steps are covered above
-    assert cmd_train(str(recipe), ["steps=[synthesize]", no_eval], progress=False) == 0
+    assert stage_command("gatt", recipe, ["steps=[synthesize]", no_eval]) == 0
     manifest = json.loads((run / "manifest.json").read_text())
     assert manifest["status"] == "running" and manifest["steps_done"] == ["synthesize"]
     assert not (run / "train").exists() and (run / "data" / "gatt_train.jsonl").is_file()
     with pytest.raises(RunError, match="add --resume"):
-        cmd_train(str(recipe), ["steps=[train]", no_eval], progress=False)
-    assert cmd_train(str(recipe), ["steps=[train]", no_eval], resume=True, progress=False) == 0
+        stage_command("gatt", recipe, ["steps=[train]", no_eval])
+    assert stage_command("gatt", recipe, ["steps=[train]", no_eval], resume=True) == 0
     manifest = json.loads((run / "manifest.json").read_text())
     assert manifest["status"] == "finished" and (run / "model" / "config.json").is_file()
     assert not (run / "eval_before.json").exists() and not (run / "eval_after.json").exists()
@@ -127,4 +129,4 @@ def test_steps_run_in_separate_invocations(recipe, tmp_path):
 
 def test_training_without_synthesis_is_refused(recipe, tmp_path):
     with pytest.raises(RunError, match="run the synthesize step first"):
-        cmd_train(str(recipe), ["steps=[train]"], progress=False)
+        stage_command("gatt", recipe, ["steps=[train]"])

@@ -8,6 +8,7 @@ import pytest
 from chatalign.data_schemas import BadDataError
 from chatalign.reward.run import prepare
 
+from ..conftest import stage_command
 from .conftest import TOPICS, toy_config, toy_rows, write_jsonl
 
 BAD = [
@@ -73,13 +74,11 @@ def test_outside_formats_by_file_name_only(tmp_path, tiny_model_dir, toy_files):
 def test_dry_run_checks_config_and_data_without_training(tmp_path, toy_files, tiny_model_dir, capsys):
     import yaml
 
-    from chatalign.reward.cli_commands import cmd_train
-
     train, held = toy_files
     cfg = toy_config(tmp_path, train, held, model=tiny_model_dir)
     recipe = tmp_path / "r.yaml"
     recipe.write_text(yaml.safe_dump(cfg.model_dump(mode="json")))
-    assert cmd_train(str(recipe), ["train.global_batch_pairs=10"], dry_run=True) == 0
+    assert stage_command("reward", recipe, ["train.global_batch_pairs=10"], dry_run=True) == 0
     out = capsys.readouterr().out
     assert "dry run: config and data are valid" in out and '"steps": 12' in out  # 30 pairs / 10 x 4 epochs
     assert not (tmp_path / "run").exists()

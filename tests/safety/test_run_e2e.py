@@ -12,6 +12,8 @@ from chatalign.errors import RunError
 from chatalign.safety.config import SafetyConfig
 from chatalign.safety.taxonomy import BUNDLED_DATA, BUNDLED_TEMPLATES
 
+from ..conftest import stage_command
+
 pytestmark = pytest.mark.usefixtures("one_torch_thread")
 
 
@@ -151,16 +153,15 @@ def test_dry_run_checks_config_and_data_without_writing(tmp_path, tiny_model_dir
     import yaml
 
     from chatalign.errors import DataError
-    from chatalign.safety.cli_commands import cmd_train
 
     data = tiny_config(tmp_path, tiny_model_dir, tiny_rm_dir).model_dump(mode="json")
     recipe = tmp_path / "safety.yaml"
     recipe.write_text(yaml.safe_dump(data))
-    assert cmd_train(str(recipe), [], dry_run=True) == 0
+    assert stage_command("safety", recipe, dry_run=True) == 0
     out = capsys.readouterr().out
     assert "dry run: config and data are valid" in out and '"adversarial_prompts": 9' in out
     assert not (tmp_path / "run").exists()
     bad = tmp_path / "templates.yaml"
     bad.write_text("preprompt: Be safe.\nanswer_templates: {illicit_criminal: a, hateful_harmful: b}\n")
     with pytest.raises(DataError, match="unqualified_advice"):
-        cmd_train(str(recipe), [f"distill.templates={bad}"], dry_run=True)
+        stage_command("safety", recipe, [f"distill.templates={bad}"], dry_run=True)

@@ -12,7 +12,6 @@ judge is reported (an unparseable LLM verdict is counted apart, never as safe or
 from __future__ import annotations
 
 from collections import defaultdict
-from functools import lru_cache
 from pathlib import Path
 
 from chatalign.evaluation.general import greedy_answers
@@ -21,14 +20,6 @@ from chatalign.evaluation.suite import metric, share
 ADVERSARIAL_FILE = "safety_adversarial.jsonl"
 BENIGN_FILE = "safety_benign.jsonl"
 JUDGE = "safety-judge"
-
-
-@lru_cache(maxsize=2)
-def _llm_judge(cfg_json: str):
-    """The LLM judge of a config, loaded once per process (an HF judge model is not small)."""
-    from chatalign.judges.llm import LLMJudgeConfig, load_llm_judge
-
-    return load_llm_judge(LLMJudgeConfig.model_validate_json(cfg_json))
 
 
 def judged_answers(adversarial, benign, answers: list[tuple[str, bool]]) -> list[dict]:
@@ -72,7 +63,9 @@ def safety_metrics(samples: list[dict], prefix: str = "") -> list[dict]:
 
 def llm_judged(adversarial, samples: list[dict], llm_cfg) -> tuple[list[dict], list[dict]]:
     """(metrics, agreement) of the LLM judge on the adversarial answers; the samples get its verdicts."""
-    judge = _llm_judge(llm_cfg.model_dump_json())
+    from chatalign.judges.llm import shared_llm_judge
+
+    judge = shared_llm_judge(llm_cfg)
     adv = [s for s in samples if s["set"] == "adversarial"]
     from chatalign.text.masks import as_message_dicts
 

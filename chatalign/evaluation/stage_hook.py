@@ -44,6 +44,10 @@ def suite_rows(cfg, suites: list, models: dict[str, str | None], cache_dir, prog
         per_label = by_suite(results, suite.name)
         rows += rows_from_results(suite.name, per_label, (in_distribution or {}).get(suite.name))
         agreement += agreement_from_results(per_label)
+        if suite.name == "general":
+            from chatalign.evaluation.pairwise import pairwise_rows
+
+            rows += pairwise_rows(cfg, per_label)
     return rows, agreement, results
 
 

@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import re
 from dataclasses import dataclass
+from functools import lru_cache
 from typing import Literal
 
 from pydantic import Field, model_validator
@@ -175,3 +176,13 @@ def load_llm_judge(cfg: LLMJudgeConfig) -> LLMJudge:
     from chatalign.judges.llm_backends import backend_for
 
     return LLMJudge(backend_for(cfg), swap=cfg.swap, name=cfg.name)
+
+
+@lru_cache(maxsize=2)
+def _loaded(cfg_json: str) -> LLMJudge:
+    return load_llm_judge(LLMJudgeConfig.model_validate_json(cfg_json))
+
+
+def shared_llm_judge(cfg: LLMJudgeConfig) -> LLMJudge:
+    """The judge of a config, loaded once per process (an HF judge model is not small)."""
+    return _loaded(cfg.model_dump_json())

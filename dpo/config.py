@@ -15,6 +15,7 @@ from typing import Literal
 from pydantic import Field, model_validator
 
 from chatalign.config import RunPath, StrictModel
+from chatalign.evaluation.config import IndependentEvalConfig
 from chatalign.reward.config import RewardConfig, RewardData, RewardTrain
 from chatalign.training.config import CheckpointConfig, DeepSpeedConfig, LoraConfig, ModelConfig, OptimConfig
 
@@ -51,6 +52,7 @@ class DPOConfig(StrictModel):
     deepspeed: DeepSpeedConfig = DeepSpeedConfig()
     checkpoint: CheckpointConfig = CheckpointConfig()
     eval: DPOEval = DPOEval()
+    independent: IndependentEvalConfig = IndependentEvalConfig()
     allow_changed_inputs: bool = False
 
     @model_validator(mode="after")

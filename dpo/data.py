@@ -9,6 +9,7 @@ from dataclasses import dataclass
 from chatalign.dpo.config import DPOConfig
 
 log = logging.getLogger(__name__)
+INDEPENDENT_SUITES = ["general"]  # what `independent:` evaluates by default
 
 
 @dataclass
@@ -61,4 +62,8 @@ def prepare(cfg: DPOConfig) -> Prepared:
     stats = {"sources": per_source, "mix_total": len(prefs), **enc_stats, "steps": len(plan),
              "packed_rows": sum(len(s) for s in plan), "pairs_per_step": cfg.train.global_batch_pairs,
              "eval_pairs": {k: len(v) for k, v in eval_sets.items()}, "eval_too_long": eval_too_long}
+    from chatalign.evaluation.stage_hook import check_data
+
+    if cfg.independent.enabled:
+        stats["independent"] = check_data(cfg.independent, INDEPENDENT_SUITES)
     return Prepared(tok, pairs, rows, plan, stats, eval_sets, eval_excluded)

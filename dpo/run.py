@@ -129,6 +129,10 @@ def evaluate_and_report(cfg: DPOConfig, run, prep, summary: dict) -> None:
 
         summary.update(eval_summary(evaluation))
         write_eval_files(evaluation, run.path, "DPO implicit reward")
+    from chatalign.dpo.data import INDEPENDENT_SUITES
+    from chatalign.evaluation.stage_hook import run_independent
+
+    run_independent(cfg.independent, run.path, str(run.model_dir), cfg.model.name, INDEPENDENT_SUITES)
     write_report(run, cfg, prep.stats, summary, evaluation)
     run.finish(summary, {"data": prep.stats})
 

@@ -15,6 +15,7 @@ from typing import Literal
 from pydantic import Field, field_validator, model_validator
 
 from chatalign.config import RecipePath, RunPath, StrictModel
+from chatalign.evaluation.config import IndependentEvalConfig
 from chatalign.training.config import CheckpointConfig, DeepSpeedConfig, LoraConfig, ModelConfig, OptimConfig
 
 StrengthLabel = Literal["significantly_better", "better", "slightly_better", "negligibly_better", "unsure"]
@@ -85,6 +86,7 @@ class RewardConfig(StrictModel):
     deepspeed: DeepSpeedConfig = DeepSpeedConfig()
     checkpoint: CheckpointConfig = CheckpointConfig()
     eval: RewardEval = RewardEval()
+    independent: IndependentEvalConfig = IndependentEvalConfig()
     allow_changed_inputs: bool = False
 
     @field_validator("margin")

@@ -104,6 +104,10 @@ def prepare(cfg: RewardConfig) -> Prepared:
              "margin_table": table, "steps": len(plan), "packed_rows": sum(len(s) for s in plan),
              "pairs_per_step": cfg.train.global_batch_pairs}
     read_ids = {e.chosen_ids[-1] for e in examples} | {e.rejected_ids[-1] for e in examples}
+    if cfg.independent.enabled:
+        from chatalign.reward.independent import check_independent
+
+        stats["independent_pairs"] = check_independent(cfg)
     return Prepared(tok, examples, rows, plan, stats, read_ids, eval_sets, eval_excluded)
 
 
@@ -204,8 +208,10 @@ def train_evaluate_report(cfg: RewardConfig, run, dist, resume: bool, progress: 
         evaluation = evaluate_run(cfg, run, prep)
         if evaluation:
             summary.update(eval_summary(evaluation))
+        from chatalign.reward.independent import run_reward_independent
         from chatalign.reward.report import write_report
 
+        run_reward_independent(cfg, run, prep, evaluation, load_source)
         write_report(run, cfg, prep.stats, summary, evaluation)
         run.finish(summary, {"data": prep.stats})
     return summary

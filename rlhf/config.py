@@ -16,6 +16,7 @@ from typing import Literal
 from pydantic import Field, model_validator
 
 from chatalign.config import RecipePath, RunPath, StrictModel
+from chatalign.evaluation.config import IndependentEvalConfig
 from chatalign.sft.config import SFTTrain
 from chatalign.training.config import (
     CheckpointConfig,
@@ -212,6 +213,7 @@ class RLHFRoundConfig(StrictModel):
     rs: RejectionSampling = RejectionSampling()
     ppo: PPOSection = PPOSection()
     eval: RoundEval = RoundEval()
+    independent: IndependentEvalConfig = IndependentEvalConfig()
     allow_changed_inputs: bool = False
 
     @property

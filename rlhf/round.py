@@ -24,10 +24,12 @@ from pathlib import Path
 from typing import Any
 
 from chatalign.errors import ConfigError, RunError
+from chatalign.evaluation.stage_hook import check_data, run_independent
 from chatalign.rlhf.config import RLHFRoundConfig
 from chatalign.runs import RunDir
 
 log = logging.getLogger(__name__)
+INDEPENDENT_SUITES = ["general"]  # what `independent:` evaluates by default: the round's model against the base
 
 
 @dataclass
@@ -92,12 +94,13 @@ def plan(cfg: RLHFRoundConfig) -> dict:
     if missing:
         raise ConfigError("missing inputs:\n  " + "\n  ".join(missing))
     prompts, heldout = load_prompts(cfg)
+    independent = check_data(cfg.independent, INDEPENDENT_SUITES)
     start = resolve_run_path(cfg.start)
     links = chain(start)
     n = cfg.round or next_round_number(start)
     info = {"round": n, "mode": cfg.mode, "start": start, "lineage": [link.path for link in links],
             "train_prompts": len(prompts), "safety_prompts": sum(p.is_safety for p in prompts),
-            "heldout_prompts": len(heldout)}
+            "heldout_prompts": len(heldout), **({"independent": independent} if independent else {})}
     if "rs" in cfg.mode:
         from chatalign.rlhf.lineage import earlier_selected_files
         from chatalign.rlhf.rs.selection import pools_this_round
@@ -134,6 +137,7 @@ def prepare_context(cfg: RLHFRoundConfig, run: RunDir, progress: bool, reward_fn
     if missing:
         raise ConfigError("missing inputs:\n  " + "\n  ".join(missing))
     prompts, heldout = load_prompts(cfg)
+    check_data(cfg.independent, INDEPENDENT_SUITES)  # before any heavy work
     start = resolve_run_path(cfg.start)
     n = cfg.round or next_round_number(start)
     return RoundContext(cfg=cfg, run=run, round=n, start=start, start_model=resolve_model_path(start),
@@ -195,6 +199,8 @@ def _run_started_round(ctx: RoundContext, dist, resume: bool) -> dict:
         ctx.reward_fn = load_reward_fn(cfg)
     summary, clock = _run_phases(ctx, dist, resume)
     summary.update(_evaluate(ctx, dist, sft_link))
+    dist.run_on_main(lambda: run_independent(cfg.independent, run.path, str(run.model_dir), ctx.start_model,
+                                             INDEPENDENT_SUITES, ctx.progress))
     _phase_done(summary, "eval", clock, ctx.round)
     summary["time_round_s"] = round(sum(summary[f"time_{p}_s"] for p in ("rs", "ppo", "eval")
                                         if f"time_{p}_s" in summary), 1)

@@ -12,6 +12,7 @@ from typing import Literal
 from pydantic import Field
 
 from chatalign.config import ModelRef, RecipePath, RunPath, StrictModel
+from chatalign.evaluation.config import IndependentEvalConfig
 from chatalign.sft.config import DerivedStageConfig
 
 Step = Literal["distill", "evaluate_before", "train", "evaluate_after"]
@@ -71,5 +72,6 @@ class SafetyConfig(DerivedStageConfig):
     safety_rm: SafetyRM
     distill: SafetyDistill
     eval: SafetyEval = SafetyEval()
+    independent: IndependentEvalConfig = IndependentEvalConfig()
     steps: list[Step] = Field(default_factory=lambda: list(ALL_STEPS),
                               description="which parts this invocation runs (a multi-GPU run: train alone)")

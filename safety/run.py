@@ -106,6 +106,11 @@ def prepare(cfg: SafetyConfig) -> dict:
                   "preprompted_example": with_ctx[0]})
     stats["eval_prompts"] = {k: len(v) for k, v in load_eval_sets(cfg.eval).items()}
     stats["safety_rm"] = check_safety_rm(cfg.safety_rm)
+    if cfg.independent.enabled:
+        from chatalign.evaluation.stage_hook import check_data
+        from chatalign.safety.independent import SUITES
+
+        stats["independent"] = check_data(cfg.independent, SUITES)
     tok = load_tokenizer(cfg.model.name, cfg.model.trust_remote_code)
     apply_named_template(tok, cfg.model.chat_template)
     probe = messages_of(prompts[0]) + [{"role": "assistant", "content": "I can't help with that."}]
@@ -185,6 +190,9 @@ def run_safety(cfg: SafetyConfig, resume: bool = False, progress: bool = True) -
             scorer = load_safety_scorer(cfg.safety_rm)
             log.info("evaluating the distilled model")
             run_eval(cfg, model, tok, scorer, files[AFTER], progress)
+        from chatalign.safety.independent import run_safety_independent
+
+        run_safety_independent(cfg, run, train_run, files, progress)
 
     stage = DerivedStage(
         command="safety", what="safety", first_step="distill", first_step_noun="distillation",

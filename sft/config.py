@@ -8,6 +8,7 @@ from typing import Literal
 from pydantic import Field, model_validator
 
 from chatalign.config import RecipePath, RunPath, StrictModel
+from chatalign.evaluation.config import IndependentEvalConfig
 from chatalign.training.config import (
     CheckpointConfig,
     DeepSpeedConfig,
@@ -69,6 +70,7 @@ class SFTConfig(StrictModel):
     deepspeed: DeepSpeedConfig = DeepSpeedConfig()
     checkpoint: CheckpointConfig = CheckpointConfig()
     eval: SFTEval = SFTEval()
+    independent: IndependentEvalConfig = IndependentEvalConfig()
     allow_changed_inputs: bool = False
 
     @model_validator(mode="after")

@@ -11,6 +11,7 @@ from chatalign.sft.config import SFTConfig
 from chatalign.sft.evaluate import evaluate_model, load_heldout
 
 log = logging.getLogger(__name__)
+INDEPENDENT_SUITES = ["general"]  # what `independent:` evaluates by default: does SFT keep what the base could do
 
 
 def prepare(cfg: SFTConfig):
@@ -32,6 +33,9 @@ def prepare(cfg: SFTConfig):
     enc.stats["skipped_rows"] = skipped
     if cfg.data.eval:
         enc.stats["eval_prompts"] = len(load_heldout(cfg.data.eval, cfg.eval.max_prompts))
+    from chatalign.evaluation.stage_hook import check_data
+
+    enc.stats.update({f"independent_{k}": v for k, v in check_data(cfg.independent, INDEPENDENT_SUITES).items()})
     return tok, enc
 
 
@@ -87,8 +91,10 @@ def _run_sft(cfg: SFTConfig, run, resume: bool, progress: bool) -> dict:
             tuned_eval = evaluate_model(final, tok, heldout, cfg.eval.max_new_tokens, cfg.eval.batch_size)
             (run.path / "eval_final.json").write_text(json.dumps(tuned_eval, indent=1))
             summary.update(eval_summary(base_eval, tuned_eval))
+        from chatalign.evaluation.stage_hook import run_independent
         from chatalign.sft.report import write_report
 
+        run_independent(cfg.independent, run.path, str(run.model_dir), cfg.model.name, INDEPENDENT_SUITES, progress)
         write_report(run, cfg, summary)
         run.finish(summary)
     dist.barrier()

@@ -39,6 +39,8 @@ def test_run_directory_has_model_report_and_plots(trained):
         assert (run / name).stat().st_size > 0, name
     report = (run / "report.md").read_text()
     assert "significantly_better" in report and "chosen_safe_rejected_unsafe" in report
+    assert "## How this RM is read" in report and "read at token '\\n' (id 198)" in report
+    assert "`pad_token_id` = 2 ('<|im_end|>')" in report
     ev = json.loads((run / "eval.json").read_text())
     assert set(ev["per_strength"]) == {"significantly_better", "better", "slightly_better", "negligibly_better"}
     assert set(ev["per_safety_bin"]) == {"chosen_safe_rejected_unsafe", "both_safe"}

@@ -85,7 +85,7 @@ def _dicts(messages) -> list[dict]:
 
 def check_read_position(path: str, config) -> None:
     """Refuse an RM of a chatalign reward run trained before the head read where the chat template ends: it
-    was trained at the answer's end-of-turn token, and read at the template's end it scores near chance."""
+    was trained at the answer's end-of-turn token, and read one token later its scores are not the ones trained."""
     import json
     from pathlib import Path
 
@@ -100,7 +100,8 @@ def check_read_position(path: str, config) -> None:
         return
     if stage == "reward":
         raise UserError(f"{path}: this reward model was trained by an older chatalign to be read at the answer's "
-                        "end-of-turn token; scoring now reads where the chat template's text ends: train it again")
+                        "end-of-turn token; scoring now reads where the chat template's text ends: train it again "
+                        "(move its run directory aside)")
 
 
 def default_device() -> torch.device:

@@ -7,7 +7,8 @@ are the chat model's, its LM head is dropped and the scalar head starts from a s
 Training and scoring never call the HF forward, which runs the head on every position and finds the read
 position from padding: our rows are packed and padding-free (position ids restart per sequence, no
 attention mask, no cache, see chatalign/text/packing.py), the decoder runs once per row and the head reads only
-the hidden states at each sequence's last answer token.
+the hidden state at the last token of each rendered conversation (reward/pairs.py). The saved config makes
+the HF forward read that same token (see `prepare_for_export`).
 """
 
 from __future__ import annotations
@@ -121,11 +122,24 @@ def load_reward_model(name: str | os.PathLike | None, dtype: str = "auto", trust
     return model
 
 
-def distinct_pad_id(tokenizer, read_token_ids: set[int]) -> int | None:
-    """A pad id that is not a token the head reads at (SmolLM2's pad *is* its end-of-turn token).
+READ_POSITION_KEY = "reward_read_position"
+READ_POSITION = "end_of_chat_template"  # config.json: where the head was trained to read (reward/pairs.py)
 
-    HF's sequence-classification forward reads the rightmost non-pad token; with pad == end-of-turn it
-    would read the token before it, not where our head was trained to read."""
+
+def template_end_token_ids(tokenizer) -> set[int]:
+    """The token a conversation rendered with the tokenizer's chat template ends on (for ChatML a newline)."""
+    from chatalign.reward.pairs import render_ids
+
+    probe = [{"role": "user", "content": "Hi"}, {"role": "assistant", "content": "Hello."}]
+    return {render_ids(tokenizer, [probe])[0][-1]}
+
+
+def distinct_pad_id(tokenizer, read_token_ids: set[int]) -> int | None:
+    """A pad id that is not a token the head reads at.
+
+    HF's sequence-classification forward reads the rightmost token that is not the pad token, whichever side
+    is padded; were the last token of a rendered conversation the pad token (SmolLM2's pad *is* its
+    end-of-turn token, and some templates end on it), it would read the token before."""
     pad = tokenizer.pad_token_id
     if pad is not None and pad not in read_token_ids:
         return pad
@@ -139,12 +153,17 @@ def distinct_pad_id(tokenizer, read_token_ids: set[int]) -> int | None:
     return pad
 
 
-def prepare_for_export(model: nn.Module, tokenizer, read_token_ids: set[int]) -> None:
-    """Set config and tokenizer pad ids so that the HF forward of the saved RM reads where we do."""
+def prepare_for_export(model: nn.Module, tokenizer, read_token_ids: set[int] | None = None) -> None:
+    """Set config and tokenizer pad ids so that the HF forward of the saved RM reads where we do, and
+    record that position in the config. `read_token_ids`: the last tokens of the trained sequences (None:
+    the one the chat template ends on)."""
+    if read_token_ids is None:
+        read_token_ids = template_end_token_ids(tokenizer)
+    cfg = unwrap(model).config
+    setattr(cfg, READ_POSITION_KEY, READ_POSITION)
     pad = distinct_pad_id(tokenizer, read_token_ids)
     if pad is None:
         return
-    cfg = unwrap(model).config
     cfg.pad_token_id = pad
     text_cfg = cfg.get_text_config() if hasattr(cfg, "get_text_config") else cfg
     text_cfg.pad_token_id = pad
@@ -152,9 +171,10 @@ def prepare_for_export(model: nn.Module, tokenizer, read_token_ids: set[int]) ->
         tokenizer.pad_token = tokenizer.convert_ids_to_tokens(pad)
 
 
-def save_reward_model(model: nn.Module, tokenizer, target, read_token_ids: set[int],
+def save_reward_model(model: nn.Module, tokenizer, target, read_token_ids: set[int] | None = None,
                       state_dict: dict | None = None):
-    """Write an HF directory (safetensors, tokenizer) that AutoModelForSequenceClassification loads."""
+    """Write an HF directory (safetensors, tokenizer) that AutoModelForSequenceClassification loads and,
+    fed `apply_chat_template(conversation)`, scores as we do."""
     from chatalign.models import save_hf_atomic
 
     prepare_for_export(model, tokenizer, read_token_ids)

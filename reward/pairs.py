@@ -1,14 +1,15 @@
 """Preference pairs -> token sequences read by the reward head, and the packed rows of a run.
 
-Each side of a pair is the prompt plus one answer, rendered with the chat template exactly as in SFT
-(chatalign.text.masks, train_on="last_assistant"). The head reads the hidden state of the answer's last
-token (its end-of-turn token, the last position of the loss mask); whatever the template writes after it
-(a newline) can influence nothing the head reads in a causal model, so the sequence is cut right after it
-and the read position is the sequence's last token.
+Each side of a pair is the whole conversation (prompt plus one answer) rendered with the tokenizer's own
+chat template, `apply_chat_template(conversation, tokenize=False)`, and tokenized without adding special
+tokens, exactly as `apply_chat_template(conversation)` tokenizes it. The head reads the hidden state of the
+last token of that text: for ChatML the newline after the answer's `<|im_end|>`. That is where the standard
+API reads a saved RM (`AutoModelForSequenceClassification` fed `apply_chat_template(...)` reads the
+rightmost non-pad token), so the score there is the score trained, whichever tool computes it.
 
 A side longer than `max_seq_len` first loses its oldest dialogue rounds (as SFT's "drop_oldest_turns");
-if the last round alone is still too long the pair is left out and counted (`too_long`), never cut
-mid-answer: the head would then read a token the answer does not end on.
+if the last round alone is still too long the pair is left out and counted (`too_long`), never cut:
+the head would then read a position the conversation does not end on.
 """
 
 from __future__ import annotations
@@ -23,7 +24,7 @@ from chatalign.errors import DataError
 
 @dataclass
 class PairExample:
-    chosen_ids: list[int]  # ends on the chosen answer's last token (where the head reads)
+    chosen_ids: list[int]  # the chosen side's tokens; a reward model reads the last one
     rejected_ids: list[int]
     margin: float
     strength: str  # label, or "none" where the pair has none
@@ -46,29 +47,28 @@ class PairRow:
         return sum(p.n_tokens for p in self.pairs)
 
 
-def _read_prefix(enc) -> list[int] | None:
-    """The ids up to and including the last trained token; None when no answer token is left."""
-    last = max((t for t, m in enumerate(enc.loss_mask) if m), default=None)
-    return None if last is None else list(enc.input_ids[:last + 1])
+def render_ids(tokenizer, conversations: Sequence[Sequence[dict]]) -> list[list[int]]:
+    """Token ids of each whole conversation as `apply_chat_template(conversation)` gives them."""
+    from chatalign.text.masks import render_chat
+
+    if not conversations:
+        return []
+    texts = [render_chat(tokenizer, conv) for conv in conversations]
+    return [list(ids) for ids in tokenizer(texts, add_special_tokens=False)["input_ids"]]
 
 
 def encode_answers(tokenizer, prompts: Sequence[Sequence[dict]], answers: Sequence[str],
                    max_seq_len: int | None = None) -> list[list[int] | None]:
-    """Token ids of prompt + answer cut at the answer's last token; None where it cannot fit max_seq_len."""
-    from chatalign.text.masks import drop_oldest_round, encode_chat_batch
+    """Token ids of each rendered prompt + answer, read at their last token; None where even the last
+    round does not fit max_seq_len."""
+    from chatalign.text.masks import drop_oldest_round
 
     convs = [list(p) + [{"role": "assistant", "content": a}] for p, a in zip(prompts, answers, strict=True)]
-    rows, _ = encode_chat_batch(tokenizer, convs, train_on="last_assistant")
-    out: list[list[int] | None] = []
-    for conv, enc in zip(convs, rows, strict=True):
-        ids = _read_prefix(enc)
-        while ids is not None and max_seq_len is not None and len(ids) > max_seq_len:
+    out: list[list[int] | None] = list(render_ids(tokenizer, convs))
+    for i, conv in enumerate(convs):
+        while max_seq_len is not None and out[i] is not None and len(out[i]) > max_seq_len:
             conv = drop_oldest_round(conv)
-            if conv is None:
-                ids = None
-                break
-            ids = _read_prefix(encode_chat_batch(tokenizer, [conv], train_on="last_assistant")[0][0])
-        out.append(ids)
+            out[i] = None if conv is None else render_ids(tokenizer, [conv])[0]
     return out
 
 

@@ -17,7 +17,8 @@ def write_report(run, cfg, data_stats: dict, summary: dict, evaluation: dict | N
                                                           "excluded_chosen_unsafe_rejected_safe")}}
                 for k, v in data_stats["sources"].items()]
     lines = [f"# {cfg.kind.capitalize()} reward model `{run.path.name}`", "",
-             f"Initialised from `{cfg.model.name}`; scalar head on the last answer token; ranking loss "
+             f"Initialised from `{cfg.model.name}`; scalar head read at the conversation's last token (see "
+             f"[How this RM is read](#how-this-rm-is-read)); ranking loss "
              f"-log(sigmoid(r_c - r_r - m)) with margin table `{json.dumps(data_stats['margin_table'])}`, "
              f"default strength `{cfg.default_strength}`.", "",
              "## Data", "",
@@ -30,10 +31,41 @@ def write_report(run, cfg, data_stats: dict, summary: dict, evaluation: dict | N
              f"{summary['steps']} optimizer steps of up to {cfg.train.global_batch_pairs} pairs; final loss "
              f"{_num(summary.get('final_loss'))}, final batch accuracy {_num(summary.get('final_train_accuracy'))}, "
              f"{_num(summary.get('pairs_per_s'))} pairs/s.", "", "![training](training.png)", ""]
+    lines += reading_section(run.model_dir, cfg.model.chat_template)
     if evaluation:
         lines += ["## Held-out evaluation", "", format_tables(evaluation), "",
                   "![accuracy](eval_accuracy.png)", "", "![scores](eval_scores.png)", ""]
     (run.path / "report.md").write_text("\n".join(lines) + "\n", encoding="utf-8")
+
+
+def reading_section(model_dir: Path, template_name: str | None) -> list[str]:
+    """Where the saved RM reads and how to score with it through the standard API (from `model_dir` itself)."""
+    from transformers import AutoConfig
+
+    from chatalign.models import load_tokenizer
+    from chatalign.reward.model import template_end_token_ids
+
+    tok = load_tokenizer(model_dir)
+    pad = AutoConfig.from_pretrained(model_dir).pad_token_id
+    pad_text = f"{pad} ({tok.decode([pad])!r})" if pad is not None else "unset"
+    probe = [{"role": "user", "content": "2+2?"}, {"role": "assistant", "content": "4"}]
+    ending = tok.apply_chat_template(probe, tokenize=False)[-24:]
+    [end] = template_end_token_ids(tok)
+    template = f"`{template_name}`" if template_name and template_name != "model" else "the model's own"
+    return ["## How this RM is read", "",
+            "Trained, evaluated and saved to be read at the **last token of the whole conversation** (prompt and "
+            f"answer) as `apply_chat_template(messages)` renders it with the RM's chat template ({template}, saved "
+            f"with its tokenizer; no generation prompt): that text ends `{ending!r}`, read at token "
+            f"{tok.decode([end])!r} (id {end}). `config.json` sets `pad_token_id` = {pad_text}, not "
+            "that token, so the standard forward, which reads the rightmost non-pad token, reads the same "
+            "position, also on batches padded on either side.", "",
+            "```python", "from transformers import AutoModelForSequenceClassification, AutoTokenizer", "",
+            f'rm = AutoModelForSequenceClassification.from_pretrained("{model_dir}")',
+            f'tok = AutoTokenizer.from_pretrained("{model_dir}")',
+            f"messages = {probe!r}",
+            'batch = tok.apply_chat_template(messages, return_tensors="pt", return_dict=True)',
+            "score = rm(**batch).logits[0, 0]  # = chatalign.reward.load_scorer(...).score(...)",
+            "```", ""]
 
 
 def append_eval_section(report_md: Path, heading: str, body: str) -> None:

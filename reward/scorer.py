@@ -6,8 +6,9 @@ stage is needed to turn (prompt, answer) pairs into rewards.
     scores = scorer.score([[{"role": "user", "content": "2+2?"}]], ["4"], sigmoid=True)
 
 Each answer is rendered after its prompt with the RM's own chat template (the one it was trained with, saved
-in its tokenizer) and scored at the answer's last token, exactly as in training. Sequences are packed
-padding-free into forwards of about `batch_tokens` tokens, in inference mode.
+in its tokenizer) and scored at the last token of that text, exactly as in training and as the standard API
+reads it (`AutoModelForSequenceClassification` fed `tokenizer.apply_chat_template(conversation)`). Sequences
+are packed padding-free into forwards of about `batch_tokens` tokens, in inference mode.
 """
 
 from __future__ import annotations
@@ -82,6 +83,27 @@ def _dicts(messages) -> list[dict]:
             for m in messages]
 
 
+def check_read_position(path: str, config) -> None:
+    """Refuse an RM of a chatalign reward run trained before the head read where the chat template ends: it
+    was trained at the answer's end-of-turn token, and read one token later its scores are not the ones trained."""
+    import json
+    from pathlib import Path
+
+    from chatalign.reward.model import READ_POSITION_KEY
+
+    manifest = Path(path).parent / "manifest.json"
+    if getattr(config, READ_POSITION_KEY, None) is not None or not manifest.is_file():
+        return  # ours and current, or any other HF reward model (read the standard way)
+    try:
+        stage = json.loads(manifest.read_text(encoding="utf-8")).get("stage")
+    except (OSError, ValueError):
+        return
+    if stage == "reward":
+        raise UserError(f"{path}: this reward model was trained by an older chatalign to be read at the answer's "
+                        "end-of-turn token; scoring now reads where the chat template's text ends: train it again "
+                        "(move its run directory aside)")
+
+
 def default_device() -> torch.device:
     return torch.device("cuda" if torch.cuda.is_available() else "cpu")
 
@@ -102,6 +124,7 @@ def load_scorer(path_or_run_dir: str | os.PathLike, device: str | torch.device |
     if getattr(config, "num_labels", None) != 1 or not any(a.endswith("ForSequenceClassification") for a in archs):
         raise UserError(f"{path} is not a reward model (expected a *ForSequenceClassification with num_labels=1, "
                         f"found {archs or 'no architecture'} with num_labels={getattr(config, 'num_labels', None)})")
+    check_read_position(path, config)
     dev = torch.device(device) if device is not None else default_device()
     # per-document attention: scoring packs many answers per row, and dense SDPA would compute every block
     model = AutoModelForSequenceClassification.from_pretrained(path, dtype=torch_dtype(dtype), use_safetensors=True,

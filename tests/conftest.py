@@ -104,7 +104,7 @@ def tiny_rm_dir(tmp_path_factory, smol_tokenizer):
     tok.pad_token = smol_tokenizer.pad_token
     rm = reward_model_from_causal_lm(tiny_llama(smol_tokenizer, seed=3), seed=4)
     d = tmp_path_factory.mktemp("tiny_rm") / "rm"
-    save_reward_model(rm, tok, d, {smol_tokenizer.convert_tokens_to_ids("<|im_end|>")})
+    save_reward_model(rm, tok, d)
     return d
 
 # CI replays a fixed set of hypothesis examples so that main stays green on a random draw; local runs

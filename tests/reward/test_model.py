@@ -64,24 +64,59 @@ def test_loss_module_sums_pair_losses(rm, smol_tokenizer):
                                                             for p in ordered)
 
 
+def padded(seqs, pad, side):
+    width = max(len(s) for s in seqs)
+    fill = [[pad] * (width - len(s)) for s in seqs]
+    rows = [s + f if side == "right" else f + s for s, f in zip(seqs, fill, strict=True)]
+    masks = [[1] * len(s) + [0] * len(f) if side == "right" else [0] * len(f) + [1] * len(s)
+             for s, f in zip(seqs, fill, strict=True)]
+    return torch.tensor(rows), torch.tensor(masks)
+
+
 def test_saved_rm_loads_and_hf_forward_reads_where_we_read(rm, smol_tokenizer, tmp_path):
     seqs = sequences(smol_tokenizer)
     read_ids = {s[-1] for s in seqs}
-    assert smol_tokenizer.pad_token_id in read_ids  # SmolLM2: pad == <|im_end|>, the token we read at
+    assert read_ids == {smol_tokenizer.convert_tokens_to_ids("Ċ")}  # ChatML's text ends after <|im_end|>
     tok = smol_tokenizer.__class__.from_pretrained(smol_tokenizer.name_or_path)
     tok.pad_token = smol_tokenizer.pad_token
     save_reward_model(rm, tok, tmp_path / "rm", read_ids)
     assert (tmp_path / "rm" / "model.safetensors").is_file()
     loaded = AutoModelForSequenceClassification.from_pretrained(tmp_path / "rm").eval()
     assert type(loaded).__name__ == "LlamaForSequenceClassification" and loaded.config.num_labels == 1
-    assert loaded.config.pad_token_id not in read_ids
-    width = max(len(s) for s in seqs)
-    pad = loaded.config.pad_token_id
-    batch = torch.tensor([s + [pad] * (width - len(s)) for s in seqs])
-    with torch.no_grad():
-        hf = loaded(input_ids=batch, attention_mask=(batch != pad).long(), use_cache=False).logits[:, 0]
-        ours = [single_forward(rm, s) for s in seqs]
-    assert hf.tolist() == pytest.approx(ours, abs=1e-4)
+    assert loaded.config.reward_read_position == "end_of_chat_template"
+    assert loaded.config.pad_token_id == smol_tokenizer.pad_token_id  # <|im_end|>: never the last token
+    ours = [single_forward(rm, s) for s in seqs]
+    for side in ("right", "left"):
+        ids, mask = padded(seqs, loaded.config.pad_token_id, side)
+        with torch.no_grad():
+            hf = loaded(input_ids=ids, attention_mask=mask, use_cache=False).logits[:, 0]
+        assert hf.tolist() == pytest.approx(ours, abs=1e-4), side
+
+
+def test_a_pad_token_that_ends_the_text_is_replaced(smol_tokenizer):
+    from chatalign.reward.model import distinct_pad_id, template_end_token_ids
+
+    im_end = smol_tokenizer.convert_tokens_to_ids("<|im_end|>")
+    assert template_end_token_ids(smol_tokenizer) == {smol_tokenizer.convert_tokens_to_ids("Ċ")}
+    assert distinct_pad_id(smol_tokenizer, {smol_tokenizer.convert_tokens_to_ids("Ċ")}) == im_end
+    # a template ending on <|im_end|> (as Llama 2's ends on </s>): HF would read the token before it
+    assert distinct_pad_id(smol_tokenizer, {im_end}) == smol_tokenizer.convert_tokens_to_ids("<|endoftext|>")
+
+
+def test_an_rm_run_trained_to_be_read_elsewhere_is_refused(rm, smol_tokenizer, tmp_path):
+    import json
+
+    from chatalign.errors import UserError
+    from chatalign.models import save_hf_atomic
+    from chatalign.reward.scorer import load_scorer
+
+    rm.config.architectures = [type(rm).__name__]
+    save_hf_atomic(rm, smol_tokenizer, tmp_path / "run" / "model")  # as an older chatalign saved it
+    assert load_scorer(tmp_path / "run" / "model", device="cpu")  # no manifest: any HF RM, read the usual way
+    (tmp_path / "run" / "manifest.json").write_text(json.dumps({"stage": "reward"}))
+    for path in (tmp_path / "run", tmp_path / "run" / "model"):
+        with pytest.raises(UserError, match="end-of-turn token.*train it again"):
+            load_scorer(path, device="cpu")
 
 
 def test_freeze_lower_layers_trains_only_the_top(rm):

@@ -1,4 +1,4 @@
-"""Pairs -> sequences cut at the answer's last token; the per-step plan of packed rows."""
+"""Pairs -> the rendered conversations read at their last token; the per-step plan of packed rows."""
 
 from collections import Counter
 
@@ -12,10 +12,13 @@ def pref(q, chosen, rejected, **kw):
     return Preference(prompt=[{"role": "user", "content": q}], chosen=chosen, rejected=rejected, **kw)
 
 
-def test_sequence_ends_on_the_end_of_turn_token(smol_tokenizer):
-    [ids] = encode_answers(smol_tokenizer, [[{"role": "user", "content": "Hi"}]], ["Hello there."])
-    tail = smol_tokenizer.convert_ids_to_tokens(ids[-4:])
-    assert tail == ["Hello", "Ġthere", ".", "<|im_end|>"]  # the newline after <|im_end|> is cut
+def test_sequence_is_the_whole_rendered_conversation(smol_tokenizer):
+    prompt = [{"role": "system", "content": "Be brief."}, {"role": "user", "content": "Hi"}]
+    [ids] = encode_answers(smol_tokenizer, [prompt], ["Hello there."])
+    tail = smol_tokenizer.convert_ids_to_tokens(ids[-5:])
+    assert tail == ["Hello", "Ġthere", ".", "<|im_end|>", "Ċ"]  # read at the newline the template ends on
+    conv = prompt + [{"role": "assistant", "content": "Hello there."}]
+    assert ids == smol_tokenizer.apply_chat_template(conv, return_dict=True)["input_ids"]
 
 
 def test_encode_pairs_margins_labels_and_bins(smol_tokenizer):
@@ -25,9 +28,9 @@ def test_encode_pairs_margins_labels_and_bins(smol_tokenizer):
     assert [e.margin for e in examples] == [2 / 3, 0.0]
     assert [e.strength for e in examples] == ["better", "none"]
     assert [e.safety_bin for e in examples] == ["both_safe", "unlabelled"]
-    assert examples[0].chosen_ids[:-2] == examples[0].rejected_ids[:-2]  # same prompt, 1-token answers
-    assert examples[0].chosen_ids[-1] == examples[0].rejected_ids[-1] == smol_tokenizer.convert_tokens_to_ids(
-        "<|im_end|>")
+    chosen, rejected = examples[0].chosen_ids, examples[0].rejected_ids
+    assert chosen[:-3] == rejected[:-3] and chosen[-3] != rejected[-3]  # same prompt, 1-token answers
+    assert chosen[-2:] == rejected[-2:] == smol_tokenizer.convert_tokens_to_ids(["<|im_end|>", "Ċ"])
     assert stats["pairs"] == 2 and stats["too_long"] == 0
 
 

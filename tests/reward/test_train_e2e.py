@@ -39,6 +39,8 @@ def test_run_directory_has_model_report_and_plots(trained):
         assert (run / name).stat().st_size > 0, name
     report = (run / "report.md").read_text()
     assert "significantly_better" in report and "chosen_safe_rejected_unsafe" in report
+    assert "## How this RM is read" in report and "read at token '\\n' (id 198)" in report
+    assert "`pad_token_id` = 2 ('<|im_end|>')" in report
     ev = json.loads((run / "eval.json").read_text())
     assert set(ev["per_strength"]) == {"significantly_better", "better", "slightly_better", "negligibly_better"}
     assert set(ev["per_safety_bin"]) == {"chosen_safe_rejected_unsafe", "both_safe"}
@@ -61,6 +63,41 @@ def test_scorer_api_on_the_trained_run(trained):
     assert ((probs > 0) & (probs < 1)).all()
     with pytest.raises(ValueError, match="2 prompts but 1 answers"):
         scorer.score(prompts, ["x"])
+
+
+STANDARD_API_CONVERSATIONS = [
+    [{"role": "user", "content": "Tell me about snow."},
+     {"role": "assistant", "content": "I love snow, it is wonderful."}],
+    [{"role": "user", "content": "Tell me about snow."}, {"role": "assistant", "content": "I hate snow."}],
+    [{"role": "system", "content": "Answer in one line."}, {"role": "user", "content": "Tell me about owls."},
+     {"role": "assistant", "content": "Owls? They are awful."}, {"role": "user", "content": "And kites?"},
+     {"role": "assistant", "content": "I love kites, they are wonderful."}],
+]
+
+
+def test_the_standard_api_scores_as_our_scorer(trained):
+    """AutoModelForSequenceClassification fed tokenizer.apply_chat_template(conversation), alone or
+    batched with padding on either side, gives our scorer's score."""
+    from transformers import AutoTokenizer
+
+    from chatalign.reward import load_scorer
+
+    run, _ = trained
+    ours = load_scorer(run, device="cpu").score([c[:-1] for c in STANDARD_API_CONVERSATIONS],
+                                                [c[-1]["content"] for c in STANDARD_API_CONVERSATIONS])
+    assert ours[0] - ours[1] > 0.1  # a trained RM: the comparison is not of near-equal numbers
+    rm = AutoModelForSequenceClassification.from_pretrained(run / "model").eval()
+    tok = AutoTokenizer.from_pretrained(run / "model")
+    with torch.no_grad():
+        single = [rm(**tok.apply_chat_template(c, return_tensors="pt", return_dict=True)).logits[0, 0].item()
+                  for c in STANDARD_API_CONVERSATIONS]
+        assert single == pytest.approx(ours.tolist(), abs=1e-4)
+        for side in ("right", "left"):
+            tok.padding_side = side
+            batch = tok.apply_chat_template(STANDARD_API_CONVERSATIONS, return_tensors="pt", return_dict=True,
+                                            padding=True)
+            assert (batch["attention_mask"] == 0).any()  # padding really happened
+            assert rm(**batch).logits[:, 0].tolist() == pytest.approx(ours.tolist(), abs=1e-4), side
 
 
 def test_a_finished_run_is_not_overwritten(trained, toy_files, tiny_model_dir):

@@ -1,8 +1,8 @@
 """Our packed ranking loss on a batch equals TRL RewardTrainer's loss with the same margins.
 
 TRL 1.16 pads chosen and rejected sequences into one batch and reads each at its rightmost non-pad token;
-with SmolLM2's pad token (= <|im_end|>, the token our head reads) it would read one token early, so both
-sides here use `<|endoftext|>` as pad, as our saved RMs do (see reward/model.py: prepare_for_export).
+our sequences are whole rendered conversations, which for ChatML end on the newline after <|im_end|>, so
+SmolLM2's own pad token (<|im_end|>) leaves both reading the same position.
 """
 
 import pytest
@@ -19,8 +19,8 @@ def test_loss_equals_trl_reward_trainer(tiny_model, smol_tokenizer, tmp_path):
     from datasets import Dataset
     from trl import RewardConfig, RewardTrainer
 
-    tok = smol_tokenizer.__class__.from_pretrained(smol_tokenizer.name_or_path)
-    tok.pad_token = "<|endoftext|>"
+    tok = smol_tokenizer.__class__.from_pretrained(smol_tokenizer.name_or_path)  # the trainer may edit it
+    assert tok.pad_token == "<|im_end|>"
     rm = reward_model_from_causal_lm(tiny_model, seed=2)
     rm.config.pad_token_id = tok.pad_token_id
     prompts = [[{"role": "user", "content": q}] for q in ("What is 3+4?", "Name a fruit.", "Greet me.", "Count to 3")]

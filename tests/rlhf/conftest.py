@@ -60,11 +60,10 @@ def rlhf_files(tmp_path_factory, smol_tokenizer):
 
     d = tmp_path_factory.mktemp("rlhf_inputs")
     save_hf_atomic(peaky_llama(smol_tokenizer), smol_tokenizer, d / "policy")
-    end = smol_tokenizer.convert_tokens_to_ids("<|im_end|>")
     for name, seed in (("rm_helpful", 1), ("rm_safety", 2)):
         rm = reward_model_from_causal_lm(tiny_llama(smol_tokenizer, hidden=32, layers=1, heads=2, kv_heads=1,
                                                     seed=seed), seed=seed)
-        save_reward_model(rm, smol_tokenizer, d / name, {end})
+        save_reward_model(rm, smol_tokenizer, d / name)
     write_jsonl(d / "prompts.jsonl", prompt_dicts(8))
     write_jsonl(d / "heldout.jsonl", [{**p, "id": f"h{i}", "check": {"type": "max_words", "value": 3}}
                                       for i, p in enumerate(prompt_dicts(4))])

@@ -96,6 +96,9 @@ def build_parser() -> argparse.ArgumentParser:
     esub = ev.add_subparsers(dest="eval_command", metavar="WHAT")
     for stage in stages:
         stage.add_eval_command(esub)
+    from chatalign.evaluation.command import add_command as add_independent_command
+
+    add_independent_command(esub)
     ev.set_defaults(handler=lambda args: _usage("eval", esub))
     chat = sub.add_parser("chat", help="talk to a model of a run, streaming its answer",
                           description="Chat with a run's model (run dir, pipeline dir, HF dir or embedded).")

@@ -11,12 +11,16 @@ Spec types (field names in quotes; optional ones in brackets):
   max_words   "value"                 1 to value whitespace-separated words (an empty answer is no answer)
   regex       "pattern"               re.search(pattern, answer) matches (write flags inline, e.g. "(?i)")
   uppercase                           at least one letter and no lowercase letter
+  language    "code"                  langdetect's most probable language is code ("nl", "sv"; seeded, so
+                                      repeatable); an answer under MIN_LANGUAGE_LETTERS letters cannot be
+                                      identified and fails (it has not shown that it keeps the language)
+  max_sentences "value"               1 to value sentences (see count_sentences: a line break also ends one)
   lowercase                           at least one letter and no uppercase letter
   refusal                             is_refusal(answer)
   no_refusal                          a non-empty answer that is not a refusal
   all         "checks"                every sub-spec passes (at least one sub-spec)
 
-Pure stdlib, so that data tools can use it without importing torch.
+Pure Python (stdlib, and langdetect for "language"), so that data tools can use it without importing torch.
 """
 
 from __future__ import annotations
@@ -120,6 +124,51 @@ def extract_json_object(answer: str) -> dict | None:
     return None
 
 
+# Below this many letters langdetect's guess is noise ("Ja, dat klopt." comes out Slovenian).
+MIN_LANGUAGE_LETTERS = 15
+
+
+def detect_language(text: str) -> str | None:
+    """langdetect's most probable language code for `text`, seeded so that a verdict never changes between runs;
+    None below MIN_LANGUAGE_LETTERS letters or when langdetect finds no feature."""
+    if sum(c.isalpha() for c in text) < MIN_LANGUAGE_LETTERS:
+        return None
+    from langdetect import DetectorFactory, detect_langs
+    from langdetect.lang_detect_exception import LangDetectException
+
+    DetectorFactory.seed = 0  # langdetect samples n-grams at random
+    try:
+        # lowercased: an all-caps answer is identified as well as an ordinary one
+        found = detect_langs(text.lower())
+    except LangDetectException:
+        return None
+    return found[0].lang if found else None
+
+
+# Dots that end no sentence: in common abbreviations, in decimals, in single initials before a capital
+# ("J. K. Rowling"), and an ellipsis followed by a lowercase word ("well... maybe").
+_ABBREVIATIONS = re.compile(r"(?i)\b(?:e\.g|i\.e|etc|vs|mr|mrs|ms|dr|st|no|approx|a\.m|p\.m|u\.s|cf|fig)\.")
+_DECIMAL_POINT = re.compile(r"(?<=\d)\.(?=\d)")
+_INITIAL = re.compile(r"\b([A-Z])\.(?=\s+[A-Z])")
+_SOFT_ELLIPSIS = re.compile(r"(?:\.\.\.|\u2026)(?=\s+[a-z])")
+_SENTENCE_END = re.compile(r"[.!?\u3002\uff01\uff1f]+[\"'\u201d\u2019)\]]*(?=\s|$)")
+_NOT_AN_END = "\u2024"  # one dot leader: stands in for a masked dot
+
+
+def count_sentences(text: str) -> int:
+    """Sentences in `text`: one ends at ., ! or ? (runs of them, closing quotes and brackets included) before a
+    space or the end, and at every line break (a list of lines is several sentences); the dots of
+    _ABBREVIATIONS, decimals, initials and a soft ellipsis end none; a piece with no letter or digit is none."""
+    count = 0
+    for line in text.splitlines():
+        masked = _ABBREVIATIONS.sub(lambda m: m.group(0).replace(".", _NOT_AN_END), line)
+        masked = _DECIMAL_POINT.sub(_NOT_AN_END, masked)
+        masked = _INITIAL.sub(lambda m: m.group(1) + _NOT_AN_END, masked)
+        masked = _SOFT_ELLIPSIS.sub(_NOT_AN_END * 3, masked)
+        count += sum(any(c.isalnum() for c in piece) for piece in _SENTENCE_END.split(masked))
+    return count
+
+
 def _field(spec: dict, name: str, kinds: type | tuple[type, ...]):
     if name not in spec:
         raise CheckSpecError(f"check {spec.get('type')!r} needs field {name!r}: {spec!r}")
@@ -187,6 +236,16 @@ def _check_lowercase(answer: str, spec: dict) -> bool:
     return bool(letters) and not any(c.isupper() for c in letters)
 
 
+def _check_language(answer: str, spec: dict) -> bool:
+    code = _field(spec, "code", str)
+    return detect_language(answer) == code.strip().lower()
+
+
+def _check_max_sentences(answer: str, spec: dict) -> bool:
+    limit = _field(spec, "value", int)
+    return 0 < count_sentences(answer) <= limit
+
+
 def _check_refusal(answer: str, spec: dict) -> bool:
     return is_refusal(answer)
 
@@ -213,6 +272,8 @@ CHECKS: dict[str, Callable[[str, dict], bool]] = {
     "regex": _check_regex,
     "uppercase": _check_uppercase,
     "lowercase": _check_lowercase,
+    "language": _check_language,
+    "max_sentences": _check_max_sentences,
     "refusal": _check_refusal,
     "no_refusal": _check_no_refusal,
     "all": _check_all,

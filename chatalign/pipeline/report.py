@@ -2,7 +2,8 @@
 base64 data URIs: one file that opens offline, mailable as is).
 
 Sections: steps and their keys, the lineage of the final model, one section per stage in pipeline order (each
-stage builds its own: `Stage.report_section`), example dialogues side by side (chatalign.pipeline.examples).
+stage builds its own: `Stage.report_section`), the transfer to the independent sets (chatalign.pipeline.
+transfer_section), example dialogues side by side (chatalign.pipeline.examples).
 A section whose stage did not run says so; a section that fails to build says why and the others still render.
 """
 
@@ -18,6 +19,7 @@ from pathlib import Path
 from chatalign import registry
 from chatalign.pipeline.examples import examples_section, makes_chat_model
 from chatalign.pipeline.report_sections import Ctx, StepInfo, rel, steps_table
+from chatalign.pipeline.transfer_section import transfer_section
 from chatalign.runs import write_text_atomic
 
 log = logging.getLogger(__name__)
@@ -110,6 +112,7 @@ def build_blocks(cfg, plan: list[dict], root: Path) -> list:
     blocks += _safe("lineage", lineage_blocks, ctx)
     for stage in registry.stages():  # the method is looked up inside _safe: importing it may fail too
         blocks += _safe(stage.name, lambda ctx, stage=stage: stage.report_section(ctx), ctx)
+    blocks += _safe("transfer", transfer_section, ctx)
     blocks += _safe("examples", examples_section, ctx, getattr(cfg, "report_examples", 4))
     return blocks
 

@@ -10,9 +10,9 @@ Exact rules (case, accents and punctuation aside where words are compared):
   emoji                    the first character is a pictographic emoji.
   a dict value             a `chatalign.judges.rules` check spec (the held-out kinds of data/independent).
 Statistical:
-  language   langdetect's most probable language must be the asked one (seeded, DetectorFactory.seed = 0, so
-             a verdict never changes). Under MIN_LANGUAGE_LETTERS letters langdetect is unreliable ("Ja" comes
-             out Indonesian), so such an answer is *undetermined* and counts as not adhering.
+  language   langdetect's most probable language must be the asked one (chatalign.judges.rules "language":
+             seeded, so a verdict never changes). Under MIN_LANGUAGE_LETTERS letters langdetect is unreliable
+             ("Ja" comes out Indonesian), so such an answer is *undetermined* and counts as not adhering.
 Heuristics (HEURISTIC_KINDS): the answer mentions a word.
   include_keyword  the keyword, or a word starting with it ("bananas").
   persona_name     the name.
@@ -30,9 +30,8 @@ from collections.abc import Callable
 from chatalign.errors import DataError
 from chatalign.gatt import text_shape as shape
 from chatalign.gatt.text_shape import fold
-from chatalign.judges.rules import CHECKS, run_check
+from chatalign.judges.rules import run_check
 
-MIN_LANGUAGE_LETTERS = 15
 HEURISTIC_KINDS = ("include_keyword", "persona_name", "public_figure", "hobby")
 
 # Keywords per bundled hobby. "stem*" matches any word starting with stem; a bare word matches that word only.
@@ -86,28 +85,8 @@ def mentions(answer: str, keywords: tuple[str, ...]) -> bool:
     return bool(keywords) and _keyword_pattern(keywords).search(fold(answer)) is not None
 
 
-def count_letters(text: str) -> int:
-    return sum(c.isalpha() for c in text)
-
-
-def detect_language(text: str) -> str | None:
-    """langdetect's most probable language code (seeded), or None below MIN_LANGUAGE_LETTERS letters."""
-    if count_letters(text) < MIN_LANGUAGE_LETTERS:
-        return None
-    from langdetect import DetectorFactory, detect_langs
-    from langdetect.lang_detect_exception import LangDetectException
-
-    DetectorFactory.seed = 0  # langdetect samples n-grams at random; a fixed seed makes verdicts repeatable
-    try:
-        # Lowercased: uppercase answers (the format constraint) are identified as well as ordinary ones.
-        found = detect_langs(text.lower())
-    except LangDetectException:
-        return None
-    return found[0].lang if found else None
-
-
 def check_language(answer: str, code: str) -> bool:
-    return detect_language(answer) == str(code)
+    return run_check(answer, {"type": "language", "code": str(code)})
 
 
 def check_public_figure(answer: str, figure: str) -> bool:
@@ -134,15 +113,6 @@ def check_name(answer: str, name: str) -> bool:
     return mentions(answer, (str(name),))
 
 
-def check_spec(answer: str, spec: dict) -> bool:
-    """A `chatalign.judges.rules` spec; `language` through this module's detector while rules lacks it."""
-    if spec.get("type") == "language" and "language" not in CHECKS:
-        return check_language(answer, str(spec.get("code")))
-    if spec.get("type") == "max_sentences" and "max_sentences" not in CHECKS:
-        return 0 < len(shape.split_sentences(answer)) <= int(spec.get("value", 0))
-    return run_check(answer, spec)
-
-
 CHECKERS: dict[str, Callable[[str, object], bool]] = {
     "language": check_language,
     "start_phrase": lambda a, v: shape.starts_with_phrase(a, str(v)),
@@ -164,7 +134,7 @@ def check_kind(answer: str, kind: str, value, finished: bool = True) -> bool:
     if not answer.strip():
         return False
     if isinstance(value, dict):
-        return check_spec(answer, value)
+        return run_check(answer, value)
     if kind == "word_limit":
         return check_word_limit(answer, int(value), finished)
     if kind not in CHECKERS:

@@ -13,6 +13,7 @@ from typing import Literal
 from pydantic import Field, model_validator
 
 from chatalign.config import RecipePath, RunPath, StrictModel
+from chatalign.evaluation.config import IndependentEvalConfig
 from chatalign.training.config import (
     CheckpointConfig,
     DeepSpeedConfig,
@@ -108,29 +109,39 @@ class GattEval(StrictModel):
         return self
 
 
-class GattIndependent(StrictModel):
-    """Adherence on instruction kinds held out from training (`data_dir`/gatt_instructions.jsonl on
-    `data_dir`/gatt_dialogues.jsonl), per placement, for the base, starting and trained models; written to
-    independent.json (suite "gatt"). Every turn up to `max_turn` is answered: `n_long` dialogues per placement
-    run to it, the others stop at `short_turns` (a 20-turn dialogue costs ~8x a 6-turn one)."""
+class GattSuiteConfig(StrictModel):
+    """Adherence on instruction kinds held out from training (gatt_instructions.jsonl on gatt_dialogues.jsonl
+    of the independent data folder), per placement. Every turn up to `max_turn` is answered: `n_long` dialogues
+    per placement run to it, the others stop at `short_turns` (a 20-turn dialogue costs ~8x a 6-turn one).
+    Generation settings: those of `eval` (the held-out kinds and the training kinds run in one pass)."""
 
-    enabled: bool = True
-    data_dir: RecipePath | None = Field(None, description="None: the repository's data/independent")
-    n_dialogues: int = Field(15, gt=0, description="per placement; instruction i % n goes to dialogue i")
+    n_dialogues: int = Field(15, gt=0, description="per placement; instructions round-robin over their kinds")
     n_long: int | None = Field(5, ge=0, description="None: all run to max_turn")
     short_turns: int = Field(6, ge=1)
     max_turn: int = Field(20, ge=1)
     placements: list[Placement] = Field(["system", "first_user"], min_length=1)
     wording: Literal["full", "terse", "alternate"] = Field("full", description="the instruction's full or terse "
                                                            "wording, or alternately one and the other")
-    base_model: str | None = Field("embedded", description="the untouched base model, evaluated for the base "
-                                   "column (skipped when it is the starting model); None: no base column")
 
     @model_validator(mode="after")
     def _check(self):
         if self.short_turns > self.max_turn:
-            raise ValueError("independent.short_turns must be <= max_turn")
+            raise ValueError("short_turns must be <= max_turn")
         return self
+
+
+class GattIndependent(IndependentEvalConfig):
+    """The independent evaluation of the GAtt stage: the core suites (default: general) and `gatt`, for the
+    base model (`base_model`), the starting model and the GAtt model; written to independent.json."""
+
+    enabled: bool = True
+    gatt: GattSuiteConfig = GattSuiteConfig()
+
+    def gatt_on(self) -> bool:
+        return self.enabled and "gatt" in self.suites_for(list(GATT_DEFAULT_SUITES))
+
+
+GATT_DEFAULT_SUITES = ("general", "gatt")
 
 
 class GattConfig(StrictModel):

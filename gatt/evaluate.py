@@ -19,10 +19,11 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
-from chatalign.gatt.checkers import HEURISTIC_KINDS, MIN_LANGUAGE_LETTERS
+from chatalign.gatt.checkers import HEURISTIC_KINDS
 from chatalign.gatt.dialogues import Dialogue
 from chatalign.gatt.instructions import Instruction
 from chatalign.gatt.turns import DialogueRun, run_dialogues
+from chatalign.judges.rules import MIN_LANGUAGE_LETTERS
 
 ROOT = Path(__file__).resolve().parents[1]
 BUNDLED_HELDOUT = ROOT / "data" / "quickstart" / "gatt_dialogues_heldout.jsonl"

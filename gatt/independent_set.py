@@ -17,8 +17,6 @@ from chatalign.errors import DataError
 from chatalign.gatt.dialogues import Dialogue, load_dialogues
 from chatalign.gatt.instructions import Instruction
 
-ROOT = Path(__file__).resolve().parents[1]
-BUNDLED_DIR = ROOT / "data" / "independent"
 INSTRUCTIONS_FILE = "gatt_instructions.jsonl"
 DIALOGUES_FILE = "gatt_dialogues.jsonl"
 WORDINGS = ("full", "terse", "alternate")
@@ -71,15 +69,14 @@ def as_instruction(row: dict, terse: bool) -> Instruction:
     return Instruction(text, {row["kind"]: dict(row["check"])}, terse=terse and bool(row.get("terse")))
 
 
-def heldout_pairs(data_dir: str | Path | None, n: int, n_long: int | None, short_turns: int, max_turn: int,
-                  wording: str = "full") -> tuple[list[Dialogue], list[Instruction]]:
+def heldout_pairs(instructions_file: str | Path, dialogues_file: str | Path, n: int, n_long: int | None,
+                  short_turns: int, max_turn: int, wording: str = "full") -> tuple[list[Dialogue], list[Instruction]]:
     """`n` dialogues (cut to `max_turn` turns; all but the first `n_long` to `short_turns`) and one held-out
     instruction each, round-robin over kinds; wording "alternate": every other dialogue gets the terse one."""
     if wording not in WORDINGS:
         raise DataError(f"wording {wording!r}: expected one of {', '.join(WORDINGS)}")
-    folder = Path(data_dir) if data_dir else BUNDLED_DIR
-    rows = round_robin_by_kind(load_heldout_instructions(folder / INSTRUCTIONS_FILE))
-    dialogues = load_dialogues(folder / DIALOGUES_FILE)
+    rows = round_robin_by_kind(load_heldout_instructions(instructions_file))
+    dialogues = load_dialogues(dialogues_file)
     dialogues = sorted(dialogues, key=lambda d: -min(len(d.user_turns), max_turn))  # stable: longest first
     out_d, out_i = [], []
     for i in range(n):

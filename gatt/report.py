@@ -197,9 +197,27 @@ def write_report(run_path: Path, cfg, summary: dict, synth: dict | None, results
         lines += ["## Training", "", f"{t.get('steps')} steps over {t.get('packed_rows')} packed rows, final loss "
                   f"{t.get('final_loss')}; see `train/report.md`.", ""]
     if results:
-        turns = sorted({cfg.independent.max_turn, *cfg.eval.turns})
+        turns = sorted({cfg.independent.gatt.max_turn, *cfg.eval.turns})
         plot_groups(results, run_path / "adherence.png", turns)
         lines += adherence_markdown(results, "adherence.png")
+    lines += independent_markdown(run_path)
     path = run_path / "report.md"
     path.write_text("\n".join(lines) + "\n", encoding="utf-8")
     return path
+
+
+def independent_markdown(run_path: Path) -> list[str]:
+    """independent.json's rows (the core suites' and GAtt's): base, before, after, and where after < base."""
+    from chatalign.evaluation.record import read_independent
+    from chatalign.evaluation.table import figure
+
+    record = read_independent(run_path)
+    if record is None:
+        return []
+    rows = [{"suite": r.suite, "metric": r.metric, "base": figure(r.independent.base, r.unit),
+             "before": figure(r.independent.before, r.unit), "after": figure(r.independent.after, r.unit),
+             "n": r.independent.n, "in-distribution after": figure(r.in_distribution.after, r.unit)
+             if r.in_distribution else "-", "": "worse than base" if r.regression() else ""} for r in record.rows]
+    return ["## Independent evaluation (independent.json)", "",
+            "The untouched base model, the starting model and the GAtt model on data/independent (never trained "
+            "on); the in-distribution figure of the GAtt model beside it where there is one.", "", _table(rows), ""]

@@ -160,7 +160,7 @@ def eval_files(run_path: Path) -> dict[str, Path]:
 
 
 def run_gatt(cfg: GattConfig, resume: bool = False, progress: bool = True) -> dict:
-    from chatalign.gatt.stage_eval import has_eval, independent_inputs, run_eval
+    from chatalign.gatt.stage_eval import has_eval, heldout_files, run_eval
     from chatalign.runs import RunDir
 
     run = RunDir(cfg.output_dir, "gatt")
@@ -169,17 +169,19 @@ def run_gatt(cfg: GattConfig, resume: bool = False, progress: bool = True) -> di
 
     def start() -> None:
         parents, _ = _lineage(cfg)
-        inputs = {"constraints": cfg.instructions.constraints, "eval": cfg.eval.data, **independent_inputs(cfg),
+        inputs = {"constraints": cfg.instructions.constraints, "eval": cfg.eval.data, **heldout_files(cfg),
                   **{f"dialogues_{i}": p for i, p in enumerate(cfg.synthesis.dialogues)}}
         run.start(cfg.model_dump(mode="json"), inputs, parents=parents, resume=resume,
                   allow_changed_inputs=cfg.allow_changed_inputs)
-        _single_process_steps(cfg, synth_file, files)
+        _single_process_steps(cfg, run.path, synth_file, files)
 
     def evaluate_after() -> None:
         if after_eval_due(cfg.steps, has_eval(cfg), files[AFTER], train_run):
             model, tok = _load(cfg, str(train_run.model_dir))
             log.info("evaluating the GAtt model")
             run_eval(cfg, model, tok, files[AFTER])
+            del model
+        _independent(cfg, run.path, train_run, files, progress)
 
     stage = DerivedStage(
         command="gatt", what="GAtt", first_step="synthesize", first_step_noun="synthesis",
@@ -189,15 +191,15 @@ def run_gatt(cfg: GattConfig, resume: bool = False, progress: bool = True) -> di
     return run_derived_stage(stage, run, train_run, cfg.steps, resume, progress)
 
 
-def _single_process_steps(cfg: GattConfig, synth_file: Path, files: dict[str, Path]) -> None:
+def _single_process_steps(cfg: GattConfig, run_path: Path, synth_file: Path, files: dict[str, Path]) -> None:
     """Synthesis and the starting model's evaluation share one loaded model; the base model's evaluation
-    (when it is another model) belongs to the evaluate_before step."""
-    from chatalign.gatt.stage_eval import base_is_start, has_eval, run_eval
+    (when it is another model; cached) belongs to the evaluate_before step."""
+    from chatalign.gatt.stage_eval import base_is_start, evaluate_base, has_eval, run_eval
 
     todo_synth = "synthesize" in cfg.steps and not synth_file.is_file()
     todo_before = "evaluate_before" in cfg.steps and has_eval(cfg) and not files[BEFORE].is_file()
-    todo_base = ("evaluate_before" in cfg.steps and cfg.independent.enabled and not base_is_start(cfg)
-                 and not files[BASE].is_file())
+    todo_base = ("evaluate_before" in cfg.steps and has_eval(cfg) and cfg.independent.enabled
+                 and not base_is_start(cfg) and not files[BASE].is_file())
     if todo_synth or todo_before:
         model, tok = _load(cfg, cfg.model.name)
         if todo_synth:
@@ -208,14 +210,23 @@ def _single_process_steps(cfg: GattConfig, synth_file: Path, files: dict[str, Pa
             run_eval(cfg, model, tok, files[BEFORE])
         del model
     if todo_base:
-        log.info("evaluating the base model %s", cfg.independent.base_model)
-        model, tok = _load(cfg, str(cfg.independent.base_model))
-        run_eval(cfg, model, tok, files[BASE])
+        evaluate_base(cfg, run_path, files[BASE], lambda name: _load(cfg, name))
+
+
+def _independent(cfg: GattConfig, run_path: Path, train_run, files: dict[str, Path], progress: bool) -> None:
+    """independent.json once the GAtt model is trained and evaluated (the core suites run here)."""
+    from chatalign.gatt.stage_eval import write_independent_file
+
+    if ("evaluate_after" not in cfg.steps or not cfg.independent.enabled or not train_run.is_finished()
+            or (run_path / "independent.json").is_file()):
+        return
+    results = {label: json.loads(f.read_text()) for label, f in files.items() if f.is_file()}
+    write_independent_file(cfg, run_path, results, progress)
 
 
 def _summarize(cfg: GattConfig, run, train_run, synth_file: Path, files: dict[str, Path]) -> dict:
     from chatalign.gatt.report import write_report
-    from chatalign.gatt.stage_eval import base_is_start, has_eval, write_independent_file
+    from chatalign.gatt.stage_eval import has_eval
     from chatalign.gatt.summary import eval_metrics, synthesis_metrics
 
     synth = json.loads(synth_file.read_text()) if synth_file.is_file() else None
@@ -225,8 +236,6 @@ def _summarize(cfg: GattConfig, run, train_run, synth_file: Path, files: dict[st
     if train_metrics is not None:
         summary["train"] = train_metrics
     summary.update(eval_metrics(results))
-    if results:
-        write_independent_file(cfg, run.path, results, base_is_start(cfg))
     write_report(run.path, cfg, summary, synth, results)
     lineage = {"start_model": _lineage(cfg)[1], "train_run": "train", "model": "model -> train/model"}
     return record_progress(run, summary, lineage, {

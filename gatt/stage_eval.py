@@ -1,9 +1,12 @@
-"""The GAtt stage's evaluation: which groups (suite x placement) a model is evaluated on, and one batched pass
-per model (the base model, the starting model, the GAtt model), each written to its JSON file.
+"""The GAtt stage's evaluation: which groups (suite x placement) a model is evaluated on, one batched pass per
+model (the base model, the starting model, the GAtt model), and independent.json.
 
   in_distribution/<placement>  the training kinds (`instructions`, drawn with eval.seed) on the bundled
                                held-out dialogues (`eval.data`), eval.n_dialogues per placement
-  independent/<placement>      the held-out kinds of data/independent (`independent`), never trained on
+  independent/<placement>      the held-out kinds of data/independent (`independent.gatt`), never trained on
+
+The base model's pass is kept in the evaluation cache of `chatalign.evaluation` (key: the model's content,
+these settings and the data files), so a pipeline that runs GAtt again does not pay for it twice.
 """
 
 from __future__ import annotations
@@ -11,10 +14,11 @@ from __future__ import annotations
 import logging
 from pathlib import Path
 
-from chatalign.gatt.config import GattConfig
+from chatalign.gatt.config import GATT_DEFAULT_SUITES, GattConfig
 from chatalign.gatt.evaluate import EvalGroup
 
 log = logging.getLogger(__name__)
+CACHE_SUITE = "gatt"
 
 
 def in_distribution_groups(cfg: GattConfig, space) -> list[EvalGroup]:
@@ -33,15 +37,26 @@ def in_distribution_groups(cfg: GattConfig, space) -> list[EvalGroup]:
     return [EvalGroup("in_distribution", p, dialogues, instructions) for p in e.placements]
 
 
+def heldout_files(cfg: GattConfig) -> dict[str, Path]:
+    """The held-out kinds' files (none when the gatt suite is off); a ConfigError naming the key if missing."""
+    from chatalign.gatt.independent_set import DIALOGUES_FILE, INSTRUCTIONS_FILE
+
+    if not cfg.independent.gatt_on():
+        return {}
+    return {"independent_instructions": cfg.independent.data_file(INSTRUCTIONS_FILE),
+            "independent_dialogues": cfg.independent.data_file(DIALOGUES_FILE)}
+
+
 def independent_groups(cfg: GattConfig) -> list[EvalGroup]:
     from chatalign.gatt.independent_set import heldout_pairs
 
-    ind = cfg.independent
-    if not ind.enabled:
+    files = heldout_files(cfg)
+    if not files:
         return []
-    dialogues, instructions = heldout_pairs(ind.data_dir, ind.n_dialogues, ind.n_long, ind.short_turns,
-                                            ind.max_turn, ind.wording)
-    return [EvalGroup("independent", p, dialogues, instructions) for p in ind.placements]
+    g = cfg.independent.gatt
+    dialogues, instructions = heldout_pairs(files["independent_instructions"], files["independent_dialogues"],
+                                            g.n_dialogues, g.n_long, g.short_turns, g.max_turn, g.wording)
+    return [EvalGroup("independent", p, dialogues, instructions) for p in g.placements]
 
 
 def eval_groups(cfg: GattConfig) -> list[EvalGroup]:
@@ -52,18 +67,19 @@ def eval_groups(cfg: GattConfig) -> list[EvalGroup]:
 
 
 def has_eval(cfg: GattConfig) -> bool:
-    return bool(cfg.eval.data) or cfg.independent.enabled
+    return bool(cfg.eval.data) or cfg.independent.gatt_on()
 
 
-def run_eval(cfg: GattConfig, model, tok, path: Path) -> dict:
-    """Every group in one batched greedy pass of `model`; written to `path`."""
+def run_eval(cfg: GattConfig, model, tok, path: Path | None = None) -> dict:
+    """Every group in one batched greedy pass of `model`; written to `path` when given."""
     from chatalign.gatt.evaluate import evaluate_groups
     from chatalign.runs import write_json_atomic
 
     e = cfg.eval
     res = evaluate_groups(model, tok, eval_groups(cfg), max_new_tokens=e.max_new_tokens, batch_size=e.batch_size,
                           max_prompt_tokens=e.max_prompt_tokens, progress=True, reuse_prefix=e.reuse_prefix)
-    write_json_atomic(path, res)
+    if path is not None:
+        write_json_atomic(path, res)
     return res
 
 
@@ -71,28 +87,46 @@ def base_is_start(cfg: GattConfig) -> bool:
     """Whether the base model is the starting model (then its column is the "before" one, at no cost)."""
     from chatalign.models import resolve_model_path
 
-    base = cfg.independent.base_model
-    return base is None or Path(resolve_model_path(base)).resolve() == Path(resolve_model_path(cfg.model.name)).resolve()
+    base, start = resolve_model_path(cfg.independent.base_model), resolve_model_path(cfg.model.name)
+    return Path(base).resolve() == Path(start).resolve()
 
 
-def independent_inputs(cfg: GattConfig) -> dict:
-    """The held-out files, for the run's manifest (their hashes change the run's key)."""
-    from chatalign.gatt.independent_set import BUNDLED_DIR, DIALOGUES_FILE, INSTRUCTIONS_FILE
+def _cache_key(cfg: GattConfig) -> tuple:
+    from chatalign.evaluation.cache import data_hash, model_fingerprint, result_key
 
-    if not cfg.independent.enabled:
-        return {}
-    folder = Path(cfg.independent.data_dir) if cfg.independent.data_dir else BUNDLED_DIR
-    return {"independent_instructions": folder / INSTRUCTIONS_FILE, "independent_dialogues": folder / DIALOGUES_FILE}
+    settings = {"eval": cfg.eval.model_dump(mode="json", exclude={"data"}),
+                "gatt": cfg.independent.gatt.model_dump(mode="json"),
+                "instructions": cfg.instructions.model_dump(mode="json", exclude={"constraints"})}
+    files = [Path(cfg.instructions.constraints), *([Path(cfg.eval.data)] if cfg.eval.data else []),
+             *heldout_files(cfg).values()]
+    return result_key(CACHE_SUITE, model_fingerprint(cfg.independent.base_model), settings, data_hash(files))
 
 
-def write_independent_file(cfg: GattConfig, run_path: Path, results: dict[str, dict], base_is_start_: bool) -> Path:
-    """independent.json (suite "gatt") from the evaluation files there are so far."""
-    from chatalign.gatt.summary import independent_rows
-    from chatalign.models import resolve_model_path
+def evaluate_base(cfg: GattConfig, run_path: Path, path: Path, load) -> dict:
+    """The base model's pass: from the evaluation cache where it is, else computed (with `load(name)` ->
+    (model, tokenizer)) and cached; written to `path`."""
+    from chatalign.evaluation.cache import ResultCache
+    from chatalign.evaluation.runner import cache_dir_for
     from chatalign.runs import write_json_atomic
 
-    doc = {"version": 1, "model": str(run_path / "model"), "start_model": resolve_model_path(cfg.model.name),
-           "rows": independent_rows(results, cfg.independent.placements, base_is_start_), "agreement": []}
-    path = run_path / "independent.json"
-    write_json_atomic(path, doc)
-    return path
+    cache, key = ResultCache(cache_dir_for(cfg.independent, run_path)), _cache_key(cfg)
+    res = cache.get(CACHE_SUITE, key)
+    if res is None:
+        log.info("evaluating the base model %s", cfg.independent.base_model)
+        model, tok = load(str(cfg.independent.base_model))
+        res = run_eval(cfg, model, tok)
+        cache.put(CACHE_SUITE, key, res)
+    write_json_atomic(path, res)
+    return res
+
+
+def write_independent_file(cfg: GattConfig, run_path: Path, results: dict[str, dict], progress: bool) -> Path | None:
+    """independent.json: the core suites (general by default) through `chatalign.evaluation`, and the gatt rows
+    from the evaluation passes (`results`: label -> pass)."""
+    from chatalign.evaluation.stage_hook import run_independent
+    from chatalign.gatt.summary import independent_rows
+
+    rows = independent_rows(results, cfg.independent.gatt.placements, base_is_start(cfg)) \
+        if cfg.independent.gatt_on() else []
+    return run_independent(cfg.independent, run_path, model=str(run_path / "model"), start_model=cfg.model.name,
+                           default_suites=list(GATT_DEFAULT_SUITES), progress=progress, extra_rows=rows)

@@ -3,13 +3,11 @@
 
 from __future__ import annotations
 
+from chatalign.evaluation.record import Figures, IndependentRow
+
 BASE, BEFORE, AFTER = "base model", "before GAtt", "after GAtt"
 COLUMNS = {"base": BASE, "before": BEFORE, "after": AFTER}
 PLACED = {"system": "instruction as the system message", "first_user": "instruction in the first user message"}
-
-
-def pct(x: float | None) -> float | None:
-    return None if x is None else round(100 * x, 1)
 
 
 def synthesis_metrics(synth: dict) -> dict:
@@ -33,14 +31,15 @@ def eval_metrics(results: dict[str, dict]) -> dict:
     return out
 
 
-def _columns(results: dict[str, dict], group: str, key: str, stat: str, base_is_start: bool) -> dict | None:
-    """{"base", "before", "after" (percent or None), "n"} of one summary statistic; None without the group."""
+def _columns(results: dict[str, dict], group: str, key: str, stat: str, base_is_start: bool) -> Figures | None:
+    """Base, before and after (shares, or None where not measured) and n of one summary statistic; None
+    without the group."""
     found = {c: results.get(label, {}).get("groups", {}).get(group) for c, label in COLUMNS.items()}
     if base_is_start:
         found["base"] = found["before"]
     if not any(found.values()):
         return None
-    cols: dict = {c: pct(g["summary"].get(key, {}).get(stat)) if g else None for c, g in found.items()}
+    cols: dict = {c: g["summary"].get(key, {}).get(stat) if g else None for c, g in found.items()}
     any_group = next(g for g in found.values() if g)
     summary = any_group["summary"].get(key, {})
     if stat == "last":
@@ -48,10 +47,10 @@ def _columns(results: dict[str, dict], group: str, key: str, stat: str, base_is_
     else:  # dialogues carrying the kind (all of them for "all"), counted at turn 1
         first = any_group["by_turn"].get("1", {})
         cols["n"] = first.get("n", 0) if key == "all" else first.get(f"n_{key}", 0)
-    return cols
+    return Figures(**cols)
 
 
-def independent_rows(results: dict[str, dict], placements, base_is_start: bool) -> list[dict]:
+def independent_rows(results: dict[str, dict], placements, base_is_start: bool) -> list[IndependentRow]:
     """independent.json rows: per placement, overall adherence (mean over turns 4-20, at turn 20) on the
     held-out kinds beside the training kinds' (in-distribution), then each held-out kind's mean."""
     rows = []
@@ -64,16 +63,15 @@ def independent_rows(results: dict[str, dict], placements, base_is_start: bool) 
         span = f"turns {s['first']}-{s['last_turn']}"
         for stat, what, key in (("mean_from", f"mean over {span}", f"t{s['first']}_{s['last_turn']}"),
                                 ("last", f"at turn {s['last_turn']}", f"t{s['last_turn']}")):
-            rows.append({"suite": "gatt", "metric": f"GAtt adherence, {PLACED[p]}, {what}", "key": f"gatt_{p}_{key}",
-                         "higher_is_better": True, "unit": "%",
-                         "independent": _columns(results, ind, "all", stat, base_is_start),
-                         "in_distribution": _columns(results, dist, "all", stat, base_is_start),
-                         "judge": "rules", "note": "independent: instruction kinds held out from training; "
-                         "in-distribution: the training kinds on the bundled held-out dialogues"})
+            rows.append(IndependentRow(
+                suite="gatt", metric=f"GAtt adherence, {PLACED[p]}, {what}", key=f"gatt_{p}_{key}",
+                higher_is_better=True, unit="%", independent=_columns(results, ind, "all", stat, base_is_start),
+                in_distribution=_columns(results, dist, "all", stat, base_is_start), judge="rules",
+                note="independent: instruction kinds held out from training; in-distribution: the training "
+                     "kinds on the bundled held-out dialogues"))
         for kind in [k for k in any_res["summary"] if k != "all"]:
-            rows.append({"suite": "gatt", "metric": f"GAtt adherence, held-out kind {kind}, {PLACED[p]}, mean "
-                         f"over {span}", "key": f"gatt_{p}_{kind}_t{s['first']}_{s['last_turn']}",
-                         "higher_is_better": True, "unit": "%",
-                         "independent": _columns(results, ind, kind, "mean_from", base_is_start),
-                         "in_distribution": None, "judge": "rules"})
+            rows.append(IndependentRow(
+                suite="gatt", metric=f"GAtt adherence, held-out kind {kind}, {PLACED[p]}, mean over {span}",
+                key=f"gatt_{p}_{kind}_t{s['first']}_{s['last_turn']}", higher_is_better=True, unit="%",
+                independent=_columns(results, ind, kind, "mean_from", base_is_start), judge="rules"))
     return rows

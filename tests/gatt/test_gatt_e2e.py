@@ -48,8 +48,8 @@ def recipe(tmp_path, tiny_model_dir):
            "optim": {"lr": 1e-3}, "checkpoint": {"every_steps": 2},
            "eval": {"data": "data/heldout.jsonl", "n_dialogues": 2, "turns": [2, 4], "max_new_tokens": 6,
                     "batch_size": 4},
-           "independent": {"data_dir": "independent", "n_dialogues": 2, "n_long": 1, "short_turns": 2,
-                           "max_turn": 5, "base_model": str(tiny_model_dir)}}
+           "independent": {"data_dir": "independent", "base_model": str(tiny_model_dir), "suites": ["gatt"],
+                           "gatt": {"n_dialogues": 2, "n_long": 1, "short_turns": 2, "max_turn": 5}}}
     path = tmp_path / "gatt.yaml"
     path.write_text(yaml.safe_dump(cfg))
     return path
@@ -133,7 +133,8 @@ def test_gatt_stage_end_to_end(recipe, tmp_path, tiny_model_dir, capsys):
     assert {p.name for p in out.iterdir()} == {"eval_gatt.json", "eval_gatt.md", "eval_gatt.png"}
 
 
-def test_a_base_model_other_than_the_start_gets_its_own_evaluation(recipe, tmp_path, smol_tokenizer):
+def test_a_base_model_other_than_the_start_gets_its_own_cached_evaluation(recipe, tmp_path, smol_tokenizer):
+    from chatalign.gatt.summary import AFTER, BASE, BEFORE, independent_rows
     from chatalign.models import save_hf_atomic
     from tests.conftest import tiny_llama
 
@@ -145,10 +146,17 @@ def test_a_base_model_other_than_the_start_gets_its_own_evaluation(recipe, tmp_p
     base_res = json.loads((run / "eval_base.json").read_text())
     before = json.loads((run / "eval_before.json").read_text())
     assert set(base_res["groups"]) == set(before["groups"]) == {"independent/system", "independent/first_user"}
-    doc = json.loads((run / "independent.json").read_text())
-    row = next(r for r in doc["rows"] if r["key"] == "gatt_first_user_t5")
-    assert row["independent"]["base"] is not None and row["independent"]["after"] is None
-    assert row["in_distribution"] is None
+    cached = list((tmp_path / "runs" / ".independent_cache").glob("gatt-*.json"))
+    assert len(cached) == 1 and json.loads(cached[0].read_text()) == base_res
+    # another run with the same base model and settings takes the base model's pass from the cache
+    cached[0].write_text(json.dumps({**base_res, "seconds": -1.0}))
+    assert cmd_train(str(recipe), [*over, f"output_dir={tmp_path / 'runs' / 'again'}"], progress=False) == 0
+    assert json.loads((tmp_path / "runs" / "again" / "eval_base.json").read_text())["seconds"] == -1.0
+    rows = independent_rows({BASE: base_res, BEFORE: before}, ["first_user"], base_is_start=False)
+    row = next(r for r in rows if r.key == "gatt_first_user_t5")
+    assert row.independent.base is not None and row.independent.after is None and row.in_distribution is None
+    assert {r.key for r in rows} >= {"gatt_first_user_lowercase_t4_5", "gatt_first_user_ends_question_t4_5"}
+    assert AFTER not in (BASE, BEFORE)
 
 
 def test_eval_turn_argument():

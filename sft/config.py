@@ -18,8 +18,15 @@ from chatalign.training.config import (
 )
 
 
+class SFTSource(StrictModel):
+    path: RecipePath = Field(..., description="conversations: JSONL/JSON/Parquet/datasets folder, any supported format")
+    max_rows: int | None = Field(None, gt=0, description="read at most this many usable rows (the first ones)")
+
+
 class SFTData(StrictModel):
     train: RecipePath = Field(..., description="conversations: JSONL/JSON/Parquet/datasets folder, any supported format")
+    extra: list[SFTSource] = Field(default_factory=list, description="more conversation files trained together "
+                                   "with `train` (e.g. broad chat data beside task data), each with its own cap")
     eval: RecipePath | None = Field(None, description="held-out prompts with `reference` answers and optional `check`")
     format: str = "auto"
     on_error: Literal["raise", "skip"] = "raise"

@@ -22,6 +22,11 @@ def prepare(cfg: SFTConfig):
 
     convs, skipped = load_conversations(cfg.data.train, cfg.data.format, cfg.data.on_error, cfg.data.quarantine,
                                         cfg.data.max_rows)
+    for i, source in enumerate(cfg.data.extra):  # each file's skipped rows go to a quarantine file of its own
+        quarantine = f"{cfg.data.quarantine}.extra{i}" if cfg.data.quarantine else None
+        more, more_skipped = load_conversations(source.path, cfg.data.format, cfg.data.on_error, quarantine,
+                                                source.max_rows)
+        convs, skipped = convs + more, skipped + more_skipped
     tok = load_tokenizer(cfg.model.name, cfg.model.trust_remote_code)
     apply_named_template(tok, cfg.model.chat_template)
     enc = encode_conversations(tok, convs, cfg.train.seq_len, cfg.train.train_on, cfg.train.truncation)
@@ -64,7 +69,8 @@ def _run_sft(cfg: SFTConfig, run, resume: bool, progress: bool) -> dict:
     tok, enc = prepare(cfg)
     if dist.is_main:
         run.lock()
-        run.start(cfg.model_dump(mode="json"), {"train": cfg.data.train, "eval": cfg.data.eval},
+        run.start(cfg.model_dump(mode="json"), {"train": cfg.data.train, "eval": cfg.data.eval,
+                   **{f"extra_{i}": s.path for i, s in enumerate(cfg.data.extra)}},
                   parents=[str(Path(cfg.model.name).resolve())] if Path(cfg.model.name).exists() else [],
                   resume=resume, allow_changed_inputs=cfg.allow_changed_inputs)
         log.info("data: %s", json.dumps(enc.stats))

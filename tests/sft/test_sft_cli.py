@@ -86,3 +86,20 @@ def test_bad_data_row_names_file_line_field(recipe, tmp_path, capsys):
     assert main(["sft", "--config", str(recipe), "--dry-run"]) == 2
     err = capsys.readouterr().err
     assert "train.jsonl:4: messages.0.role" in err and "Traceback" not in err
+
+
+def test_extra_files_train_beside_the_main_one_each_capped(recipe, tmp_path, capsys):
+    extra = tmp_path / "data" / "extra.jsonl"
+    extra.write_text("".join(json.dumps({**r, "id": f"x{r['id']}"}) + "\n" for r in conversations(7)))
+    assert main(["sft", "--config", str(recipe), "--dry-run",
+                 'data.extra=[{path: data/extra.jsonl, max_rows: 5}]']) == 0
+    stats = json.loads(capsys.readouterr().out.split("# data\n")[1].split("\ndry run")[0])
+    assert stats["rows"] == 12 + 5
+
+
+def test_a_bad_row_in_an_extra_file_names_that_file(recipe, tmp_path, capsys):
+    extra = tmp_path / "data" / "extra.jsonl"
+    extra.write_text(json.dumps({"messages": [{"role": "user", "content": "hi"}]}) + "\n")
+    assert main(["sft", "--config", str(recipe), "--dry-run", "data.extra=[{path: data/extra.jsonl}]"]) == 2
+    err = capsys.readouterr().err
+    assert "extra.jsonl:1" in err and "Traceback" not in err

@@ -131,10 +131,10 @@ class GattSuiteConfig(StrictModel):
 
 
 class GattIndependent(IndependentEvalConfig):
-    """The independent evaluation of the GAtt stage: the core suites (default: general) and `gatt`, for the
-    base model (`base_model`), the starting model and the GAtt model; written to independent.json."""
+    """The independent evaluation of the GAtt stage (off unless `enabled`, as in every stage): the core suites
+    (default: general) and `gatt`, for the base model (`base_model`), the starting model and the GAtt model;
+    written to independent.json."""
 
-    enabled: bool = True
     gatt: GattSuiteConfig = GattSuiteConfig()
 
     def gatt_on(self) -> bool:

@@ -48,7 +48,8 @@ def recipe(tmp_path, tiny_model_dir):
            "optim": {"lr": 1e-3}, "checkpoint": {"every_steps": 2},
            "eval": {"data": "data/heldout.jsonl", "n_dialogues": 2, "turns": [2, 4], "max_new_tokens": 6,
                     "batch_size": 4},
-           "independent": {"data_dir": "independent", "base_model": str(tiny_model_dir), "suites": ["gatt"],
+           "independent": {"enabled": True, "data_dir": "independent", "base_model": str(tiny_model_dir),
+                           "suites": ["gatt"],
                            "gatt": {"n_dialogues": 2, "n_long": 1, "short_turns": 2, "max_turn": 5}}}
     path = tmp_path / "gatt.yaml"
     path.write_text(yaml.safe_dump(cfg))

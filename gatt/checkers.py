@@ -1,35 +1,38 @@
-"""Rule checkers for GAtt constraints: does an answer keep the instruction? One checker per family.
+"""Rule checkers for GAtt constraints: does an answer keep the instruction? One checker per kind.
 
-Which are exact rules and which are heuristics (the evaluation report repeats this):
-  answer_length  exact: 1 to N whitespace-separated words (chatalign.judges.rules "max_words"), and the answer is
-                 complete: one cut by max_new_tokens fails, since its full length is unknown (else a token
-                 cap below N words would make every answer pass).
-  format         exact: at least one letter and no lowercase letter (chatalign.judges.rules "uppercase").
-  language       statistical: langdetect's most probable language must be the asked one. langdetect is
-                 randomised; the seed is fixed (DetectorFactory.seed = 0) so a verdict never changes between
-                 runs. Minimum length policy: under MIN_LANGUAGE_LETTERS letters langdetect is unreliable
-                 ("Ja" comes out Indonesian), so such an answer is *undetermined* and counts as not adhering
-                 (an empty or one-word answer has not shown that it keeps the language).
-  public_figure  heuristic: the answer mentions a part of the figure's name ("Napoleon", "Bonaparte";
-                 particles like "da" and titles like "Queen" are not enough). An answer in character that
-                 never names the figure fails; one that names the figure without playing it passes.
-  hobby          heuristic: the answer mentions the hobby (its word, inflections, a few related words for
-                 the bundled hobbies: "racket" for tennis). English keywords only: a mention translated into
-                 another language is missed.
-Names and keywords are compared case- and accent-insensitively on word starts.
+Exact rules (case, accents and punctuation aside where words are compared):
+  start_phrase / sign_off  the answer's first / last words are the phrase's words.
+  uppercase                at least one letter and no lowercase letter (chatalign.judges.rules "uppercase").
+  word_limit               1 to N whitespace-separated words, and the answer is complete: one cut by
+                           max_new_tokens fails, since its full length is unknown.
+  bullets / numbered_list  at least two "- item" / "1. item" lines and at most one other line (an intro).
+  json                     the whole answer (or a ``` fence around all of it) parses as a JSON object.
+  emoji                    the first character is a pictographic emoji.
+  a dict value             a `chatalign.judges.rules` check spec (the held-out kinds of data/independent).
+Statistical:
+  language   langdetect's most probable language must be the asked one (chatalign.judges.rules "language":
+             seeded, so a verdict never changes). Under MIN_LANGUAGE_LETTERS letters langdetect is unreliable
+             ("Ja" comes out Indonesian), so such an answer is *undetermined* and counts as not adhering.
+Heuristics (HEURISTIC_KINDS): the answer mentions a word.
+  include_keyword  the keyword, or a word starting with it ("bananas").
+  persona_name     the name.
+  public_figure    a part of the figure's name ("Napoleon", "Bonaparte"; particles like "da" and titles like
+                   "Queen" are not enough): one in character that never names the figure fails.
+  hobby            the hobby (its word, inflections, a few related words for the bundled hobbies: "racket"
+                   for tennis). English keywords only: a mention translated into another language is missed.
 """
 
 from __future__ import annotations
 
 import re
-import unicodedata
 from collections.abc import Callable
 
 from chatalign.errors import DataError
+from chatalign.gatt import text_shape as shape
+from chatalign.gatt.text_shape import fold
 from chatalign.judges.rules import run_check
 
-MIN_LANGUAGE_LETTERS = 15
-HEURISTIC_FAMILIES = ("public_figure", "hobby")
+HEURISTIC_KINDS = ("include_keyword", "persona_name", "public_figure", "hobby")
 
 # Keywords per bundled hobby. "stem*" matches any word starting with stem; a bare word matches that word only.
 HOBBY_KEYWORDS: dict[str, tuple[str, ...]] = {
@@ -59,12 +62,6 @@ _STOPWORDS = {"the", "a", "an", "of", "and", "playing", "reading", "da", "de", "
               "queen", "king", "sir", "saint", "lord", "lady"}
 
 
-def fold(text: str) -> str:
-    """Lowercase without accents ("Napoléon" -> "napoleon"), for keyword matching."""
-    decomposed = unicodedata.normalize("NFKD", text)
-    return "".join(c for c in decomposed if not unicodedata.combining(c)).lower()
-
-
 def _keyword_pattern(keywords: tuple[str, ...]) -> re.Pattern:
     alts = [re.escape(fold(k[:-1])) + r"\w*" if k.endswith("*") else re.escape(fold(k)) + r"\b" for k in keywords]
     return re.compile(r"\b(?:" + "|".join(alts) + ")")
@@ -88,28 +85,8 @@ def mentions(answer: str, keywords: tuple[str, ...]) -> bool:
     return bool(keywords) and _keyword_pattern(keywords).search(fold(answer)) is not None
 
 
-def count_letters(text: str) -> int:
-    return sum(c.isalpha() for c in text)
-
-
-def detect_language(text: str) -> str | None:
-    """langdetect's most probable language code (seeded), or None below MIN_LANGUAGE_LETTERS letters."""
-    if count_letters(text) < MIN_LANGUAGE_LETTERS:
-        return None
-    from langdetect import DetectorFactory, detect_langs
-    from langdetect.lang_detect_exception import LangDetectException
-
-    DetectorFactory.seed = 0  # langdetect samples n-grams at random; a fixed seed makes verdicts repeatable
-    try:
-        # Lowercased: uppercase answers (the format constraint) are identified as well as ordinary ones.
-        found = detect_langs(text.lower())
-    except LangDetectException:
-        return None
-    return found[0].lang if found else None
-
-
 def check_language(answer: str, code: str) -> bool:
-    return detect_language(answer) == str(code)
+    return run_check(answer, {"type": "language", "code": str(code)})
 
 
 def check_public_figure(answer: str, figure: str) -> bool:
@@ -120,37 +97,57 @@ def check_hobby(answer: str, hobby: str) -> bool:
     return mentions(answer, hobby_keywords(str(hobby)))
 
 
-def check_answer_length(answer: str, max_words: int, finished: bool = True) -> bool:
+def check_word_limit(answer: str, max_words: int, finished: bool = True) -> bool:
     return finished and run_check(answer, {"type": "max_words", "value": int(max_words)})
 
 
-def check_format(answer: str, fmt: str) -> bool:
-    if fmt != "uppercase":
-        raise DataError(f"format constraint {fmt!r}: only 'uppercase' can be checked")
+def check_uppercase(answer: str, _value=True) -> bool:
     return run_check(answer, {"type": "uppercase"})
 
 
+def check_keyword(answer: str, word: str) -> bool:
+    return mentions(answer, (str(word) + "*",))
+
+
+def check_name(answer: str, name: str) -> bool:
+    return mentions(answer, (str(name),))
+
+
 CHECKERS: dict[str, Callable[[str, object], bool]] = {
-    "hobby": check_hobby,
     "language": check_language,
+    "start_phrase": lambda a, v: shape.starts_with_phrase(a, str(v)),
+    "sign_off": lambda a, v: shape.ends_with_phrase(a, str(v)),
+    "include_keyword": check_keyword,
+    "uppercase": check_uppercase,
+    "bullets": lambda a, _v: shape.is_list(a, numbered=False),
+    "numbered_list": lambda a, _v: shape.is_list(a, numbered=True),
+    "json": lambda a, _v: shape.json_object(a) is not None,
+    "persona_name": check_name,
+    "emoji": lambda a, _v: shape.starts_with_emoji(a),
+    "hobby": check_hobby,
     "public_figure": check_public_figure,
-    "answer_length": check_answer_length,
-    "format": check_format,
 }
 
 
-def adheres(answer: str, constraints: dict[str, str | int], finished: bool = True) -> dict[str, bool]:
-    """{family: passed} for every constraint, plus "all": every one passed (an empty answer passes none).
+def check_kind(answer: str, kind: str, value, finished: bool = True) -> bool:
+    """One constraint's verdict; an empty answer keeps none. A dict value is a rules spec (any kind name)."""
+    if not answer.strip():
+        return False
+    if isinstance(value, dict):
+        return run_check(answer, value)
+    if kind == "word_limit":
+        return check_word_limit(answer, int(value), finished)
+    if kind not in CHECKERS:
+        raise DataError(f"no checker for constraint kind {kind!r}; known: word_limit, {', '.join(CHECKERS)} "
+                        "(or give a rules check spec as the value)")
+    return CHECKERS[kind](answer, value)
 
-    `finished=False`: the answer was cut by the token limit; only the length verdict depends on it.
+
+def adheres(answer: str, constraints: dict, finished: bool = True) -> dict[str, bool]:
+    """{kind: passed} for every constraint, plus "all": every one passed (an empty answer passes none).
+
+    `finished=False`: the answer was cut by the token limit; only the word-limit verdict depends on it.
     """
-    result = {}
-    for family, value in constraints.items():
-        if family not in CHECKERS:
-            raise DataError(f"no checker for constraint family {family!r}; known: {', '.join(CHECKERS)}")
-        if family == "answer_length":
-            result[family] = bool(answer.strip()) and check_answer_length(answer, int(value), finished)
-        else:
-            result[family] = bool(answer.strip()) and CHECKERS[family](answer, value)
+    result = {kind: check_kind(answer, kind, value, finished) for kind, value in constraints.items()}
     result["all"] = all(result.values()) if constraints else bool(answer.strip())
     return result

@@ -37,13 +37,15 @@ def report_turns(turns: int | Sequence[int] | None, default: Sequence[int]) -> l
 def cmd_eval(model: str, data: str | None = None, out_dir: str | None = None,
              turns: int | Sequence[int] | None = None, n_dialogues: int | None = None) -> int:
     """Adherence of `model` (run dir, HF dir or `embedded`) at the given turns (a list, or the last turn T:
-    2, 4, 6 and T); prints the table and writes eval_gatt.{json,md,png} into out_dir, or into `model` when
-    it is a run directory. A GAtt run directory brings its own instruction and evaluation settings."""
+    2, 4, 6 and T), with the instruction in each of the evaluation's placements; prints the table and writes
+    eval_gatt.{json,md,png} into out_dir, or into `model` when it is a run directory. A GAtt run directory
+    brings its own instruction and evaluation settings."""
     from chatalign.gatt.dialogues import load_dialogues
     from chatalign.gatt.evaluate import (
         BUNDLED_HELDOUT,
         PAPER_TURNS,
-        evaluate_adherence,
+        EvalGroup,
+        evaluate_groups,
         format_table,
         heuristic_note,
         limit_long_dialogues,
@@ -60,19 +62,20 @@ def cmd_eval(model: str, data: str | None = None, out_dir: str | None = None,
     dialogues = select_dialogues(load_dialogues(data or BUNDLED_HELDOUT), n, max(turns))
     dialogues = limit_long_dialogues(dialogues, turns, ev.n_long)
     space = InstructionSpace.from_yaml(inst.constraints)
-    instructions = synthesize_instructions(space, len(dialogues), ev.seed, tuple(inst.families), inst.min_families,
-                                           inst.max_families, inst.terse_fraction)
+    instructions = synthesize_instructions(space, len(dialogues), ev.seed, tuple(inst.kinds or ()) or None,
+                                           inst.min_kinds, inst.max_kinds, inst.terse_fraction)
     tok = load_tokenizer(model)
     lm = load_causal_lm(model, "auto")
     import torch
 
     if torch.cuda.is_available():
         lm = lm.to("cuda")
-    res = evaluate_adherence(lm, tok, dialogues, instructions, placement=ev.placement, max_turn=max(turns),
-                             max_new_tokens=ev.max_new_tokens, batch_size=ev.batch_size,
-                             max_prompt_tokens=ev.max_prompt_tokens, progress=True, reuse_prefix=ev.reuse_prefix)
+    groups = [EvalGroup("eval", p, dialogues, instructions) for p in ev.placements]
+    res = evaluate_groups(lm, tok, groups, max_new_tokens=ev.max_new_tokens, batch_size=ev.batch_size,
+                          max_prompt_tokens=ev.max_prompt_tokens, progress=True, reuse_prefix=ev.reuse_prefix)
     label = Path(model).name or str(model)
-    results = {label: res}
+    settings_of_pass = {k: v for k, v in res.items() if k != "groups"}
+    results = {f"{label} ({g.placement})": {**res["groups"][g.name], **settings_of_pass} for g in groups}
     print(format_table(results, turns))
     print(heuristic_note())
     run_dir = Path(model) if (Path(model) / "manifest.json").is_file() else None

@@ -1,18 +1,18 @@
-"""GAtt rule checkers on positive and negative examples, one family at a time, then `adheres`."""
+"""GAtt rule checkers on hand-made positive and negative answers, one kind at a time, then `adheres`."""
 
 import pytest
 
 from chatalign.errors import DataError
 from chatalign.gatt.checkers import (
-    MIN_LANGUAGE_LETTERS,
     adheres,
-    check_answer_length,
-    check_format,
     check_hobby,
+    check_kind,
     check_language,
     check_public_figure,
-    detect_language,
+    check_uppercase,
+    check_word_limit,
 )
+from chatalign.judges.rules import MIN_LANGUAGE_LETTERS
 
 
 @pytest.mark.parametrize("text,code", [
@@ -29,15 +29,9 @@ def test_language_positive_and_negative(text, code):
     assert not check_language(text, "fr" if code != "fr" else "de")
 
 
-def test_language_is_deterministic():
-    text = "Bonjour, monsieur, I am your chef and I have a new recipe"  # mixed: a close call
-    assert len({detect_language(text) for _ in range(5)}) == 1
-
-
 def test_short_answers_are_undetermined_and_fail():
     short = "Oui, bien sûr."  # 11 letters: below the policy's minimum
     assert sum(c.isalpha() for c in short) < MIN_LANGUAGE_LETTERS
-    assert detect_language(short) is None
     assert not check_language(short, "fr")
     assert not check_language("", "en")
 
@@ -66,26 +60,61 @@ def test_hobby_mentions():
     assert not check_hobby("I love turning pages.", "woodturning")
 
 
-def test_answer_length_and_format():
-    assert check_answer_length("Try chamomile tea.", 3)
-    assert not check_answer_length("Try some chamomile tea.", 3)
-    assert not check_answer_length("   ", 3)
-    assert not check_answer_length("Try chamomile", 3, finished=False)  # cut by the token limit: length unknown
-    assert check_format("TRY CHAMOMILE TEA, 2 CUPS.", "uppercase")
-    assert not check_format("TRY chamomile TEA.", "uppercase")
-    assert not check_format("123", "uppercase")
-    with pytest.raises(DataError):
-        check_format("ABC", "lowercase")
+def test_word_limit_and_uppercase():
+    assert check_word_limit("Try chamomile tea.", 3)
+    assert not check_word_limit("Try some chamomile tea.", 3)
+    assert not check_word_limit("   ", 3)
+    assert not check_word_limit("Try chamomile", 3, finished=False)  # cut by the token limit: length unknown
+    assert check_uppercase("TRY CHAMOMILE TEA, 2 CUPS.")
+    assert not check_uppercase("TRY chamomile TEA.")
+    assert not check_uppercase("123")
 
 
-def test_adheres_reports_each_family_and_all():
-    c = {"language": "fr", "answer_length": 12}
+@pytest.mark.parametrize("kind,value,good,bad", [
+    ("start_phrase", "Sure thing!", "Sure thing! Pancakes need eggs.", "Pancakes need eggs. Sure thing!"),
+    ("start_phrase", "Sure thing!", "SURE THING, pancakes need eggs.", "Sure, pancakes need eggs."),
+    ("start_phrase", "Here goes:", "  here goes: flour and milk.", "So here goes: flour."),
+    ("sign_off", "Hope this helps!", "Use flour. Hope this helps!", "Hope this helps! Use flour."),
+    ("sign_off", "Cheers, Sam.", "Use flour.\n\nCheers, Sam", "Use flour. Cheers."),
+    ("include_keyword", "banana", "Bananas make pancakes sweet.", "Apples make pancakes sweet."),
+    ("include_keyword", "ocean", "The ocean is calm.", "The sea is calm."),
+    ("persona_name", "Max", "Max here: rest well.", "Maximum rest is best."),
+    ("bullets", True, "Tips:\n- rest\n- drink water", "- rest only"),
+    ("bullets", True, "* rest\n* drink water\n* walk", "Rest.\nDrink.\n- walk\n- run"),
+    ("numbered_list", True, "1. Rest.\n2) Drink water.", "- Rest.\n- Drink water."),
+    ("json", True, '{"answer": "Rest well."}', 'Sure: {"answer": "Rest well."}'),
+    ("json", True, '```json\n{"tips": ["rest"]}\n```', '["rest", "water"]'),
+    ("emoji", "\U0001F60A", "\U0001F31F Rest well.", "Rest well \U0001F31F"),
+    ("emoji", "\U0001F60A", "\u2600\ufe0f Sunny days help.", ":) Rest well."),
+    ("uppercase", True, "REST WELL.", "Rest well."),
+    ("word_limit", 3, "Rest well.", "Rest well tonight, friend."),
+])
+def test_each_training_kind_on_hand_made_answers(kind, value, good, bad):
+    assert check_kind(good, kind, value)
+    assert not check_kind(bad, kind, value)
+    assert not check_kind("   ", kind, value)
+
+
+@pytest.mark.parametrize("spec,good,bad", [
+    ({"type": "lowercase"}, "rest well, my friend.", "Rest well."),
+    ({"type": "regex", "pattern": "\\?[\"')\\]]*\\s*$"}, "Rest well. Want more tips?", "Want tips? Rest."),
+    ({"type": "language", "code": "nl"}, "Slaap goed en drink genoeg water voor het slapengaan.",
+     "Sleep well and drink enough water before bed."),
+    ({"type": "max_sentences", "value": 1}, "Rest well tonight.", "Rest well. Drink water."),
+])
+def test_held_out_kinds_are_checked_by_their_rule_spec(spec, good, bad):
+    assert check_kind(good, "held_out", spec)
+    assert not check_kind(bad, "held_out", spec)
+
+
+def test_adheres_reports_each_kind_and_all():
+    c = {"language": "fr", "word_limit": 12}
     ok = adheres("Pour bien dormir, évitez les écrans le soir.", c)
-    assert ok == {"language": True, "answer_length": True, "all": True}
+    assert ok == {"language": True, "word_limit": True, "all": True}
     long_fr = adheres("Pour bien dormir, évitez les écrans le soir et buvez une tisane chaude avant d'aller au lit.", c)
-    assert long_fr == {"language": True, "answer_length": False, "all": False}
-    assert adheres("", {"format": "uppercase"}) == {"format": False, "all": False}
-    cut = adheres("POUR BIEN DORMIR, ÉVITEZ LES ÉCRANS", {"answer_length": 12, "format": "uppercase"}, finished=False)
-    assert cut == {"answer_length": False, "format": True, "all": False}
+    assert long_fr == {"language": True, "word_limit": False, "all": False}
+    assert adheres("", {"uppercase": True}) == {"uppercase": False, "all": False}
+    cut = adheres("POUR BIEN DORMIR, ÉVITEZ LES ÉCRANS", {"word_limit": 12, "uppercase": True}, finished=False)
+    assert cut == {"word_limit": False, "uppercase": True, "all": False}
     with pytest.raises(DataError, match="no checker"):
         adheres("x", {"mood": "happy"})

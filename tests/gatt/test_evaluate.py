@@ -4,14 +4,22 @@ import pytest
 
 from chatalign.errors import DataError
 from chatalign.gatt.dialogues import Dialogue, load_dialogues
-from chatalign.gatt.evaluate import adherence_by_turn, format_table, limit_long_dialogues, select_dialogues
+from chatalign.gatt.evaluate import (
+    EvalGroup,
+    adherence_by_turn,
+    format_table,
+    group_result,
+    limit_long_dialogues,
+    select_dialogues,
+    summarize,
+)
 from chatalign.gatt.instructions import Instruction
 from chatalign.gatt.prompt_window import drop_second_round, fit_prompt
 from chatalign.gatt.turns import Candidate, run_dialogues
 
-UPPER = Instruction("Always answer in uppercase.", {"format": "uppercase"})
+UPPER = Instruction("Always answer in uppercase.", {"uppercase": True})
 UPPER_SHORT = Instruction("Format: uppercase. Length: at most 2 words",
-                          {"answer_length": 2, "format": "uppercase"}, terse=True)
+                          {"word_limit": 2, "uppercase": True}, terse=True)
 
 
 def fading(prompts, k):
@@ -28,9 +36,9 @@ def test_adherence_by_turn_counts_dialogues_reaching_each_turn():
     dialogues = [Dialogue("a", ("1", "2", "3", "4")), Dialogue("b", ("1", "2"))]
     runs, _ = run_dialogues(dialogues, [UPPER, UPPER_SHORT], fading, instruction_in="first_user")
     table = adherence_by_turn(runs)
-    assert table[1] == {"n": 2, "all": 1.0, "answer_length": 1.0, "n_answer_length": 1, "format": 1.0,
-                        "n_format": 2}
-    assert table[3] == {"n": 1, "all": 0.0, "format": 0.0, "n_format": 1}
+    assert table[1] == {"n": 2, "all": 1.0, "word_limit": 1.0, "n_word_limit": 1, "uppercase": 1.0,
+                        "n_uppercase": 2}
+    assert table[3] == {"n": 1, "all": 0.0, "uppercase": 0.0, "n_uppercase": 1}
     assert sorted(table) == [1, 2, 3, 4]
 
 
@@ -56,7 +64,7 @@ def test_an_answer_cut_by_the_token_limit_fails_the_length_rule_only():
         return [[Candidate("YES SIR", finished=False)] * k for _ in prompts]
 
     runs, stats = run_dialogues([Dialogue("a", ("q1",))], [UPPER_SHORT], cut, instruction_in="first_user")
-    assert runs[0].checks[0] == {"answer_length": False, "format": True, "all": False}
+    assert runs[0].checks[0] == {"word_limit": False, "uppercase": True, "all": False}
     assert stats["unfinished_kept"] == 1
 
 
@@ -73,6 +81,7 @@ def test_only_n_long_dialogues_run_to_the_last_turn():
     assert out[1].user_turns == ds[1].user_turns[:6]
     assert limit_long_dialogues(ds, [2, 4, 6, 20], None) == ds
     assert limit_long_dialogues(ds, [20], 0) == ds  # a single reported turn: nothing to stop before
+    assert [len(d.user_turns) for d in limit_long_dialogues(ds, [2, 10], None)] == [10] * 4  # none past the last
 
 
 def test_drop_second_round_keeps_system_and_first_round():
@@ -101,7 +110,7 @@ def test_format_table_has_the_paper_turns():
     res = {"by_turn": {str(t): r for t, r in adherence_by_turn(runs).items()}}
     table = format_table({"base": res}, [2, 4, 6, 20])
     lines = table.strip().splitlines()
-    assert lines[0] == "| model | turn | n | all | format |"
+    assert lines[0] == "| model | turn | n | all | uppercase |"
     assert lines[2] == "| base | 2 | 1 | 100% | 100% (1) |"
     assert lines[3] == "| base | 4 | 1 | 0% | 0% (1) |"
     assert lines[5] == "| base | 20 | 0 | - | - |"
@@ -127,3 +136,31 @@ def test_load_dialogues_both_formats(tmp_path):
     c.write_text('{"id": "x", "user_turns": ["hi", ""]}\n')
     with pytest.raises(DataError, match=r"c.jsonl:1: user_turns.1"):
         load_dialogues(c)
+
+
+def test_summary_means_turns_4_to_last_and_takes_the_last():
+    by_turn = {str(t): {"n": 3 if t <= 6 else 1, "all": 1.0 if t <= 4 else 0.5, "uppercase": 0.0,
+                        "n_uppercase": 2 if t <= 6 else 1} for t in range(1, 9)}
+    s = summarize(by_turn)
+    assert s == {"mean_from": (1.0 + 0.5 * 4) / 5, "last": 0.5, "last_turn": 8, "n_last": 1, "first": 4}
+    assert summarize(by_turn, "uppercase")["mean_from"] == 0.0
+    assert summarize({"1": {"n": 2, "all": 1.0}})["mean_from"] is None  # no turn from 4 on
+    assert summarize({}, "lowercase")["last"] is None
+
+
+def test_groups_run_in_one_pass_and_split_by_suite_and_placement():
+    seen = []
+
+    def record(prompts, k):
+        seen.append(len(prompts))
+        return [[Candidate("YES SIR." if p[0]["role"] == "system" else "no.")] for p in prompts]
+
+    d = [Dialogue("a", ("q1", "q2", "q3", "q4")), Dialogue("b", ("q1", "q2"))]
+    groups = [EvalGroup("in_distribution", "system", d, [UPPER, UPPER]),
+              EvalGroup("in_distribution", "first_user", d, [UPPER, UPPER])]
+    runs, _ = run_dialogues([*d, *d], [UPPER] * 4, record, instruction_in=["system"] * 2 + ["first_user"] * 2)
+    assert seen == [4, 4, 2, 2]  # one batched call per turn over both groups
+    res = {g.name: group_result(g, runs[i * 2:(i + 1) * 2]) for i, g in enumerate(groups)}
+    assert res["in_distribution/system"]["by_turn"]["4"]["all"] == 1.0
+    assert res["in_distribution/first_user"]["summary"]["all"]["mean_from"] == 0.0
+    assert res["in_distribution/system"]["summary"]["uppercase"]["n_last"] == 1

@@ -23,10 +23,10 @@ def test_recipes_validate_and_point_at_bundled_files(name):
 
 def test_paper_recipe_setup():
     cfg = load_config(GattConfig, ROOT / "recipes/llama2-7b/gatt.yaml")
-    assert cfg.instructions.families == ["hobby", "language", "public_figure"]
-    assert cfg.instructions.terse_fraction == 0.5 and cfg.instructions.max_families == 2
+    assert cfg.instructions.kinds == ["hobby", "language", "public_figure"]
+    assert cfg.instructions.terse_fraction == 0.5 and cfg.instructions.max_kinds == 2
     assert cfg.eval.turns == [2, 4, 6, 20] and cfg.eval.n_dialogues == 20
-    assert cfg.synthesis.placement == "first_user"
+    assert cfg.eval.placements == ["system", "first_user"] == cfg.independent.gatt.placements
     assert (cfg.optim.lr, cfg.optim.weight_decay, cfg.optim.schedule) == (2e-5, 0.1, "cosine")
     assert cfg.deepspeed.enabled and cfg.deepspeed.zero_stage == 3
 
@@ -36,6 +36,9 @@ def test_quickstart_recipe_is_small():
     assert cfg.model.name == "embedded" and cfg.model.dtype == "float32"
     assert cfg.synthesis.max_new_tokens <= 48 and cfg.eval.max_new_tokens <= 48
     assert cfg.eval.turns[:3] == [2, 4, 6]
+    assert cfg.independent.gatt_on() and cfg.independent.gatt.max_turn == 20
+    assert set(cfg.eval.placements) == set(cfg.independent.gatt.placements) == {"system", "first_user"}
+    assert 0 < cfg.synthesis.system_share < 1 and cfg.synthesis.repair
 
 
 def test_the_sft_run_trains_on_the_last_answer_only(tmp_path):
@@ -49,12 +52,15 @@ def test_the_sft_run_trains_on_the_last_answer_only(tmp_path):
 
 @pytest.mark.parametrize("override,message", [
     ("synthesis.placment=system", "synthesis.placment: unknown key"),
-    ("instructions.max_families=9", "max_families"),
-    ("instructions.families=[hobby,hobby]", "without repeats"),
+    ("instructions.min_kinds=3", "min_kinds <= max_kinds"),
+    ("instructions.kinds=[hobby,hobby]", "without repeats"),
+    ("instructions.kinds=[cooking]", "instructions.kinds.0"),
+    ("synthesis.system_share=1.5", "synthesis.system_share"),
+    ("independent.gatt.short_turns=30", "short_turns"),
     ("steps=[train,train]", "without repeats"),
     ("steps=[fly]", "steps.0"),
     ("eval.turns=[0,2]", "1-based"),
-    ("synthesis.placement=everywhere", "synthesis.placement"),
+    ("eval.placements=[everywhere]", "eval.placements"),
 ])
 def test_bad_configs_name_the_key(override, message):
     with pytest.raises(ConfigError, match=message):

@@ -1,4 +1,4 @@
-"""Ghost Attention material: constraint lists (hobby, language, public figure, length, format) and
+"""Ghost Attention material: instruction kinds with their wordings and values (gatt_constraints.yaml) and
 multi-turn user-only dialogues of everyday questions (6 to 20 user turns)."""
 
 from __future__ import annotations
@@ -27,14 +27,14 @@ HOBBIES = [
     "surfing",
     "woodworking",
 ]
-# Languages langdetect identifies reliably, with its codes, so adherence can be checked by a rule.
+# Languages langdetect identifies reliably, with its codes, so adherence can be checked by a rule. Dutch and
+# Swedish are left out on purpose: data/independent evaluates GAtt on them as languages never trained.
 LANGUAGES = [
     ("French", "fr"),
     ("Spanish", "es"),
     ("German", "de"),
     ("Italian", "it"),
     ("Portuguese", "pt"),
-    ("English", "en"),
 ]
 PUBLIC_FIGURES = [
     "Napoleon Bonaparte",
@@ -53,33 +53,70 @@ PUBLIC_FIGURES = [
     "Galileo Galilei",
     "Frida Kahlo",
 ]
+START_PHRASES = ["Sure thing!", "Great question!", "Hello friend!", "Alright,", "Happy to help!", "Here goes:"]
+SIGN_OFFS = ["Hope this helps!", "Have a great day!", "Cheers, Sam.", "Good luck!", "Take care!",
+             "That is all."]
+KEYWORDS = ["banana", "rainbow", "ocean", "music", "sunshine", "lantern", "pebble"]
+NAMES = ["Max", "Luna", "Oliver", "Aria", "Leo", "Nora", "Felix"]
+EMOJIS = ["\U0001F60A", "\U0001F31F", "\U0001F44D", "\U0001F389", "\U0001F331", "\u2600\ufe0f"]
+
+# Instruction kinds: several full and terse wordings each ("{value}" is the drawn value). Only the kinds of
+# data/independent's held-out set (lowercase, ending with a question, quoted replies, one sentence, Dutch and
+# Swedish) are absent, so GAtt is evaluated on kinds it never trained.
+WORDINGS = {
+    "language": (["Always answer in {value}.", "Reply only in {value}, whatever language I use.",
+                  "Speak {value} in all your answers."],
+                 ["Language: {value}", "In {value}"]),
+    "start_phrase": (['Begin every reply with "{value}".', 'Start each answer with the words "{value}".'],
+                     ['Start with: "{value}"', 'Opening: "{value}"']),
+    "sign_off": (['End every reply with "{value}".', 'Finish each answer with the words "{value}".'],
+                 ['Sign-off: "{value}"', 'Close with: "{value}"']),
+    "include_keyword": (['Mention the word "{value}" in every reply.',
+                         'Use the word "{value}" somewhere in each answer.'],
+                        ["Keyword: {value}", "Must mention: {value}"]),
+    "uppercase": (["Always answer in uppercase.", "Write your replies in capital letters only."],
+                  ["Format: uppercase", "ALL CAPS"]),
+    "word_limit": (["Answer in at most {value} words.", "Keep every reply under {value} words."],
+                   ["Length: at most {value} words", "Max {value} words"]),
+    "bullets": (["Answer as a bulleted list.", 'Format every reply as bullet points, one per line, each '
+                 'starting with "- ".'],
+                ["Format: bullet points", "Bullets only"]),
+    "numbered_list": (["Answer as a numbered list.", "Give every reply as numbered steps: 1., 2., 3."],
+                      ["Format: numbered list", "Numbered steps"]),
+    "json": (['Reply only with a JSON object, like {"answer": "..."}.', "Format every answer as valid JSON."],
+             ["Format: JSON", "Output: JSON object"]),
+    "persona_name": (["You are {value}; say your name in every reply.",
+                      "Your name is {value}. Always mention who you are when you answer."],
+                     ["Name: {value}", "You are {value}"]),
+    "emoji": (["Start every reply with an emoji.", "Begin each answer with an emoji such as {value}."],
+              ["Start with an emoji", "Emoji first"]),
+    "hobby": (["You enjoy {value}.", "Your favourite pastime is {value}; bring it up when you answer."],
+              ["Hobby: {value}"]),
+    "public_figure": (["Act as {value}.", "Answer as if you were {value}."], ["Figure: {value}"]),
+}
+VALUES = {
+    "language": [{"name": name, "code": code} for name, code in LANGUAGES],
+    "start_phrase": START_PHRASES,
+    "sign_off": SIGN_OFFS,
+    "include_keyword": KEYWORDS,
+    # At most 20 words (~27 tokens): the quickstart caps answers at 32 new tokens, and a cut answer fails the
+    # limit (its full length is unknown), so a 30-word limit could not be kept.
+    "word_limit": [10, 15, 20],
+    "persona_name": NAMES,
+    "emoji": EMOJIS,
+    "hobby": HOBBIES,
+    "public_figure": PUBLIC_FIGURES,
+}
 
 
 def constraints() -> dict:
     """The content of gatt_constraints.yaml."""
-    return {
-        "hobbies": HOBBIES,
-        "languages": [{"name": name, "code": code} for name, code in LANGUAGES],
-        "public_figures": PUBLIC_FIGURES,
-        "instructions": {
-            "hobby": {"full": "You enjoy {hobby}.", "terse": "Hobby: {hobby}"},
-            "language": {"full": "Always answer in {language}.", "terse": "Language: {language}"},
-            "public_figure": {"full": "Act as {figure}.", "terse": "Figure: {figure}"},
-        },
-        "answer_length": {
-            "full": "Answer in at most {n} words.",
-            "terse": "Length: at most {n} words",
-            # At most 20 words (~27 tokens): the quickstart caps answers at 32 new tokens, and a cut answer
-            # fails the length rule (its full length is unknown), so a 30-word limit could not be kept.
-            "values": [10, 15, 20],
-            "check": "max_words",
-        },
-        "format": {
-            "full": "Always answer in uppercase.",
-            "terse": "Format: uppercase",
-            "check": "uppercase",
-        },
-    }
+    kinds = {}
+    for kind, (full, terse) in WORDINGS.items():
+        kinds[kind] = {"full": full, "terse": terse}
+        if kind in VALUES:
+            kinds[kind]["values"] = VALUES[kind]
+    return {"kinds": kinds}
 
 
 # Everyday questions: templates x values, plus fixed ones. Train and held-out pools share no template.

@@ -1,0 +1,77 @@
+"""GAtt numbers derived from the run's files: the manifest's metrics and the rows of independent.json (suite
+"gatt"), from eval_base.json / eval_before.json / eval_after.json (`chatalign.gatt.stage_eval`)."""
+
+from __future__ import annotations
+
+from chatalign.evaluation.record import Figures, IndependentRow
+
+BASE, BEFORE, AFTER = "base model", "before GAtt", "after GAtt"
+COLUMNS = {"base": BASE, "before": BEFORE, "after": AFTER}
+PLACED = {"system": "instruction as the system message", "first_user": "instruction in the first user message"}
+
+
+def synthesis_metrics(synth: dict) -> dict:
+    s, r = synth["synthesis"], synth["rows"]
+    return {"synth_rows": r["rows"], "synth_rejected": r["rejected"], "synth_answers": s["turns_answered"],
+            "synth_repaired": s.get("turns_repaired", 0), "synth_rows_repaired": r.get("rows_repaired", 0),
+            "synth_pass_rate": round(s["turns_passing"] / max(1, s["turns_answered"]), 4)}
+
+
+def eval_metrics(results: dict[str, dict]) -> dict:
+    """{<before|after|base>_<suite>_<placement>_<mean_t4_20|t20>: adherence 0-1} for the overall rate."""
+    out = {}
+    for column, label in COLUMNS.items():
+        for name, group in results.get(label, {}).get("groups", {}).items():
+            s = group["summary"]["all"]
+            stem = f"{column}_{name.replace('/', '_')}"
+            if s["mean_from"] is not None:
+                out[f"{stem}_mean_t{s['first']}_{s['last_turn']}"] = round(s["mean_from"], 4)
+            if s["last"] is not None:
+                out[f"{stem}_t{s['last_turn']}"] = round(s["last"], 4)
+    return out
+
+
+def _columns(results: dict[str, dict], group: str, key: str, stat: str, base_is_start: bool) -> Figures | None:
+    """Base, before and after (shares, or None where not measured) and n of one summary statistic; None
+    without the group."""
+    found = {c: results.get(label, {}).get("groups", {}).get(group) for c, label in COLUMNS.items()}
+    if base_is_start:
+        found["base"] = found["before"]
+    if not any(found.values()):
+        return None
+    cols: dict = {c: g["summary"].get(key, {}).get(stat) if g else None for c, g in found.items()}
+    any_group = next(g for g in found.values() if g)
+    summary = any_group["summary"].get(key, {})
+    if stat == "last":
+        cols["n"] = summary.get("n_last", 0)
+    else:  # dialogues carrying the kind (all of them for "all"), counted at turn 1
+        first = any_group["by_turn"].get("1", {})
+        cols["n"] = first.get("n", 0) if key == "all" else first.get(f"n_{key}", 0)
+    return Figures(**cols)
+
+
+def independent_rows(results: dict[str, dict], placements, base_is_start: bool) -> list[IndependentRow]:
+    """independent.json rows: per placement, overall adherence (mean over turns 4-20, at turn 20) on the
+    held-out kinds beside the training kinds' (in-distribution), then each held-out kind's mean."""
+    rows = []
+    for p in placements:
+        ind, dist = f"independent/{p}", f"in_distribution/{p}"
+        any_res = next((r["groups"][ind] for r in results.values() if ind in r.get("groups", {})), None)
+        if any_res is None:
+            continue
+        s = any_res["summary"]["all"]
+        span = f"turns {s['first']}-{s['last_turn']}"
+        for stat, what, key in (("mean_from", f"mean over {span}", f"t{s['first']}_{s['last_turn']}"),
+                                ("last", f"at turn {s['last_turn']}", f"t{s['last_turn']}")):
+            rows.append(IndependentRow(
+                suite="gatt", metric=f"GAtt adherence, {PLACED[p]}, {what}", key=f"gatt_{p}_{key}",
+                higher_is_better=True, unit="%", independent=_columns(results, ind, "all", stat, base_is_start),
+                in_distribution=_columns(results, dist, "all", stat, base_is_start), judge="rules",
+                note="independent: instruction kinds held out from training; in-distribution: the training "
+                     "kinds on the bundled held-out dialogues"))
+        for kind in [k for k in any_res["summary"] if k != "all"]:
+            rows.append(IndependentRow(
+                suite="gatt", metric=f"GAtt adherence, held-out kind {kind}, {PLACED[p]}, mean over {span}",
+                key=f"gatt_{p}_{kind}_t{s['first']}_{s['last_turn']}", higher_is_better=True, unit="%",
+                independent=_columns(results, ind, kind, "mean_from", base_is_start), judge="rules"))
+    return rows

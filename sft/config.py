@@ -44,6 +44,10 @@ class FinetuneTrain(StrictModel):
     global_batch_rows: int = Field(64, gt=0)
     micro_batch_rows: int = Field(1, gt=0)
     max_steps: int | None = Field(None, gt=0)
+    trainable_layers: int | None = Field(
+        None, gt=0, description="train only the top N decoder layers and the final norm (the embeddings and a "
+        "head tied to them stay frozen): a backward of N layers instead of all, and a model kept closer to "
+        "where it started; None: every weight (or LoRA's)")
     seed: int = 0
 
 
@@ -57,6 +61,12 @@ class SFTEval(StrictModel):
     max_new_tokens: int = Field(64, gt=0)
     batch_size: int = Field(16, gt=0)
     compare_base: bool = True
+
+
+def check_one_way_to_train(train: FinetuneTrain, lora: LoraConfig) -> None:
+    if train.trainable_layers and lora.enabled:
+        raise ValueError("train.trainable_layers and lora.enabled are two ways to train part of the model: "
+                         "choose one")
 
 
 class SFTConfig(StrictModel):
@@ -76,6 +86,7 @@ class SFTConfig(StrictModel):
     @model_validator(mode="after")
     def _check(self):
         check_batch_rows(self.train)
+        check_one_way_to_train(self.train, self.lora)
         if self.data.on_error == "skip" and not self.data.quarantine:
             raise ValueError("data.on_error=skip needs data.quarantine (a file for the skipped rows)")
         return self
@@ -100,5 +111,6 @@ class DerivedStageConfig(StrictModel):
     @model_validator(mode="after")
     def _check_training(self):
         check_batch_rows(self.train)
+        check_one_way_to_train(self.train, self.lora)
         check_steps(self.steps)
         return self

@@ -28,6 +28,7 @@ def last_turn_sft_config(cfg, run_path: Path, train_file: str,
         data=SFTData(train=str(run_path / "data" / train_file)),
         train=SFTTrain(epochs=t.epochs, seq_len=t.seq_len, global_batch_rows=t.global_batch_rows,
                        micro_batch_rows=t.micro_batch_rows, max_steps=t.max_steps, seed=t.seed,
+                       trainable_layers=t.trainable_layers,
                        train_on="last_assistant", truncation=truncation),
         optim=cfg.optim, lora=cfg.lora, deepspeed=cfg.deepspeed, checkpoint=cfg.checkpoint,
         eval=SFTEval(compare_base=False), allow_changed_inputs=cfg.allow_changed_inputs)

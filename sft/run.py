@@ -77,6 +77,8 @@ def _run_sft(cfg: SFTConfig, run, resume: bool, progress: bool) -> dict:
     heldout, base_eval = evaluate_base(cfg, model, tok, run, dist)
     if cfg.lora.enabled:
         model = apply_lora(model, cfg)
+    elif cfg.train.trainable_layers:
+        freeze_lower_layers(model, cfg.train.trainable_layers)
     job = sft_job(cfg, model, enc)
     t0 = time.perf_counter()
     backend = build_backend(job, cfg.optim, cfg.deepspeed, dist)
@@ -110,6 +112,14 @@ def load_model(cfg: SFTConfig):
     if cfg.model.gradient_checkpointing:
         model.gradient_checkpointing_enable()
     return model
+
+
+def freeze_lower_layers(model, trainable_layers: int) -> list[str]:
+    """Only the top `trainable_layers` decoder layers and the final norm train (chatalign.training.top_layers)."""
+    from chatalign.training.lm_loss import decoder_and_head
+    from chatalign.training.top_layers import train_top_layers
+
+    return train_top_layers(model, *decoder_and_head(model), trainable_layers)
 
 
 def evaluate_base(cfg: SFTConfig, model, tok, run, dist) -> tuple[list | None, dict | None]:

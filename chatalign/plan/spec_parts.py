@@ -32,7 +32,8 @@ def lora_of(lora) -> dict:
 def policy(label: str, shape: ModelShape, train, lora) -> TrainedModel:
     """A chat model fine-tuned on packed rows of `train.seq_len` tokens, every position through the LM head."""
     return TrainedModel(label, shape, "lm", micro=train.micro_batch_rows, tokens_per_item=train.seq_len,
-                        lm_positions_per_item=train.seq_len, **lora_of(lora))
+                        lm_positions_per_item=train.seq_len,
+                        trainable_layers=getattr(train, "trainable_layers", None), **lora_of(lora))
 
 
 def generation(name: str, models: tuple[FrozenModel, ...], batch: int, prompt: int, new: int) -> PhaseSpec:

@@ -3,6 +3,7 @@
 import json
 
 import pytest
+import torch
 import yaml
 
 from chatalign.cli.main import main
@@ -103,3 +104,21 @@ def test_a_bad_row_in_an_extra_file_names_that_file(recipe, tmp_path, capsys):
     assert main(["sft", "--config", str(recipe), "--dry-run", "data.extra=[{path: data/extra.jsonl}]"]) == 2
     err = capsys.readouterr().err
     assert "extra.jsonl:1" in err and "Traceback" not in err
+
+
+def test_trainable_layers_train_only_the_top_of_the_model(recipe, tmp_path, tiny_model_dir):
+    from safetensors.torch import load_file
+
+    assert main(["sft", "--config", str(recipe), "train.trainable_layers=1", "--no-progress"]) == 0
+    before = load_file(str(next(tiny_model_dir.glob("*.safetensors"))))
+    after = load_file(str(tmp_path / "runs" / "sft" / "model" / "model.safetensors"))
+    top = max(int(k.split(".")[2]) for k in before if k.startswith("model.layers."))
+    changed = {k for k in before if not torch.equal(before[k], after[k])}
+    assert changed and all(k.startswith((f"model.layers.{top}.", "model.norm.")) for k in changed)
+    assert not any(k.startswith("model.embed_tokens") for k in changed)
+
+
+def test_trainable_layers_with_lora_is_refused_naming_both(recipe, capsys):
+    assert main(["sft", "--config", str(recipe), "train.trainable_layers=1", "lora.enabled=true", "--dry-run"]) == 2
+    err = capsys.readouterr().err
+    assert "train.trainable_layers" in err and "lora.enabled" in err and "Traceback" not in err

@@ -19,7 +19,6 @@ from chatalign.data_schemas.issues import BadDataError
 
 SETTINGS = settings(max_examples=150, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 U, A, S = {"role": "user", "content": "q"}, {"role": "assistant", "content": "a"}, {"role": "system", "content": "s"}
-TRIED = {"rows": 0, "handled": 0}
 
 # kind -> format -> a good row of that format
 GOOD = {
@@ -123,7 +122,6 @@ def _write(path: Path, lines: list[bytes]) -> None:
 
 
 def _check(path: Path, kind: str, fmt: str, line: int, n: int, field: str | None) -> None:
-    TRIED["rows"] += 1
     try:
         load_records(path, kind, fmt=fmt)
     except BadDataError as exc:
@@ -148,7 +146,6 @@ def _check(path: Path, kind: str, fmt: str, line: int, n: int, field: str | None
         assert result.skipped == 1 and len(result.records) == n - 1
     entries = [json.loads(x) for x in q.read_text().splitlines()]
     assert len(entries) == 1 and entries[0]["source"] == f"{path}:{line}"
-    TRIED["handled"] += 1
 
 
 @SETTINGS
@@ -194,9 +191,3 @@ def test_huge_rows_fail_cleanly(tmp_path):
         load_records(p, "conversation")
     kept = load_records(p, "conversation", on_error="skip", quarantine=tmp_path / "q.jsonl")
     assert len(kept.records) == 1 and json.loads((tmp_path / "q.jsonl").read_text())["row"] == row
-
-
-def test_report_counts():
-    """Runs after the property tests of this module: every malformed row tried was handled."""
-    print(f"\nmalformed rows tried: {TRIED['rows']}, handled cleanly: {TRIED['handled']}")
-    assert TRIED["rows"] > 0 and TRIED["handled"] == TRIED["rows"]

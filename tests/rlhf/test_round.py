@@ -4,37 +4,10 @@ from round 3 on, `rlhf status`."""
 import json
 
 import pytest
-import torch
 
-from chatalign.rlhf.config import RLHFRoundConfig
-from chatalign.rlhf.reward_fn import RewardBatch
 from chatalign.rlhf.round import run_round
 
-
-def round_cfg(files, out, start, mode, **over):
-    data = {
-        "output_dir": str(out), "mode": mode, "start": str(start), "model": {"dtype": "float32"},
-        "reward": {"helpful": str(files / "rm_helpful"), "safety": str(files / "rm_safety")},
-        "data": {"prompts": str(files / "prompts.jsonl"), "heldout": str(files / "heldout.jsonl")},
-        "rs": {"num_samples": 3, "max_new_tokens": 6, "skip_unfinished": False, "batch_size": 8, "chunk_prompts": 4,
-               "sweep_temperatures": [0.7], "sweep_prompts": 2,
-               "train": {"seq_len": 128, "global_batch_rows": 2, "epochs": 1}, "optim": {"lr": 1e-3}},
-        "ppo": {"iterations": 2, "batch_prompts": 4, "minibatch": 2, "max_new_tokens": 6, "gen_batch_size": 4,
-                "score_batch_size": 4, "optim": {"lr": 1e-3}, "early_stopping": {"eval_every": 1}},
-        "eval": {"max_new_tokens": 6},
-    }
-    for key, value in over.items():
-        data[key] = {**data[key], **value} if isinstance(value, dict) else value
-    return RLHFRoundConfig.model_validate(data)
-
-
-def by_text(prompts, texts, ids):
-    """A reward we can recompute by hand: a deterministic function of the answer text."""
-    return RewardBatch(combined=torch.tensor([(sum(map(ord, t)) % 101) / 101 for t in texts]))
-
-
-def rows(path):
-    return [json.loads(x) for x in path.read_text().splitlines() if x.strip()]
+from .conftest import by_text, round_cfg, rows
 
 
 @pytest.fixture(scope="module")

@@ -10,7 +10,7 @@ from pathlib import Path
 import pytest
 
 from ..conftest import requires_torchrun, torchrun_command
-from .test_round import round_cfg, rows
+from .conftest import round_cfg, rows
 
 pytestmark = [pytest.mark.slow, pytest.mark.distributed]
 

@@ -16,7 +16,7 @@ import pytest
 from chatalign.rlhf.config import PPOSection
 
 from ...conftest import requires_torchrun, torchrun_command
-from .test_zero3 import STATS, reports
+from .conftest import STATS, reports
 
 WORKER = Path(__file__).with_name("frozen_zero3_worker.py")
 
@@ -85,7 +85,7 @@ def test_round_partitions_the_reward_models_for_ppo_then_evaluates_with_whole_on
     for the round's evaluation (which rank 0 runs alone: partitioned models would wait for rank 1 forever)."""
     from chatalign.rlhf.reward_fn import load_two_reward_models
 
-    from ..test_round import round_cfg, rows
+    from ..conftest import round_cfg, rows
 
     out = tmp_path / "round"
     cfg = round_cfg(rlhf_files, out, rlhf_files / "policy", "ppo",

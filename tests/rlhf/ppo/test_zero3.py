@@ -6,7 +6,6 @@ ranks) to a single process: from the same answers on, scoring, reference log-pro
 and the gradient steps must agree within float tolerance.
 """
 
-import json
 import os
 import subprocess
 import sys
@@ -19,15 +18,9 @@ from chatalign.rlhf.config import PPOSection
 
 from ...conftest import requires_torchrun, torchrun_command
 from ..conftest import peaky_llama
+from .conftest import STATS, reports
 
 WORKER = Path(__file__).with_name("ppo_zero3_worker.py")
-STATS = ("reward", "kl", "kl_per_token", "value_mean", "return_mean", "policy_loss", "value_loss", "clip_fraction",
-         "approx_kl", "entropy", "policy_grad_norm", "value_grad_norm", "heldout_reward", "response_length")
-
-
-def reports(out: Path) -> list[dict]:
-    """The workers' per-rank reports, rank 0 first."""
-    return [json.loads(f.read_text()) for f in sorted(out.glob("report-rank*.json"))]
 
 
 def two_ranks_then_one(tmp_path, *flags: str) -> tuple[list[dict], dict]:

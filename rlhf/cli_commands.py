@@ -19,10 +19,7 @@ def _load(config_path: str, overrides: Sequence[str], mode: str | None):
 
 
 def _run(config_path, overrides, dry_run, resume, progress, mode: str | None) -> int:
-    from chatalign.rlhf.stage import STAGE
-
     cfg = _load(config_path, overrides, mode)
-    STAGE.check_models(cfg)
     if dry_run:
         import yaml
 

@@ -55,12 +55,6 @@ def test_a_stage_with_a_mistyped_run_directory_exits_2_in_one_line(in_project, c
     assert list((in_project / "runs").iterdir()) == []
 
 
-def test_the_rlhf_start_key_is_checked_too(in_project, capsys):
-    rc = main(["rlhf", "round", "--config", str(RECIPES / "rlhf_round.yaml"), "start=./runs/nope", "--dry-run"])
-    assert rc == 2
-    assert one_error_line(capsys).startswith("chatalign: error: start: ./runs/nope: no such directory")
-
-
 def test_chat_with_a_mistyped_run_directory_exits_2_in_one_line(in_project, capsys):
     assert main(["chat", "runs/nope", "--prompt", "hi"]) == 2
     assert one_error_line(capsys).startswith("chatalign: error: model runs/nope: no such directory")

@@ -176,6 +176,18 @@ ModelRef = Annotated[str, AfterValidator(_model_or_path)]
 RunPath = Annotated[str, AfterValidator(_run_path)]
 
 
+def model_refs(cfg: BaseModel, prefix: str = "") -> dict[str, str]:
+    """{dotted key: value} of every ModelRef field of a validated config, nested sections included."""
+    out: dict[str, str] = {}
+    for name, field in type(cfg).model_fields.items():
+        value = getattr(cfg, name)
+        if isinstance(value, BaseModel):
+            out.update(model_refs(value, f"{prefix}{name}."))
+        elif isinstance(value, str) and any(getattr(m, "func", None) is _model_or_path for m in field.metadata):
+            out[prefix + name] = value
+    return out
+
+
 def load_config(model_cls: type[M], path: str | os.PathLike | None, overrides: list[str] | None = None,
                 values: dict[str, Any] | None = None) -> M:
     """Read a recipe file, apply `values` ({dotted key: value}) then `key.sub=value` overrides, validate with

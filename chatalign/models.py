@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import logging
 import os
+import re
 import shutil
 import tempfile
 from pathlib import Path
@@ -17,19 +18,34 @@ from chatalign.training.packed_attention import default_attention
 log = logging.getLogger(__name__)
 
 
-def resolve_model_path(name: str | os.PathLike | None) -> str:
-    """`embedded`/None -> the cached embedded model; a run directory -> its `model/`; else as given."""
+# `owner/name` (or a legacy bare `name`): each part starts with a letter, digit or `_`, as the Hub's ids do
+HUB_ID = re.compile(r"^\w[\w.-]*(/\w[\w.-]*)?$")
+HUB_RULE = "a Hub id is owner/name (letters, digits, _ . -) whose owner is not a folder here"
+
+
+def is_hub_id(name: str) -> bool:
+    """Whether the Hub is asked for `name`: shaped like a Hub id, and neither it nor its owner part exists
+    here (`runs/nope` beside a `runs/` folder is a mistyped run directory, not the Hub's user `runs`)."""
+    if not HUB_ID.match(name) or Path(name).exists():
+        return False
+    return "/" not in name or not Path(name.split("/")[0]).exists()
+
+
+def resolve_model_path(name: str | os.PathLike | None, key: str | None = None) -> str:
+    """`embedded`/None -> the cached embedded model; a run directory -> its `model/`; a Hub id as given; a path
+    that does not exist fails at once, offline (`key`, the config key that named it, leads the message)."""
     if name is None or is_embedded(str(name)):
         return str(embedded_model_dir())
+    where = f"{key}: " if key else "model "
     p = Path(name)
     if (p / "manifest.json").is_file() and (p / "model" / "config.json").is_file():
         return str(p / "model")
     if p.exists():
         if not (p / "config.json").is_file():
-            raise UserError(f"model {name}: no config.json in that directory (not a Hugging Face model?)")
+            raise UserError(f"{where}{name}: no config.json in that directory (not a Hugging Face model?)")
         return str(p)
-    if str(name).startswith((".", "/")) or os.sep in str(name) and str(name).count("/") > 1:
-        raise UserError(f"model {name}: no such directory")
+    if not is_hub_id(str(name)):
+        raise UserError(f"{where}{name}: no such directory (and not read as a Hub id: {HUB_RULE})")
     return str(name)  # a hub id; works only where the hub is reachable
 
 

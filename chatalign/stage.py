@@ -56,12 +56,27 @@ class Stage:
         from chatalign.config import load_config
 
         cfg = load_config(self.config_class(), args.config, args.overrides)
+        self.check_models(cfg)
         if args.dry_run:
             return print_dry_run(cfg, lambda: self.dry_run(cfg))
         self.print_summary(cfg, self.run(cfg, resume=args.resume, progress=not args.no_progress))
         return 0
 
     # -- running ------------------------------------------------------------------------------------------
+    def check_models(self, cfg: Any) -> None:
+        """Every model the config names (its ModelRef keys and `start_key`) exists here or is a Hub id: a
+        mistyped run directory fails at once, offline, naming its key (not after the Hub's retries)."""
+        from chatalign.config import model_refs
+        from chatalign.embedded import is_embedded
+        from chatalign.models import resolve_model_path
+
+        start = cfg
+        for part in self.start_key.split("."):
+            start = getattr(start, part, None)  # a plugin stage may start from no model
+        for key, name in {**model_refs(cfg), self.start_key: start}.items():
+            if name is not None and not is_embedded(str(name)):  # the embedded model is built on first use
+                resolve_model_path(name, key=key)
+
     def run(self, cfg: Any, resume: bool = False, progress: bool = True) -> dict:
         """Run the stage on a validated config; return the run's summary (the manifest's metrics). Raises a
         UserError (exit code on it) for what the user can fix, and on an interrupt (exit code 130)."""

@@ -9,6 +9,7 @@ unsupported type) always fail the load.
 
 from __future__ import annotations
 
+import json
 import os
 from collections.abc import Iterator
 from dataclasses import dataclass, field
@@ -25,6 +26,9 @@ from chatalign.data_schemas.sources import RawRow, iter_rows
 from chatalign.errors import ConfigError
 
 ON_ERROR = ("raise", "skip")
+# No example of any stage needs more text than this in one row (1 MiB is ~250k tokens, beyond every model's
+# context); a bigger row is a broken export, and its tokens and batches would take memory out of all measure.
+MAX_ROW_BYTES = 1 << 20
 
 
 @dataclass
@@ -88,11 +92,17 @@ def scan_rows(
     model = KINDS[kind]
     formats = {} if formats is None else formats
     ignored = {} if ignored is None else ignored
+    first_with_id: dict[str, tuple[str, int, str]] = {}  # id -> (file, line, unit) of its first row
     for raw in iter_rows(path):
 
         def bad(problem: str, name: str | None = None, raw: RawRow = raw) -> ScannedRow:
             return ScannedRow(raw, None, [Issue(raw.file, raw.line, name, problem, raw.unit)])
 
+        size = row_bytes(raw)
+        if size > MAX_ROW_BYTES:
+            yield bad(f"row is {size / 2**20:.1f} MiB, over the {MAX_ROW_BYTES / 2**20:g} MiB limit per row "
+                      "(far beyond any model's context: split or drop it)")
+            continue
         if raw.error is not None:
             yield bad(raw.error)
             continue
@@ -114,7 +124,25 @@ def scan_rows(
         except ValidationError as exc:
             yield ScannedRow(raw, None, _validation_issues(exc, raw, adapted, kind))
             continue
+        here = (raw.file, raw.line, raw.unit)
+        first = first_with_id.setdefault(record.id, here) if record.id is not None else here
+        if first != here:
+            yield bad(f"{record.id!r} repeats the id of {_place(first, raw.file)} (ids must be unique: whatever "
+                      "is keyed by id would merge the two rows)", "id")
+            continue
         yield ScannedRow(raw, record, [])
+
+
+def row_bytes(raw: RawRow) -> int:
+    """The row's size as written (JSONL), else as JSON (other formats: an estimate, values as text)."""
+    if raw.size is not None:
+        return raw.size
+    return len(json.dumps(raw.data, ensure_ascii=False, default=str).encode("utf-8", "surrogatepass"))
+
+
+def _place(first: tuple[str, int, str], file: str) -> str:
+    """Where the row (file, line, unit) is, as seen from a row of `file`: `line 3` there, else `other:line 3`."""
+    return f"{first[2]} {first[1]}" if first[0] == file else f"{first[0]}:{first[2]} {first[1]}"
 
 
 def _quarantine_line(scanned: ScannedRow) -> str:

@@ -31,6 +31,7 @@ class RawRow:
     data: Any = None
     error: str | None = None  # set when the row could not be read at all
     raw_text: str | None = None  # the unreadable line, kept for the quarantine file
+    size: int | None = None  # bytes of the row as written (JSONL); None: measured on `data` when needed
 
 
 def _fatal(file: str | Path, problem: str, line: int | None = None, unit: str = "line") -> BadDataError:
@@ -120,15 +121,16 @@ def _iter_jsonl(p: Path) -> Iterator[RawRow]:
                     "line",
                     error=f"not UTF-8 text (byte 0x{raw[exc.start]:02x} at byte {exc.start + 1} of the line)",
                     raw_text=shown,
+                    size=len(raw),
                 )
                 continue
             text = text.rstrip("\r\n")
             try:
                 data = json.loads(text)
             except (ValueError, RecursionError) as exc:
-                yield RawRow(file, n, "line", error=_json_problem(exc, text), raw_text=text)
+                yield RawRow(file, n, "line", error=_json_problem(exc, text), raw_text=text, size=len(raw))
                 continue
-            yield RawRow(file, n, "line", data=data)
+            yield RawRow(file, n, "line", data=data, size=len(raw))
     if not seen_row:
         raise _fatal(file, "empty file: no rows", 1)
 

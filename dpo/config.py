@@ -17,7 +17,14 @@ from pydantic import Field, model_validator
 from chatalign.config import RunPath, StrictModel
 from chatalign.evaluation.config import IndependentEvalConfig
 from chatalign.reward.config import RewardConfig, RewardData, RewardTrain
-from chatalign.training.config import CheckpointConfig, DeepSpeedConfig, LoraConfig, ModelConfig, OptimConfig
+from chatalign.training.config import (
+    CheckpointConfig,
+    DeepSpeedConfig,
+    DistributedConfig,
+    LoraConfig,
+    ModelConfig,
+    OptimConfig,
+)
 
 
 class DPOLoss(StrictModel):
@@ -50,6 +57,7 @@ class DPOConfig(StrictModel):
                                      min_warmup_steps=150)
     lora: LoraConfig = LoraConfig()
     deepspeed: DeepSpeedConfig = DeepSpeedConfig()
+    distributed: DistributedConfig = DistributedConfig()
     checkpoint: CheckpointConfig = CheckpointConfig()
     eval: DPOEval = DPOEval()
     independent: IndependentEvalConfig = IndependentEvalConfig()

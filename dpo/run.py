@@ -26,7 +26,7 @@ def run_dpo(cfg: DPOConfig, resume: bool = False, progress: bool = True) -> dict
     from chatalign.sft.derived_run import claim_run_dir
     from chatalign.training.distributed import DistContext
 
-    dist = DistContext.from_env()
+    dist = DistContext.from_env(cfg.distributed.timeout_minutes)
     if cfg.lora.enabled and dist.use_deepspeed(cfg.deepspeed) and cfg.deepspeed.zero_stage == 3:
         raise ConfigError("lora under ZeRO-3 (several ranks start DeepSpeed with deepspeed.zero_stage 3) is not "
                           "supported: set deepspeed.zero_stage=2, or train the full model")

@@ -16,7 +16,14 @@ from pydantic import Field, field_validator, model_validator
 
 from chatalign.config import RecipePath, RunPath, StrictModel
 from chatalign.evaluation.config import IndependentEvalConfig
-from chatalign.training.config import CheckpointConfig, DeepSpeedConfig, LoraConfig, ModelConfig, OptimConfig
+from chatalign.training.config import (
+    CheckpointConfig,
+    DeepSpeedConfig,
+    DistributedConfig,
+    LoraConfig,
+    ModelConfig,
+    OptimConfig,
+)
 
 StrengthLabel = Literal["significantly_better", "better", "slightly_better", "negligibly_better", "unsure"]
 
@@ -84,6 +91,7 @@ class RewardConfig(StrictModel):
                                      warmup_ratio=0.03, min_warmup_steps=5)
     lora: LoraConfig = LoraConfig()
     deepspeed: DeepSpeedConfig = DeepSpeedConfig()
+    distributed: DistributedConfig = DistributedConfig()
     checkpoint: CheckpointConfig = CheckpointConfig()
     eval: RewardEval = RewardEval()
     independent: IndependentEvalConfig = IndependentEvalConfig()

@@ -133,7 +133,7 @@ def open_run(cfg: RewardConfig, dist, resume: bool):
 def run_reward(cfg: RewardConfig, resume: bool = False, progress: bool = True) -> dict:
     from chatalign.training.distributed import DistContext
 
-    dist = DistContext.from_env()
+    dist = DistContext.from_env(cfg.distributed.timeout_minutes)
     if cfg.lora.enabled and dist.use_deepspeed(cfg.deepspeed) and cfg.deepspeed.zero_stage == 3:
         raise ConfigError("lora with ZeRO-3 is not supported (the LoRA merge needs whole weights): set "
                           "deepspeed.zero_stage=2, or train the full model")

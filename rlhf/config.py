@@ -21,6 +21,7 @@ from chatalign.sft.config import SFTTrain
 from chatalign.training.config import (
     CheckpointConfig,
     DeepSpeedConfig,
+    DistributedConfig,
     LoraConfig,
     OptimConfig,
     check_batch_rows,
@@ -214,6 +215,7 @@ class RLHFRoundConfig(StrictModel):
     ppo: PPOSection = PPOSection()
     eval: RoundEval = RoundEval()
     independent: IndependentEvalConfig = IndependentEvalConfig()
+    distributed: DistributedConfig = DistributedConfig()
     allow_changed_inputs: bool = False
 
     @property

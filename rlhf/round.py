@@ -170,7 +170,7 @@ def run_round(cfg: RLHFRoundConfig, resume: bool = False, progress: bool = True,
     if not resume and run.manifest_path.is_file():
         raise RunError(f"{run.path} holds an unfinished round: add --resume to continue it, or choose another "
                        "output_dir")
-    dist = DistContext.from_env()
+    dist = DistContext.from_env(cfg.distributed.timeout_minutes)
     dist.barrier()  # every rank has looked at the run directory before rank 0 writes into it
     if dist.is_main:
         run.lock()

@@ -12,6 +12,7 @@ from chatalign.evaluation.config import IndependentEvalConfig
 from chatalign.training.config import (
     CheckpointConfig,
     DeepSpeedConfig,
+    DistributedConfig,
     LoraConfig,
     ModelConfig,
     OptimConfig,
@@ -78,6 +79,7 @@ class SFTConfig(StrictModel):
     optim: OptimConfig = OptimConfig(lr=2e-5, weight_decay=0.1, schedule="cosine", warmup_ratio=0.0)
     lora: LoraConfig = LoraConfig()
     deepspeed: DeepSpeedConfig = DeepSpeedConfig()
+    distributed: DistributedConfig = DistributedConfig()
     checkpoint: CheckpointConfig = CheckpointConfig()
     eval: SFTEval = SFTEval()
     independent: IndependentEvalConfig = IndependentEvalConfig()
@@ -104,6 +106,7 @@ class DerivedStageConfig(StrictModel):
     optim: OptimConfig = OptimConfig(lr=2e-5, weight_decay=0.1, schedule="cosine", warmup_ratio=0.0)
     lora: LoraConfig = LoraConfig()
     deepspeed: DeepSpeedConfig = DeepSpeedConfig()
+    distributed: DistributedConfig = DistributedConfig()
     checkpoint: CheckpointConfig = CheckpointConfig()
     steps: list[str]
     allow_changed_inputs: bool = False

@@ -21,7 +21,7 @@ log = logging.getLogger(__name__)
 def last_turn_sft_config(cfg, run_path: Path, train_file: str,
                          truncation: Literal["truncate_right", "drop_oldest_turns"]) -> SFTConfig:
     """SFT on `run_path/data/<train_file>` into `run_path/train`, from a stage config with model, train, optim,
-    lora, deepspeed, checkpoint and allow_changed_inputs."""
+    lora, deepspeed, distributed, checkpoint and allow_changed_inputs."""
     t = cfg.train
     return SFTConfig(
         output_dir=str(run_path / "train"), model=cfg.model,
@@ -30,7 +30,7 @@ def last_turn_sft_config(cfg, run_path: Path, train_file: str,
                        micro_batch_rows=t.micro_batch_rows, max_steps=t.max_steps, seed=t.seed,
                        trainable_layers=t.trainable_layers,
                        train_on="last_assistant", truncation=truncation),
-        optim=cfg.optim, lora=cfg.lora, deepspeed=cfg.deepspeed, checkpoint=cfg.checkpoint,
+        optim=cfg.optim, lora=cfg.lora, deepspeed=cfg.deepspeed, distributed=cfg.distributed, checkpoint=cfg.checkpoint,
         eval=SFTEval(compare_base=False), allow_changed_inputs=cfg.allow_changed_inputs)
 
 

@@ -61,7 +61,7 @@ def _run_sft(cfg: SFTConfig, run, resume: bool, progress: bool) -> dict:
     from chatalign.training.distributed import DistContext
     from chatalign.training.loop import build_backend, train
 
-    dist = DistContext.from_env()
+    dist = DistContext.from_env(cfg.distributed.timeout_minutes)
     if dist.is_main:
         run.refuse_start_over("SFT", resume)
     # the data is checked before the run directory is made or locked: bad data leaves nothing behind

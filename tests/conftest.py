@@ -7,6 +7,10 @@ the repo root on sys.path and import `tests.conftest`."""
 from __future__ import annotations
 
 import os
+import shutil
+import socket
+import sys
+from pathlib import Path
 
 import pytest
 
@@ -106,6 +110,30 @@ def tiny_rm_dir(tmp_path_factory, smol_tokenizer):
     d = tmp_path_factory.mktemp("tiny_rm") / "rm"
     save_reward_model(rm, tok, d)
     return d
+
+
+# -- launching ranks ------------------------------------------------------------------------------------------
+def torchrun() -> str | None:
+    """The torchrun of this environment (beside its Python), else the one on PATH; None when not installed."""
+    local = Path(sys.executable).with_name("torchrun")
+    return str(local) if local.exists() else shutil.which("torchrun")
+
+
+requires_torchrun = pytest.mark.skipif(torchrun() is None, reason="torchrun is not installed")
+
+
+def free_port() -> int:
+    """A TCP port the OS reports free now: each launch gets its own, so tests run in parallel (or beside a job
+    that holds a fixed port) do not meet on one master port."""
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def torchrun_command(*args: str, nproc: int = 2) -> list[str]:
+    """`torchrun --nproc_per_node N --master_port <a free port> ARGS...`."""
+    return [torchrun() or "torchrun", "--nproc_per_node", str(nproc), "--master_port", str(free_port()), *args]
+
 
 # CI replays a fixed set of hypothesis examples so that main stays green on a random draw; local runs
 # keep exploring new examples (a failure found there becomes a regression test).

@@ -276,8 +276,8 @@ def cmd_chat(args) -> int:
         _print_piece("\n")
         return 0
     tty = sys.stdin.isatty()
-    print(f"chatting with {label}\n{HELP}", file=sys.stderr)
-    try:
+    try:  # the banner inside: once it is out, a Ctrl-C leaves cleanly (a script may wait for it, then signal)
+        print(f"chatting with {label}\n{HELP}", file=sys.stderr, flush=True)
         interactive(session, _reader(tty))
     except KeyboardInterrupt:  # Ctrl-C: leave cleanly, mid-answer or at the prompt
         _print_piece("\n")

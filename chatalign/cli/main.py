@@ -118,11 +118,10 @@ def _usage(command: str, actions: argparse._SubParsersAction) -> int:
 
 
 def cmd_pipeline(args) -> int:
-    from chatalign.config import load_config
-    from chatalign.pipeline.config import PipelineConfig
+    from chatalign.pipeline.config import load_pipeline
     from chatalign.pipeline.runner import run_pipeline
 
-    cfg = load_config(PipelineConfig, args.config, args.overrides)
+    cfg = load_pipeline(args.config, args.overrides)
     run_pipeline(cfg, progress=not args.no_progress, dry_run=args.dry_run)
     if not args.dry_run:
         print(f"pipeline finished: {cfg.output_dir} (report.md, report.html)")

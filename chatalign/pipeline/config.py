@@ -9,6 +9,9 @@ is expanded.
 
 from __future__ import annotations
 
+import difflib
+import logging
+import os
 import re
 from pathlib import Path
 from typing import Any, Literal
@@ -17,7 +20,10 @@ from pydantic import Field, field_validator, model_validator
 from pydantic_core import PydanticCustomError
 
 from chatalign import registry
-from chatalign.config import AbsoluteRecipePath, RunPath, StrictModel
+from chatalign.config import AbsoluteRecipePath, RunPath, StrictModel, load_config, parse_override
+from chatalign.errors import ConfigError
+
+log = logging.getLogger(__name__)
 
 REF = re.compile(r"\$\{(data|runs|last)\.([A-Za-z0-9_\-]+)\}")
 
@@ -87,6 +93,11 @@ class PipelineConfig(StrictModel):
             seen.add(step.name)
         return self
 
+    def data_keys_read(self) -> set[str]:
+        """The data keys some step's overrides read (a disabled step's too: enabling it needs no other edit)."""
+        return {ref for step in self.steps for value in step.set.values() for text in walk_strings(value)
+                for kind, ref in REF.findall(text) if kind == "data"}
+
     def step_dir(self, name: str) -> Path:
         return Path(self.output_dir).resolve() / name
 
@@ -124,3 +135,20 @@ class PipelineConfig(StrictModel):
         out = {k: map_strings(v, lambda s: REF.sub(one, s)) for k, v in step.set.items()}
         out["output_dir"] = str(self.step_dir(step.name))
         return out
+
+
+def load_pipeline(path: str | os.PathLike | None, overrides: list[str] | None = None) -> PipelineConfig:
+    """The pipeline recipe with its overrides. A `data.KEY=...` override that no step reads is an error (a
+    misspelt key would leave the user's data unused while every step looks up to date); a key of the file that
+    no step reads is only a warning (a spare entry kept for later)."""
+    cfg = load_config(PipelineConfig, path, overrides)
+    read = cfg.data_keys_read()
+    for text in overrides or []:
+        key, _ = parse_override(text)
+        if key[0] == "data" and len(key) == 2 and key[1] not in read:
+            near = difflib.get_close_matches(key[1], sorted(read), n=1)
+            hint = f"did you mean data.{near[0]}?" if near else f"steps read: {', '.join(sorted(read)) or 'none'}"
+            raise ConfigError(f"command line: data.{key[1]}: no step reads this data key ({hint})")
+    for key in sorted(set(cfg.data) - read):
+        log.warning("%s: data.%s: no step reads this data key: the file is not used", path, key)
+    return cfg

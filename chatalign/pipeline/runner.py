@@ -204,6 +204,7 @@ def _run_step(item: dict, state: PipelineState, resume: bool, progress: bool) ->
     state.set(step.name, key=item["key"], stage=step.stage, status="running", started_at=now())
     t0 = time.perf_counter()
     try:
+        stage.check_models(cfg)
         summary = stage.run(cfg, resume=resume, progress=progress)
     except (UserError, KeyboardInterrupt) as exc:
         rc = print_error(exc)

@@ -8,8 +8,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from chatalign.config import load_config
-from chatalign.pipeline.config import PipelineConfig
+from chatalign.pipeline.config import load_pipeline
 from chatalign.plan.memory import GiB
 from chatalign.plan.recipe import PlanInputs
 from chatalign.plan.report import make_plan, render
@@ -17,7 +16,7 @@ from chatalign.plan.report import make_plan, render
 
 def make_pipeline_plan(path: Path, overrides: list[str], gpus: int, gpu_memory: int, headroom: float,
                        prompt_tokens: int, model_config: str | None) -> dict:
-    cfg = load_config(PipelineConfig, path, overrides)
+    cfg = load_pipeline(path, overrides)
     known: dict = {}
     steps = []
     for step in cfg.steps:

@@ -26,12 +26,14 @@ from chatalign.errors import RunError
 STEP_RE = re.compile(r"^step-(\d+)$")
 
 
-def pause_for_fault_tests(tmp: Path) -> None:
+def pause_for_fault_tests(tmp: Path, final: Path) -> None:
     """`CHATALIGN_FAULT_PAUSE_IN_CHECKPOINT=S` sleeps S seconds once a checkpoint's files are written under
     their temporary name and before the rename, so the reliability tests can SIGKILL a run in the middle of a
-    checkpoint write deterministically (a tiny model's checkpoint is otherwise written in milliseconds)."""
+    checkpoint write deterministically (a tiny model's checkpoint is otherwise written in milliseconds).
+    With `CHATALIGN_FAULT_PAUSE_AT=TEXT` only the writes whose final path contains TEXT pause (a test holds a
+    run at one chosen checkpoint, e.g. `ppo/checkpoints/step-0000002`, for as long as it needs)."""
     pause = float(os.environ.get("CHATALIGN_FAULT_PAUSE_IN_CHECKPOINT") or 0)
-    if pause > 0:
+    if pause > 0 and os.environ.get("CHATALIGN_FAULT_PAUSE_AT", "") in str(final):
         (tmp / ".writing").touch()
         time.sleep(pause)
 
@@ -73,7 +75,7 @@ def write_dir_atomic(final: Path, dist, write_every_rank: Callable[[Path], None]
         dist.barrier()
         if dist.is_main:
             write_main(tmp)
-            pause_for_fault_tests(tmp)
+            pause_for_fault_tests(tmp, final)
             _replace_dir(tmp, final)
         dist.barrier()
     except OSError as exc:

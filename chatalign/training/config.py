@@ -55,6 +55,14 @@ class DeepSpeedConfig(StrictModel):
         return self
 
 
+class DistributedConfig(StrictModel):
+    """The process group of a run started with several ranks (torchrun / the deepspeed launcher)."""
+
+    timeout_minutes: float = Field(30.0, gt=0, description="a collective waiting longer than this fails the run "
+                                   "(a dead or stuck rank) instead of hanging; raise it when rank 0 works alone "
+                                   "for long (evaluation, saving a large model)")
+
+
 class CheckpointConfig(StrictModel):
     every_steps: int = Field(50, gt=0)
     keep_last: int = Field(2, gt=0)

@@ -7,6 +7,7 @@ import math
 import os
 from collections.abc import Sequence
 from dataclasses import dataclass
+from datetime import timedelta
 
 log = logging.getLogger(__name__)
 
@@ -23,8 +24,10 @@ class DistContext:
         return self.rank == 0
 
     @classmethod
-    def from_env(cls) -> DistContext:
-        """Join the process group when launched by torchrun/deepspeed (WORLD_SIZE > 1)."""
+    def from_env(cls, timeout_minutes: float | None = None) -> DistContext:
+        """Join the process group when launched by torchrun/deepspeed (WORLD_SIZE > 1). A collective that waits
+        longer than `timeout_minutes` (`distributed.timeout_minutes`; None: DeepSpeed's 30) fails instead of
+        hanging: at scale a rank that died or is stuck in rank-0-only work must not hold the others forever."""
         world = int(os.environ.get("WORLD_SIZE", "1"))
         if world <= 1:
             return cls()
@@ -35,7 +38,8 @@ class DistContext:
         import deepspeed
 
         backend = "nccl" if torch.cuda.is_available() else "gloo"
-        deepspeed.init_distributed(dist_backend=backend)
+        timeout = {} if timeout_minutes is None else {"timeout": timedelta(minutes=timeout_minutes)}
+        deepspeed.init_distributed(dist_backend=backend, **timeout)
         local = int(os.environ.get("LOCAL_RANK", "0"))
         if torch.cuda.is_available():
             torch.cuda.set_device(local)
@@ -50,7 +54,7 @@ class DistContext:
         import torch
         import torch.distributed as tdist
 
-        t = torch.tensor([value], dtype=torch.float64)
+        t = torch.tensor([value], dtype=torch.float64, device=collective_device())
         tdist.all_reduce(t)
         return float(t.item())
 
@@ -130,6 +134,17 @@ class DistContext:
         return engine
 
 
+def collective_device():
+    """Where a tensor of a collective must live: this rank's GPU under NCCL (it reduces only CUDA tensors), else
+    the CPU (gloo)."""
+    import torch
+    import torch.distributed as tdist
+
+    if tdist.is_initialized() and tdist.get_backend() == "nccl":
+        return torch.device("cuda", torch.cuda.current_device())
+    return torch.device("cpu")
+
+
 def share(items: Sequence, dist: DistContext) -> list:
     """This rank's items: positions rank, rank + world, ... (every rank gets ceil or floor of n / world)."""
     return list(items[dist.rank::dist.world_size])
@@ -160,7 +175,7 @@ def all_reduce_sums(dist: DistContext, values: dict[str, float]) -> dict[str, fl
     import torch.distributed as tdist
 
     keys = list(values)
-    t = torch.tensor([values[k] for k in keys], dtype=torch.float64)
+    t = torch.tensor([values[k] for k in keys], dtype=torch.float64, device=collective_device())
     tdist.all_reduce(t)
     return dict(zip(keys, t.tolist()))
 

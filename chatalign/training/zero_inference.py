@@ -38,9 +38,9 @@ def lockstep_count(dist, n: int) -> int:
         return n
     import torch.distributed as tdist
 
-    # NCCL reduces only GPU tensors
-    device = torch.device("cuda", torch.cuda.current_device()) if torch.cuda.is_available() else "cpu"
-    t = torch.tensor([n], dtype=torch.int64, device=device)
+    from chatalign.training.distributed import collective_device
+
+    t = torch.tensor([n], dtype=torch.int64, device=collective_device())
     tdist.all_reduce(t, op=tdist.ReduceOp.MAX)
     return int(t.item())
 

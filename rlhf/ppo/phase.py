@@ -42,7 +42,7 @@ def run_ppo_phase(ctx, model_path: str, target: Path, resume: bool) -> dict:
         return json.loads(done.read_text(encoding="utf-8"))
     cfg = ctx.cfg
     m = cfg.model
-    dist = DistContext.from_env()
+    dist = DistContext.from_env(cfg.distributed.timeout_minutes)
     reward_fn = ctx.reward_fn
     if frozen_zero3(cfg.ppo, dist):  # before the PPO networks load: the whole RM copies are freed first
         reward_fn = shard_reward_models(ctx.reward_fn, dist)

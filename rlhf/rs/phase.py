@@ -39,7 +39,8 @@ def rs_sft_config(ctx, model_path: str, train_file: Path):
                           chat_template=m.chat_template, attn_implementation=m.attn_implementation,
                           gradient_checkpointing=m.gradient_checkpointing),
         data=SFTData(train=str(train_file)), train=rs.train, optim=rs.optim, lora=rs.lora,
-        deepspeed=rs.deepspeed, checkpoint=rs.checkpoint, eval=SFTEval(compare_base=False), allow_changed_inputs=cfg.allow_changed_inputs)
+        deepspeed=rs.deepspeed, distributed=cfg.distributed, checkpoint=rs.checkpoint, eval=SFTEval(compare_base=False),
+        allow_changed_inputs=cfg.allow_changed_inputs)
 
 
 def sample_phase(ctx, model_path: str, dist=None) -> dict:

@@ -3,9 +3,7 @@ scored half by each rank and gathered, the sharded training steps, and the model
 
 import json
 import os
-import shutil
 import subprocess
-import sys
 from pathlib import Path
 
 import pytest
@@ -14,17 +12,17 @@ from safetensors.torch import load_file
 
 from chatalign.dpo.stage import STAGE
 
+from ..conftest import requires_torchrun, torchrun_command
 from .conftest import toy_config
 
 pytestmark = [pytest.mark.slow, pytest.mark.distributed]
-TORCHRUN = shutil.which("torchrun") or str(Path(sys.executable).parent / "torchrun")
 
 
 def metrics(run: Path) -> list[dict]:
     return [json.loads(x) for x in (run / "metrics.jsonl").read_text().splitlines()]
 
 
-@pytest.mark.skipif(not Path(TORCHRUN).exists(), reason="torchrun is not installed")
+@requires_torchrun
 def test_zero3_two_ranks_matches_single_process(tmp_path, toy_files, tiny_model_dir):
     train, held = toy_files
     STAGE.run(toy_config(tmp_path / "single", train, held, tiny_model_dir, epochs=1), progress=False)
@@ -34,9 +32,8 @@ def test_zero3_two_ranks_matches_single_process(tmp_path, toy_files, tiny_model_
     sharded.deepspeed.zero_stage = 3
     cfg_file = tmp_path / "zero3.json"
     cfg_file.write_text(sharded.model_dump_json())
-    env = {**os.environ, "DS_ACCELERATOR": "cpu", "OMP_NUM_THREADS": "1", "MASTER_PORT": "29527"}
-    proc = subprocess.run([TORCHRUN, "--nproc_per_node", "2", "--master_port", "29527",
-                           str(Path(__file__).with_name("zero3_worker.py")), str(cfg_file)],
+    env = {**os.environ, "DS_ACCELERATOR": "cpu", "OMP_NUM_THREADS": "1"}
+    proc = subprocess.run(torchrun_command(str(Path(__file__).with_name("zero3_worker.py")), str(cfg_file)),
                           env=env, capture_output=True, text=True, timeout=600, cwd=tmp_path)
     assert proc.returncode == 0, proc.stderr[-4000:]
 

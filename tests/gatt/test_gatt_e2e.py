@@ -139,7 +139,8 @@ def test_gatt_stage_end_to_end(recipe, tmp_path, tiny_model_dir, capsys):
 def test_a_base_model_other_than_the_start_gets_its_own_cached_evaluation(recipe, tmp_path, smol_tokenizer):
     from chatalign.gatt.summary import AFTER, BASE, BEFORE, independent_rows
     from chatalign.models import save_hf_atomic
-    from tests.conftest import tiny_llama
+
+    from ..conftest import tiny_llama
 
     base = tmp_path / "base"
     save_hf_atomic(tiny_llama(smol_tokenizer, seed=5), smol_tokenizer, base)

@@ -10,6 +10,7 @@ import json
 import tempfile
 from pathlib import Path
 
+import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
@@ -18,7 +19,6 @@ from chatalign.data_schemas.issues import BadDataError
 
 SETTINGS = settings(max_examples=150, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 U, A, S = {"role": "user", "content": "q"}, {"role": "assistant", "content": "a"}, {"role": "system", "content": "s"}
-TRIED = {"rows": 0, "handled": 0}
 
 # kind -> format -> a good row of that format
 GOOD = {
@@ -112,12 +112,16 @@ CASES = [(kind, fmt, m) for (kind, fmt), ms in MUTATIONS.items() for m in ms]
 LINE_FAULTS = ["truncated", "latin-1", "not an object", "nested too deeply"]
 
 
+def _numbered(row: dict, i: int) -> dict:
+    """The row with an id of its own (ids must not repeat within a file)."""
+    return {**row, "id": f"{row['id']}{i}"} if "id" in row else row
+
+
 def _write(path: Path, lines: list[bytes]) -> None:
     path.write_bytes(b"\n".join(lines) + b"\n")
 
 
 def _check(path: Path, kind: str, fmt: str, line: int, n: int, field: str | None) -> None:
-    TRIED["rows"] += 1
     try:
         load_records(path, kind, fmt=fmt)
     except BadDataError as exc:
@@ -142,7 +146,6 @@ def _check(path: Path, kind: str, fmt: str, line: int, n: int, field: str | None
         assert result.skipped == 1 and len(result.records) == n - 1
     entries = [json.loads(x) for x in q.read_text().splitlines()]
     assert len(entries) == 1 and entries[0]["source"] == f"{path}:{line}"
-    TRIED["handled"] += 1
 
 
 @SETTINGS
@@ -153,8 +156,8 @@ def test_a_bad_field_is_reported_at_its_line_and_field(case, n, data):
     good = GOOD[kind][fmt]
     if fmt == "trl" and path_in_row == ("chosen",) and value == [U]:
         value = [U]  # a chosen list without an answer
-    rows = [good] * n
-    rows[where] = _set(good, path_in_row, value)
+    rows = [_numbered(good, i) for i in range(n)]
+    rows[where] = _set(rows[where], path_in_row, value)
     with tempfile.TemporaryDirectory() as d:
         p = Path(d) / "data.jsonl"
         _write(p, [json.dumps(r).encode() for r in rows])
@@ -167,11 +170,11 @@ def test_a_bad_field_is_reported_at_its_line_and_field(case, n, data):
 def test_a_broken_line_is_reported_at_its_line(kind, fault, n, data):
     where = data.draw(st.integers(0, n - 1))
     good = json.dumps(GOOD[kind]["canonical"]).encode()
+    lines = [json.dumps(_numbered(GOOD[kind]["canonical"], i)).encode() for i in range(n)]
     bad = {"truncated": good[: data.draw(st.integers(1, len(good) - 1))],
            "latin-1": good.replace(b'"q"', '"caf\u00e9"'.encode("latin-1")),
            "not an object": b"[1, 2]",
            "nested too deeply": b'{"messages": ' + b"[" * 50_000 + b"]" * 50_000 + b"}"}[fault]
-    lines = [good] * n
     lines[where] = bad
     with tempfile.TemporaryDirectory() as d:
         p = Path(d) / "data.jsonl"
@@ -179,15 +182,12 @@ def test_a_broken_line_is_reported_at_its_line(kind, fault, n, data):
         _check(p, kind, "canonical", where + 1, n, None)
 
 
-def test_huge_rows_load_or_fail_cleanly(tmp_path):
-    """A 5 MB message is data, not an attack: it loads (length limits are the tokenizer's business)."""
+def test_huge_rows_fail_cleanly(tmp_path):
+    """A 5 MB row is over the per-row limit: a clear error at its line, and with skip it is quarantined."""
     row = {"messages": [U, {"role": "assistant", "content": "x" * 5_000_000}]}
     p = tmp_path / "huge.jsonl"
-    p.write_text(json.dumps(row) + "\n" + json.dumps({"messages": [U, A]}) + "\n")
-    assert len(load_records(p, "conversation").records) == 2
-
-
-def test_report_counts():
-    """Runs after the property tests of this module: every malformed row tried was handled."""
-    print(f"\nmalformed rows tried: {TRIED['rows']}, handled cleanly: {TRIED['handled']}")
-    assert TRIED["rows"] > 0 and TRIED["handled"] == TRIED["rows"]
+    p.write_text(json.dumps({"messages": [U, A]}) + "\n" + json.dumps(row) + "\n")
+    with pytest.raises(BadDataError, match=f"^{p}:2: row is 4.8 MiB, over the 1 MiB limit per row"):
+        load_records(p, "conversation")
+    kept = load_records(p, "conversation", on_error="skip", quarantine=tmp_path / "q.jsonl")
+    assert len(kept.records) == 1 and json.loads((tmp_path / "q.jsonl").read_text())["row"] == row

@@ -8,19 +8,19 @@ import pickle
 import re
 import shutil
 import subprocess
-import sys
 from pathlib import Path
 
 import pytest
+
+from ..conftest import torchrun_command
 
 WORKER = Path(__file__).parents[1] / "chatalign" / "training" / "train_worker.py"
 ENV = {**os.environ, "DS_ACCELERATOR": "cpu", "OMP_NUM_THREADS": "1", "MKL_NUM_THREADS": "1"}
 
 
-def torchrun(run_dir, *extra, port):
-    exe = Path(sys.executable).with_name("torchrun")
-    out = subprocess.run([str(exe), "--nproc_per_node", "2", "--master_port", str(port), str(WORKER),
-                          str(run_dir), "--zero3", *extra], capture_output=True, text=True, timeout=400, env=ENV)
+def torchrun(run_dir, *extra):
+    out = subprocess.run(torchrun_command(str(WORKER), str(run_dir), "--zero3", *extra), capture_output=True,
+                         text=True, timeout=400, env=ENV)
     assert out.returncode == 0, out.stderr[-4000:]
     # the two ranks print at the same time: their lines can run together
     return [json.loads(m) for m in re.findall(r'\{"rank"[^}]*\}', out.stdout)]
@@ -41,11 +41,11 @@ def test_zero3_resume_from_an_earlier_checkpoint_matches_and_refuses_pickled_cod
     from chatalign.training.checkpoint import latest_checkpoint, list_checkpoints, safe_deepspeed_load
 
     run = tmp_path / "z3"
-    ref = torchrun(run, port=29581)
+    ref = torchrun(run)
     ckpts = list_checkpoints(run / "checkpoints")
     assert len(ckpts) == 2, ckpts
     shutil.rmtree(ckpts[-1])  # as if killed before the last checkpoint: resume from the one before
-    resumed = torchrun(run, "--resume", port=29582)
+    resumed = torchrun(run, "--resume")
     assert sorted(r["rank"] for r in resumed) == [0, 1]
     for a, b in zip(sorted(ref, key=lambda r: r["rank"]), sorted(resumed, key=lambda r: r["rank"])):
         assert b["checksum"] == pytest.approx(a["checksum"], rel=1e-6)

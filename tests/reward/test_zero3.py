@@ -3,15 +3,14 @@ model it saves (gathered from the shards) loads as an HF sequence classifier."""
 
 import json
 import os
-import shutil
 import subprocess
-import sys
 from pathlib import Path
 
 import pytest
 
 from chatalign.reward.run import run_reward
 
+from ..conftest import requires_torchrun, torchrun_command
 from .conftest import toy_config
 
 pytestmark = [pytest.mark.slow, pytest.mark.distributed]
@@ -21,8 +20,7 @@ def losses(run: Path) -> list[float]:
     return [json.loads(x)["loss"] for x in (run / "metrics.jsonl").read_text().splitlines()]
 
 
-@pytest.mark.skipif(shutil.which("torchrun") is None and not (Path(sys.executable).parent / "torchrun").exists(),
-                    reason="torchrun is not installed")
+@requires_torchrun
 def test_zero3_two_ranks_matches_single_process(tmp_path, toy_files, tiny_model_dir):
     from chatalign.reward import load_scorer
 
@@ -37,10 +35,8 @@ def test_zero3_two_ranks_matches_single_process(tmp_path, toy_files, tiny_model_
     sharded.deepspeed.zero_stage = 3
     cfg_file = tmp_path / "zero3.json"
     cfg_file.write_text(sharded.model_dump_json())
-    torchrun = shutil.which("torchrun") or str(Path(sys.executable).parent / "torchrun")
-    env = {**os.environ, "DS_ACCELERATOR": "cpu", "OMP_NUM_THREADS": "1", "MASTER_PORT": "29517"}
-    proc = subprocess.run([torchrun, "--nproc_per_node", "2", "--master_port", "29517",
-                           str(Path(__file__).with_name("zero3_worker.py")), str(cfg_file)],
+    env = {**os.environ, "DS_ACCELERATOR": "cpu", "OMP_NUM_THREADS": "1"}
+    proc = subprocess.run(torchrun_command(str(Path(__file__).with_name("zero3_worker.py")), str(cfg_file)),
                           env=env, capture_output=True, text=True, timeout=600, cwd=tmp_path)
     assert proc.returncode == 0, proc.stderr[-4000:]
 

@@ -68,3 +68,36 @@ def rlhf_files(tmp_path_factory, smol_tokenizer):
     write_jsonl(d / "heldout.jsonl", [{**p, "id": f"h{i}", "check": {"type": "max_words", "value": 3}}
                                       for i, p in enumerate(prompt_dicts(4))])
     return d
+
+
+def round_cfg(files, out, start, mode, **over):
+    """A tiny round's config on `rlhf_files`; `over` merges into its top-level sections."""
+    from chatalign.rlhf.config import RLHFRoundConfig
+
+    data = {
+        "output_dir": str(out), "mode": mode, "start": str(start), "model": {"dtype": "float32"},
+        "reward": {"helpful": str(files / "rm_helpful"), "safety": str(files / "rm_safety")},
+        "data": {"prompts": str(files / "prompts.jsonl"), "heldout": str(files / "heldout.jsonl")},
+        "rs": {"num_samples": 3, "max_new_tokens": 6, "skip_unfinished": False, "batch_size": 8, "chunk_prompts": 4,
+               "sweep_temperatures": [0.7], "sweep_prompts": 2,
+               "train": {"seq_len": 128, "global_batch_rows": 2, "epochs": 1}, "optim": {"lr": 1e-3}},
+        "ppo": {"iterations": 2, "batch_prompts": 4, "minibatch": 2, "max_new_tokens": 6, "gen_batch_size": 4,
+                "score_batch_size": 4, "optim": {"lr": 1e-3}, "early_stopping": {"eval_every": 1}},
+        "eval": {"max_new_tokens": 6},
+    }
+    for key, value in over.items():
+        data[key] = {**data[key], **value} if isinstance(value, dict) else value
+    return RLHFRoundConfig.model_validate(data)
+
+
+def by_text(prompts, texts, ids):
+    """A reward we can recompute by hand: a deterministic function of the answer text."""
+    import torch
+
+    from chatalign.rlhf.reward_fn import RewardBatch
+
+    return RewardBatch(combined=torch.tensor([(sum(map(ord, t)) % 101) / 101 for t in texts]))
+
+
+def rows(path):
+    return [json.loads(x) for x in path.read_text().splitlines() if x.strip()]

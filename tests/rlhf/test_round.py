@@ -2,39 +2,13 @@
 from round 3 on, `rlhf status`."""
 
 import json
+import math
 
 import pytest
-import torch
 
-from chatalign.rlhf.config import RLHFRoundConfig
-from chatalign.rlhf.reward_fn import RewardBatch
 from chatalign.rlhf.round import run_round
 
-
-def round_cfg(files, out, start, mode, **over):
-    data = {
-        "output_dir": str(out), "mode": mode, "start": str(start), "model": {"dtype": "float32"},
-        "reward": {"helpful": str(files / "rm_helpful"), "safety": str(files / "rm_safety")},
-        "data": {"prompts": str(files / "prompts.jsonl"), "heldout": str(files / "heldout.jsonl")},
-        "rs": {"num_samples": 3, "max_new_tokens": 6, "skip_unfinished": False, "batch_size": 8, "chunk_prompts": 4,
-               "sweep_temperatures": [0.7], "sweep_prompts": 2,
-               "train": {"seq_len": 128, "global_batch_rows": 2, "epochs": 1}, "optim": {"lr": 1e-3}},
-        "ppo": {"iterations": 2, "batch_prompts": 4, "minibatch": 2, "max_new_tokens": 6, "gen_batch_size": 4,
-                "score_batch_size": 4, "optim": {"lr": 1e-3}, "early_stopping": {"eval_every": 1}},
-        "eval": {"max_new_tokens": 6},
-    }
-    for key, value in over.items():
-        data[key] = {**data[key], **value} if isinstance(value, dict) else value
-    return RLHFRoundConfig.model_validate(data)
-
-
-def by_text(prompts, texts, ids):
-    """A reward we can recompute by hand: a deterministic function of the answer text."""
-    return RewardBatch(combined=torch.tensor([(sum(map(ord, t)) % 101) / 101 for t in texts]))
-
-
-def rows(path):
-    return [json.loads(x) for x in path.read_text().splitlines() if x.strip()]
+from .conftest import by_text, round_cfg, rows
 
 
 @pytest.fixture(scope="module")
@@ -62,12 +36,28 @@ def test_round_one_rs_and_ppo_with_the_two_reward_models(round_one, rlhf_files):
     assert (out / "model" / "model.safetensors").is_file()
     ppo = [r for r in rows(out / "metrics.jsonl") if r["step"] >= 1]
     assert [r["step"] for r in ppo] == [1, 2] and all(0 < r["reward_safety"] < 1 for r in ppo)
-    assert 0 <= summary["win_rate_vs_previous"] <= 1 or summary["win_rate_vs_previous"] != summary["win_rate_vs_previous"]
-    assert 0 <= summary["heldout_check_pass_this"] <= 1  # the rule checks of the held-out prompts
+    assert_win_rate_and_pass_rate_match_the_answers(out / "eval", summary)
     report = (out / "report.md").read_text()
     assert "win rate" in report and "reward_vs_kl.png" in report and "rs_reward_vs_k.png" in report
     for png in ("rs_reward_vs_k.png", "ppo_curves.png", "reward_vs_kl.png"):
         assert (out / png).stat().st_size > 1000
+
+
+def assert_win_rate_and_pass_rate_match_the_answers(eval_dir, summary) -> None:
+    """Recomputed by hand from the answer files the round wrote: per prompt, this model's R_c against the
+    previous one's (wins / (wins + losses), ties for neither); the held-out check (at most 3 words) per answer."""
+    this, previous = rows(eval_dir / "answers_this.jsonl"), rows(eval_dir / "answers_previous.jsonl")
+    assert [r["prompt_key"] for r in this] == [r["prompt_key"] for r in previous] and len(this) == 4
+    pairs = [(a["r_combined"], b["r_combined"]) for a, b in zip(this, previous)]  # one answer per prompt
+    wins, losses = sum(a > b for a, b in pairs), sum(a < b for a, b in pairs)
+    assert summary["wins_vs_previous"] == f"{wins}/{losses}/{len(pairs) - wins - losses}"
+    if wins + losses:
+        assert summary["win_rate_vs_previous"] == pytest.approx(wins / (wins + losses))
+    else:
+        assert math.isnan(summary["win_rate_vs_previous"])
+    passed = [0 < len(r["answer"].split()) <= 3 for r in this]
+    assert [r["check_pass"] for r in this] == [float(x) for x in passed]
+    assert summary["heldout_check_pass_this"] == pytest.approx(sum(passed) / len(passed))
 
 
 def test_lineage_pooling_from_round_three_and_status(round_one, rlhf_files, capsys):

@@ -7,7 +7,7 @@ from chatalign.evaluation.record import read_independent
 from chatalign.rlhf.round import plan, run_round
 
 from ..independent_fixture import write_independent_sets
-from .test_round import round_cfg
+from .conftest import round_cfg
 
 
 def test_round_writes_independent_json(rlhf_files, tmp_path):

@@ -8,7 +8,7 @@ import pytest
 from chatalign.errors import RunError
 from chatalign.rlhf.round import run_round
 
-from .test_round import by_text, round_cfg, rows
+from .conftest import by_text, round_cfg, rows
 
 
 def test_a_round_killed_inside_ppo_resumes_without_redoing_earlier_phases(rlhf_files, tmp_path):

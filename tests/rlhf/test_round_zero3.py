@@ -9,13 +9,13 @@ from pathlib import Path
 
 import pytest
 
-from .ppo.test_zero3 import torchrun
-from .test_round import round_cfg, rows
+from ..conftest import requires_torchrun, torchrun_command
+from .conftest import round_cfg, rows
 
 pytestmark = [pytest.mark.slow, pytest.mark.distributed]
 
 
-@pytest.mark.skipif(torchrun() is None, reason="torchrun is not installed")
+@requires_torchrun
 def test_round_rs_and_ppo_on_two_ranks(rlhf_files, tmp_path):
     from transformers import AutoModelForCausalLM
 
@@ -25,9 +25,9 @@ def test_round_rs_and_ppo_on_two_ranks(rlhf_files, tmp_path):
                     ppo={"deepspeed": zero3, "early_stopping": {"eval_every": 1}})
     (tmp_path / "cfg.json").write_text(cfg.model_dump_json())
     env = {**os.environ, "DS_ACCELERATOR": "cpu", "OMP_NUM_THREADS": "1", "MKL_NUM_THREADS": "1"}
-    for attempt in range(2):
-        proc = subprocess.run([torchrun(), "--nproc_per_node", "2", "--master_port", str(29547 + attempt),
-                               str(Path(__file__).with_name("round_zero3_worker.py")), str(tmp_path / "cfg.json")],
+    for _attempt in range(2):
+        proc = subprocess.run(torchrun_command(str(Path(__file__).with_name("round_zero3_worker.py")),
+                                               str(tmp_path / "cfg.json")),
                               capture_output=True, text=True, timeout=400, env=env, cwd=tmp_path)
         # Known flake (1 run in ~8, full suite only): a rank aborts in C++ ("terminate called without an active
         # exception", no Python traceback) right after loading its models. Retried once on exactly that

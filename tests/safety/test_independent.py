@@ -13,7 +13,7 @@ from chatalign.judges.safety import judge_harmful
 from chatalign.safety.independent import in_distribution
 
 from ..independent_fixture import write_independent_sets
-from .test_run_e2e import tiny_config
+from .conftest import tiny_config
 
 pytestmark = pytest.mark.usefixtures("one_torch_thread")
 

@@ -9,7 +9,6 @@ from chatalign.cli.main import main
 from chatalign.evaluation.record import read_independent
 
 from ..independent_fixture import write_independent_sets
-from .test_sft_cli import recipe  # noqa: F401 (the fixture)
 
 
 def with_independent(recipe_path, tmp_path, tiny_model_dir, **extra):

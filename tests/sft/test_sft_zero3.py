@@ -10,6 +10,8 @@ from pathlib import Path
 import pytest
 import yaml
 
+from ..conftest import torchrun_command
+
 
 def sft_recipe(tmp_path, model_dir) -> Path:
     rows = [{"messages": [{"role": "user", "content": f"Say {i}."},
@@ -46,10 +48,8 @@ def assert_whole_model_saved(run: Path, model_dir: Path) -> None:
 def test_sft_zero3_two_ranks_saves_a_whole_model(tmp_path, tiny_model_dir):
     recipe = sft_recipe(tmp_path, tiny_model_dir)
     env = {**os.environ, "DS_ACCELERATOR": "cpu", "OMP_NUM_THREADS": "1"}
-    torchrun = Path(sys.executable).with_name("torchrun")
-    out = subprocess.run([str(torchrun), "--nproc_per_node", "2", "--master_port", "29533", "-m", "chatalign.cli",
-                          "sft", "--config", str(recipe), "--no-progress"], capture_output=True, text=True,
-                         timeout=500, env=env)
+    out = subprocess.run(torchrun_command("-m", "chatalign.cli", "sft", "--config", str(recipe), "--no-progress"),
+                         capture_output=True, text=True, timeout=500, env=env)
     assert out.returncode == 0, out.stderr[-4000:]
     assert_whole_model_saved(tmp_path / "run", tiny_model_dir)
 

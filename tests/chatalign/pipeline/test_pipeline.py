@@ -229,8 +229,8 @@ def tiny_recipes(d: Path, model: Path) -> Path:
     return path
 
 
-def launch(config: Path, log: Path) -> subprocess.Popen:
-    env = {**os.environ, "OMP_NUM_THREADS": "1", "MKL_NUM_THREADS": "1", "TOKENIZERS_PARALLELISM": "false"}
+def launch(config: Path, log: Path, **fault: str) -> subprocess.Popen:
+    env = {**os.environ, "OMP_NUM_THREADS": "1", "MKL_NUM_THREADS": "1", "TOKENIZERS_PARALLELISM": "false", **fault}
     return subprocess.Popen([sys.executable, "-m", "chatalign.cli", "pipeline", "--config", str(config),
                              "--no-progress"], cwd=config.parent, env=env, stdout=open(log, "w"),
                             stderr=subprocess.STDOUT)
@@ -241,17 +241,19 @@ def test_pipeline_killed_mid_stage_resumes_without_rerunning_finished_steps(tmp_
     monkeypatch.chdir(tmp_path)
     config = tiny_recipes(tmp_path, tiny_model_dir)
     runs = tmp_path / "runs"
-    proc = launch(config, tmp_path / "first.log")
-    deadline = time.time() + 240
+    # the run is held inside the write of PPO's second checkpoint (the first is on disk) until it is killed
     ckpts = runs / "rlhf_round1" / "ppo" / "checkpoints"
-    while time.time() < deadline and proc.poll() is None and not (ckpts.is_dir() and any(ckpts.glob("step-*"))):
-        time.sleep(0.01)
+    proc = launch(config, tmp_path / "first.log", CHATALIGN_FAULT_PAUSE_IN_CHECKPOINT="3600",
+                  CHATALIGN_FAULT_PAUSE_AT="rlhf_round1/ppo/checkpoints/step-0000002")
+    while proc.poll() is None and not any(ckpts.glob(".tmp-*/.writing")):
+        time.sleep(0.05)
     proc.send_signal(signal.SIGKILL)  # no chance to save anything: the PPO checkpoint on disk is all there is
-    proc.wait()
+    proc.wait(timeout=60)
     log1 = (tmp_path / "first.log").read_text()
     assert proc.returncode == -signal.SIGKILL, log1[-3000:]
+    assert [p.name for p in ckpts.glob("step-*")] == ["step-0000001"]
     rl = json.loads((runs / "rlhf_round1" / "manifest.json").read_text())
-    assert rl["status"] == "running", "the RLHF step finished before the kill"
+    assert rl["status"] == "running"
     state1 = json.loads((runs / "pipeline_state.json").read_text())["steps"]
     done = STEPS[:3]
     assert [n for n in STEPS if state1.get(n, {}).get("status") == "finished"] == done

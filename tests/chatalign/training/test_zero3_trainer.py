@@ -8,6 +8,8 @@ from pathlib import Path
 
 import pytest
 
+from ...conftest import torchrun_command
+
 WORKER = Path(__file__).with_name("train_worker.py")
 
 
@@ -19,9 +21,8 @@ def test_zero3_two_ranks_match_single_process(tmp_path):
                             text=True, timeout=300, env=env)
     assert single.returncode == 0, single.stderr[-3000:]
     ref = json.loads(single.stdout.strip().splitlines()[-1])
-    torchrun = Path(sys.executable).with_name("torchrun")
-    out = subprocess.run([str(torchrun), "--nproc_per_node", "2", "--master_port", "29531", str(WORKER),
-                          str(tmp_path / "two"), "--zero3"], capture_output=True, text=True, timeout=400, env=env)
+    out = subprocess.run(torchrun_command(str(WORKER), str(tmp_path / "two"), "--zero3"), capture_output=True,
+                         text=True, timeout=400, env=env)
     assert out.returncode == 0, out.stderr[-4000:]
     ranks = [json.loads(ln) for ln in out.stdout.splitlines() if ln.startswith('{"rank"')]
     assert sorted(r["rank"] for r in ranks) == [0, 1]

@@ -8,7 +8,7 @@ from chatalign.rlhf.evaluate.kl import kl_from_model, mean_and_se, sequence_kl
 from chatalign.rlhf.round import run_round
 from chatalign.rlhf.rs.selection import read_jsonl
 
-from ..test_round import by_text, round_cfg, rows
+from ..conftest import by_text, round_cfg, rows
 
 
 def test_mean_and_se_by_hand():

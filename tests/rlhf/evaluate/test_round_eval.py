@@ -11,7 +11,7 @@ from chatalign.rlhf.evaluate.heldout import compare, paired_gain, per_prompt_mea
 from chatalign.rlhf.evaluate.rerun import reevaluate_round
 from chatalign.rlhf.round import run_round
 
-from ..test_round import by_text, round_cfg, rows
+from ..conftest import by_text, round_cfg, rows
 
 
 def _rows(key, values):

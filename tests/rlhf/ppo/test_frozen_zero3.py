@@ -15,18 +15,19 @@ import pytest
 
 from chatalign.rlhf.config import PPOSection
 
-from .test_zero3 import STATS, reports, torchrun
+from ...conftest import requires_torchrun, torchrun_command
+from .conftest import STATS, reports
 
 WORKER = Path(__file__).with_name("frozen_zero3_worker.py")
 
 
 @pytest.mark.slow
 @pytest.mark.distributed
-@pytest.mark.skipif(torchrun() is None, reason="torchrun is not installed")
+@requires_torchrun
 def test_frozen_models_zero3_are_partitioned_and_compute_what_replicated_ones_do(tmp_path):
     env = {**os.environ, "DS_ACCELERATOR": "cpu", "OMP_NUM_THREADS": "1", "MKL_NUM_THREADS": "1"}
-    proc = subprocess.run([torchrun(), "--nproc_per_node", "2", "--master_port", "29551", str(WORKER),
-                           str(tmp_path)], capture_output=True, text=True, timeout=240, env=env)
+    proc = subprocess.run(torchrun_command(str(WORKER), str(tmp_path)), capture_output=True, text=True, timeout=240,
+                          env=env)
     assert proc.returncode == 0, proc.stderr[-4000:]
     ranks = reports(tmp_path)
     assert [r["rank"] for r in ranks] == [0, 1]
@@ -78,13 +79,13 @@ def test_one_process_keeps_the_frozen_models_whole():
 
 @pytest.mark.slow
 @pytest.mark.distributed
-@pytest.mark.skipif(torchrun() is None, reason="torchrun is not installed")
+@requires_torchrun
 def test_round_partitions_the_reward_models_for_ppo_then_evaluates_with_whole_ones(rlhf_files, tmp_path):
     """A PPO round on 2 ranks with the recipe's reward models: partitioned for PPO, reloaded whole on rank 0
     for the round's evaluation (which rank 0 runs alone: partitioned models would wait for rank 1 forever)."""
     from chatalign.rlhf.reward_fn import load_two_reward_models
 
-    from ..test_round import round_cfg, rows
+    from ..conftest import round_cfg, rows
 
     out = tmp_path / "round"
     cfg = round_cfg(rlhf_files, out, rlhf_files / "policy", "ppo",
@@ -92,9 +93,9 @@ def test_round_partitions_the_reward_models_for_ppo_then_evaluates_with_whole_on
                     eval={"compare_previous": False, "compare_sft": False})
     (tmp_path / "cfg.json").write_text(cfg.model_dump_json())
     env = {**os.environ, "DS_ACCELERATOR": "cpu", "OMP_NUM_THREADS": "1", "MKL_NUM_THREADS": "1"}
-    proc = subprocess.run([torchrun(), "--nproc_per_node", "2", "--master_port", "29553",
-                           str(Path(__file__).parents[1] / "round_zero3_worker.py"), str(tmp_path / "cfg.json"),
-                           "--rms"], capture_output=True, text=True, timeout=300, env=env, cwd=tmp_path)
+    proc = subprocess.run(torchrun_command(str(Path(__file__).parents[1] / "round_zero3_worker.py"),
+                                           str(tmp_path / "cfg.json"), "--rms"),
+                          capture_output=True, text=True, timeout=300, env=env, cwd=tmp_path)
     assert proc.returncode == 0, proc.stderr[-4000:]
     assert json.loads((out / "manifest.json").read_text())["status"] == "finished"
     (ppo,) = [r for r in rows(out / "metrics.jsonl") if "reward" in r]

@@ -6,9 +6,7 @@ ranks) to a single process: from the same answers on, scoring, reference log-pro
 and the gradient steps must agree within float tolerance.
 """
 
-import json
 import os
-import shutil
 import subprocess
 import sys
 from pathlib import Path
@@ -18,29 +16,18 @@ import pytest
 from chatalign.errors import ConfigError
 from chatalign.rlhf.config import PPOSection
 
+from ...conftest import requires_torchrun, torchrun_command
 from ..conftest import peaky_llama
+from .conftest import STATS, reports
 
 WORKER = Path(__file__).with_name("ppo_zero3_worker.py")
-STATS = ("reward", "kl", "kl_per_token", "value_mean", "return_mean", "policy_loss", "value_loss", "clip_fraction",
-         "approx_kl", "entropy", "policy_grad_norm", "value_grad_norm", "heldout_reward", "response_length")
 
 
-def torchrun() -> str | None:
-    local = Path(sys.executable).with_name("torchrun")
-    return str(local) if local.exists() else shutil.which("torchrun")
-
-
-def reports(out: Path) -> list[dict]:
-    """The workers' per-rank reports, rank 0 first."""
-    return [json.loads(f.read_text()) for f in sorted(out.glob("report-rank*.json"))]
-
-
-def two_ranks_then_one(tmp_path, port: int, *flags: str) -> tuple[list[dict], dict]:
+def two_ranks_then_one(tmp_path, *flags: str) -> tuple[list[dict], dict]:
     """(the 2 ranks' reports, the report of one process trained on the 2-rank run's rollouts)."""
     env = {**os.environ, "DS_ACCELERATOR": "cpu", "OMP_NUM_THREADS": "1", "MKL_NUM_THREADS": "1"}
-    two = subprocess.run([torchrun(), "--nproc_per_node", "2", "--master_port", str(port), str(WORKER),
-                          str(tmp_path / "two"), "--zero3", *flags], capture_output=True, text=True, timeout=300,
-                         env=env)
+    two = subprocess.run(torchrun_command(str(WORKER), str(tmp_path / "two"), "--zero3", *flags),
+                         capture_output=True, text=True, timeout=300, env=env)
     assert two.returncode == 0, two.stderr[-4000:]
     ranks = reports(tmp_path / "two")
     assert [r["rank"] for r in ranks] == [0, 1]
@@ -76,9 +63,9 @@ def assert_same_export(a_dir: Path, b_dir: Path, start: dict) -> int:
 
 @pytest.mark.slow
 @pytest.mark.distributed
-@pytest.mark.skipif(torchrun() is None, reason="torchrun is not installed")
+@requires_torchrun
 def test_ppo_iteration_zero3_two_ranks_matches_one_process(tmp_path, smol_tokenizer):
-    ranks, ref = two_ranks_then_one(tmp_path, 29543)
+    ranks, ref = two_ranks_then_one(tmp_path)
     for r in ranks:  # ZeRO-3: each rank holds half of the policy's parameters
         assert r["full"] == ref["full"] and r["local"] < 0.55 * r["full"]
     assert_same_iteration(ranks[0]["records"][0], ref["records"][0])
@@ -110,10 +97,10 @@ def test_ppo_iteration_zero3_two_ranks_matches_one_process(tmp_path, smol_tokeni
 
 @pytest.mark.slow
 @pytest.mark.distributed
-@pytest.mark.skipif(torchrun() is None, reason="torchrun is not installed")
+@requires_torchrun
 def test_lora_policy_zero2_with_cpu_offload_two_ranks_matches_one_process(tmp_path, smol_tokenizer):
     """A LoRA policy (its adapter-disabled base is the reference) under ZeRO-2, optimizer states on the CPU."""
-    ranks, ref = two_ranks_then_one(tmp_path, 29545, "--lora", "--offload")
+    ranks, ref = two_ranks_then_one(tmp_path, "--lora", "--offload")
     assert_same_iteration(ranks[0]["records"][0], ref["records"][0])
     start = dict(peaky_llama(smol_tokenizer).named_parameters())  # the export merges the adapter
     assert_same_export(tmp_path / "one" / "model", tmp_path / "two" / "model", start)

@@ -270,11 +270,14 @@ def test_yaml_files_hold_the_preprompt_templates_and_gatt_constraints():
     safety = yaml.safe_load((DATA / "safety_templates.yaml").read_text(encoding="utf-8"))
     assert safety["preprompt"].startswith("You are a safe and responsible assistant")
     assert set(safety["answer_templates"]) == RISK_CATEGORIES
-    gatt = yaml.safe_load((DATA / "gatt_constraints.yaml").read_text(encoding="utf-8"))
-    assert len(gatt["hobbies"]) >= 15 and len(gatt["public_figures"]) >= 12
-    assert {lang["code"] for lang in gatt["languages"]} == {"fr", "es", "de", "it", "pt", "en"}
-    assert "{n}" in gatt["answer_length"]["full"] and gatt["answer_length"]["values"]
-    assert gatt["format"]["full"] == "Always answer in uppercase."
+    kinds = yaml.safe_load((DATA / "gatt_constraints.yaml").read_text(encoding="utf-8"))["kinds"]
+    from chatalign.gatt.instructions import KINDS
+
+    assert set(kinds) == set(KINDS)  # every training kind has wordings, and no held-out kind slipped in
+    assert all(spec["full"] and spec["terse"] for spec in kinds.values())
+    assert len(kinds["hobby"]["values"]) >= 15 and len(kinds["public_figure"]["values"]) >= 12
+    languages = {v[1] if isinstance(v, list) else v["code"] for v in kinds["language"]["values"]}
+    assert languages and not languages & {"nl", "sv"}  # the independent set's new languages stay unseen
 
 
 def test_gatt_dialogues_are_user_only_sequences_of_6_to_20_everyday_questions():

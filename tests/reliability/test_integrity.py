@@ -188,8 +188,9 @@ def test_resume_refuses_an_input_whose_content_changed(stage, recipe_files, tmp_
     assert any(v["path"] == str(f) and len(v["sha256"]) == 64 for v in manifest["inputs"].values()), manifest["inputs"]
     manifest["status"] = "running"  # as if the run had been killed before its end
     (out / "manifest.json").write_text(json.dumps(manifest))
-    first = f.read_text().splitlines()[0]
-    f.write_text(f.read_text() + first + "\n")  # one more row (past every max_rows): other bytes, same rows used
+    extra = json.loads(f.read_text().splitlines()[0])
+    extra["id"] = f"{extra.get('id', 'row')}-appended"  # ids must stay unique (data_schemas rejects repeats)
+    f.write_text(f.read_text() + json.dumps(extra) + "\n")  # one more row (past every max_rows): other bytes
     capsys.readouterr()
     assert main([*args, "--resume"]) == 2
     err = capsys.readouterr().err

@@ -199,7 +199,7 @@ def tiny_recipes(d: Path, model: Path) -> Path:
                  "ppo": {"iterations": 4, "batch_prompts": 4, "minibatch": 2, "max_new_tokens": 6,
                          "gen_batch_size": 4, "score_batch_size": 4, "optim": {"lr": 1e-3},
                          "early_stopping": {"eval_every": 2}},
-                 "eval": {"max_new_tokens": 6, "batch_size": 4}},
+                 "eval": {"max_new_tokens": 6, "batch_size": 4, "temperature": 1.0}},
         "gatt": {"stage": "gatt", "model": m, "instructions": {"constraints": "x", "seed": 0},
                  "synthesis": {"dialogues": ["x"], "max_dialogues": 2, "max_turns": 2, "reject_failing": False,
                                "unfinished": "keep", "max_new_tokens": 6, "batch_size": 4, "min_turn": 1},

@@ -29,6 +29,7 @@ from chatalign.gatt.summary import AFTER, BASE, BEFORE
 from chatalign.sft.derived_run import (
     DerivedStage,
     after_eval_due,
+    check_replay,
     finished_train_metrics,
     last_turn_sft_config,
     record_progress,
@@ -69,6 +70,7 @@ def prepare(cfg: GattConfig) -> dict:
              "turns_to_answer": sum(min(len(d.user_turns), limit or len(d.user_turns)) for d in dialogues),
              "terse_instructions": sum(i.terse for i in instructions),
              "instruction_examples": [i.text for i in instructions[:4]]}
+    stats["replay_rows"] = check_replay(cfg)
     from chatalign.gatt.stage_eval import eval_groups
 
     for g in eval_groups(cfg):

@@ -29,12 +29,15 @@ def training_pairs(cfg: RewardConfig, load_source) -> list:
 
 
 def load_independent_pairs(cfg: RewardConfig) -> dict[str, list]:
-    """{helpful: pairs, safety: pairs} of the independent files (chosen-unsafe pairs left out as in training)."""
+    """{helpful: pairs, safety: pairs} of the independent files named in `independent.preferences.files` (chosen-
+    unsafe pairs left out as in training)."""
     from chatalign.data_schemas import load_records
     from chatalign.reward.safety_bins import drop_unsafe_over_safe
 
-    out = {}
+    out, wanted = {}, cfg.independent.preferences.files or list(FILES)
     for name, file_name in FILES.items():
+        if name not in wanted:
+            continue
         prefs = list(load_records(cfg.independent.data_file(file_name), "preference").records)
         if cfg.data.exclude_unsafe_chosen:
             prefs, _ = drop_unsafe_over_safe(prefs)

@@ -26,6 +26,7 @@ from chatalign.safety.config import SafetyConfig
 from chatalign.sft.derived_run import (
     DerivedStage,
     after_eval_due,
+    check_replay,
     finished_train_metrics,
     last_turn_sft_config,
     record_progress,
@@ -106,6 +107,7 @@ def prepare(cfg: SafetyConfig) -> dict:
                   "preprompted_example": with_ctx[0]})
     stats["eval_prompts"] = {k: len(v) for k, v in load_eval_sets(cfg.eval).items()}
     stats["safety_rm"] = check_safety_rm(cfg.safety_rm)
+    stats["replay_rows"] = check_replay(cfg)
     if cfg.independent.enabled:
         from chatalign.evaluation.stage_hook import check_data
         from chatalign.safety.independent import SUITES

@@ -108,6 +108,10 @@ class DerivedStageConfig(StrictModel):
     deepspeed: DeepSpeedConfig = DeepSpeedConfig()
     distributed: DistributedConfig = DistributedConfig()
     checkpoint: CheckpointConfig = CheckpointConfig()
+    replay: list[SFTSource] = Field(
+        default_factory=list, description="conversations trained beside the stage's own rows (the loss on their "
+        "last answer), each file capped to its first max_rows: ordinary good answers that keep the model "
+        "answering ordinary requests as well as before while it learns the stage's behaviour")
     steps: list[str]
     allow_changed_inputs: bool = False
 

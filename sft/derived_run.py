@@ -20,18 +20,27 @@ log = logging.getLogger(__name__)
 
 def last_turn_sft_config(cfg, run_path: Path, train_file: str,
                          truncation: Literal["truncate_right", "drop_oldest_turns"]) -> SFTConfig:
-    """SFT on `run_path/data/<train_file>` into `run_path/train`, from a stage config with model, train, optim,
-    lora, deepspeed, distributed, checkpoint and allow_changed_inputs."""
+    """SFT on `run_path/data/<train_file>` (and the stage's `replay` files beside it) into `run_path/train`, from a
+    stage config with model, train, optim, lora, deepspeed, distributed, checkpoint, replay and
+    allow_changed_inputs."""
     t = cfg.train
     return SFTConfig(
         output_dir=str(run_path / "train"), model=cfg.model,
-        data=SFTData(train=str(run_path / "data" / train_file)),
+        data=SFTData(train=str(run_path / "data" / train_file), extra=list(cfg.replay)),
         train=SFTTrain(epochs=t.epochs, seq_len=t.seq_len, global_batch_rows=t.global_batch_rows,
                        micro_batch_rows=t.micro_batch_rows, max_steps=t.max_steps, seed=t.seed,
                        trainable_layers=t.trainable_layers,
                        train_on="last_assistant", truncation=truncation),
         optim=cfg.optim, lora=cfg.lora, deepspeed=cfg.deepspeed, distributed=cfg.distributed, checkpoint=cfg.checkpoint,
         eval=SFTEval(compare_base=False), allow_changed_inputs=cfg.allow_changed_inputs)
+
+
+def check_replay(cfg) -> dict[str, int]:
+    """The `replay` files load (a malformed row names file, line and field): rows read from each."""
+    from chatalign.sft.data import load_conversations
+
+    return {str(source.path): len(load_conversations(source.path, "auto", "raise", None, source.max_rows)[0])
+            for source in cfg.replay}
 
 
 def link_trained_model(run_path: Path) -> None:

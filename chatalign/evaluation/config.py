@@ -57,6 +57,9 @@ class SafetySuiteConfig(StrictModel):
 class PreferenceSuiteConfig(StrictModel):
     """Reward-model pair accuracy on pref_helpful.jsonl / pref_safety.jsonl, with trivial baselines beside it."""
 
+    files: list[Literal["helpful", "safety"]] | None = Field(
+        None, min_length=1, description="which independent files an RM is scored on (None: both, as Llama 2 "
+        "scores each RM on both test sets; [helpful] for the helpfulness RM alone halves the cost)")
     max_pairs: int | None = Field(None, gt=0, description="pairs per file (None = all)")
     batch_tokens: int = Field(8192, gt=16)
     bow_vocabulary: int = Field(2000, gt=0, description="bag-of-words baseline: most frequent training words kept")

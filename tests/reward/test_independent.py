@@ -46,3 +46,19 @@ def test_rows_for_both_files_with_baselines(trained):
     bow = rows["bow_baseline_safety"]
     assert bow.in_distribution.after == 1.0 and bow.independent.after == 0.5
     assert rows["length_baseline_safety"].independent.after == 0.5  # equal lengths: every pair a tie
+
+
+def test_files_option_scores_only_the_named_independent_file(trained, tmp_path):
+    from chatalign.reward.independent import check_independent
+
+    run, _ = trained
+    cfg = json.loads((run / "manifest.json").read_text())["config"]
+    from chatalign.reward.config import RewardConfig
+
+    full = RewardConfig.model_validate(cfg)
+    assert check_independent(full) == {"helpful": 8, "safety": 8}
+    cfg["independent"]["preferences"]["files"] = ["safety"]
+    assert check_independent(RewardConfig.model_validate(cfg)) == {"safety": 8}
+    cfg["independent"]["preferences"]["files"] = ["harmless"]
+    with pytest.raises(ValueError, match="files"):
+        RewardConfig.model_validate(cfg)

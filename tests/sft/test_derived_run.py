@@ -5,7 +5,7 @@ from types import SimpleNamespace
 
 import pytest
 
-from chatalign.errors import ConfigError, RunError
+from chatalign.errors import ConfigError, RunError, UserError
 from chatalign.runs import RunDir
 from chatalign.sft.derived_run import (
     DerivedStage,
@@ -110,3 +110,26 @@ def test_the_after_evaluation_is_due_once_training_has_finished(tmp_path):
         after_eval_due(["evaluate_after"], True, result, train_run)
     result.write_text("{}")
     assert not after_eval_due(["evaluate_after"], True, result, train_run)  # done already
+
+
+def test_replay_files_train_beside_the_stage_rows_each_capped(tmp_path):
+    import json
+
+    from chatalign.sft.config import DerivedStageConfig
+    from chatalign.sft.derived_run import check_replay, last_turn_sft_config
+
+    good = tmp_path / "general.jsonl"
+    good.write_text("".join(json.dumps({"messages": [{"role": "user", "content": f"q{i}"},
+                                                     {"role": "assistant", "content": f"a{i}"}]}) + "\n"
+                            for i in range(5)))
+    cfg = DerivedStageConfig(stage="x", output_dir=str(tmp_path / "run"), steps=["train"],
+                             replay=[{"path": str(good), "max_rows": 3}])
+    sft = last_turn_sft_config(cfg, tmp_path / "run", "rows.jsonl", "drop_oldest_turns")
+    assert [(str(s.path), s.max_rows) for s in sft.data.extra] == [(str(good), 3)]
+    assert sft.data.train.endswith("rows.jsonl") and sft.train.train_on == "last_assistant"
+    assert check_replay(cfg) == {str(good): 3}
+    bad = tmp_path / "bad.jsonl"
+    bad.write_text(good.read_text().splitlines()[0] + "\n" + json.dumps({"messages": [{"role": "robot"}]}) + "\n")
+    cfg.replay = [{"path": str(bad)}]
+    with pytest.raises(UserError, match=r"bad\.jsonl:2: messages\.0\.role"):
+        check_replay(cfg)

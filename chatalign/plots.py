@@ -17,10 +17,22 @@ def _plt():
 
 def save_figure(fig, path: Path) -> Path:
     """Lay out `fig`, write it to `path` (PNG, parent folders made) and free it."""
+    import os
+    import tempfile
+
+    from chatalign.runs import fault_disk_full
+
     fig.tight_layout()
     path.parent.mkdir(parents=True, exist_ok=True)
-    fig.savefig(path, dpi=110)
-    _plt().close(fig)
+    fd, tmp = tempfile.mkstemp(prefix=f".{path.stem}-", suffix=path.suffix, dir=path.parent)
+    os.close(fd)
+    try:  # a temp file renamed into place: a full disk never leaves half a PNG
+        fig.savefig(tmp, dpi=110)
+        fault_disk_full(path)
+        os.replace(tmp, path)
+    finally:
+        Path(tmp).unlink(missing_ok=True)
+        _plt().close(fig)
     return path
 
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import datetime as dt
+import errno
 import hashlib
 import json
 import os
@@ -22,7 +23,17 @@ def now() -> str:
     return dt.datetime.now(dt.timezone.utc).isoformat(timespec="seconds")
 
 
+def fault_disk_full(path: str | os.PathLike) -> None:
+    """`CHATALIGN_FAULT_ENOSPC_AT=TEXT` makes every write whose final path contains TEXT fail as a full disk
+    would (the reliability tests inject it at each write path); unset, nothing happens."""
+    text = os.environ.get("CHATALIGN_FAULT_ENOSPC_AT")
+    if text and text in str(path):
+        raise OSError(errno.ENOSPC, os.strerror(errno.ENOSPC), str(path))
+
+
 def write_text_atomic(path: str | os.PathLike, text: str) -> None:
+    """Write `text` to a temp file beside `path`, then rename it into place: a crash or a full disk leaves the
+    old file (or none), never half of the new one."""
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     fd, tmp = tempfile.mkstemp(prefix=f".{path.name}-", dir=path.parent)
@@ -31,6 +42,7 @@ def write_text_atomic(path: str | os.PathLike, text: str) -> None:
             f.write(text)
             f.flush()
             os.fsync(f.fileno())
+        fault_disk_full(path)
         os.replace(tmp, path)
     except BaseException:
         Path(tmp).unlink(missing_ok=True)
@@ -40,6 +52,7 @@ def write_text_atomic(path: str | os.PathLike, text: str) -> None:
 def replace_dir(tmp: Path, target: Path) -> None:
     """Put the finished directory `tmp` at `target`, replacing what is there: the old copy is moved aside
     first and deleted only once `tmp` is in place, so a crash in between leaves a whole copy on disk."""
+    fault_disk_full(target)
     old = None
     if target.exists():
         old = target.with_name(f".{target.name}.old")
@@ -200,6 +213,7 @@ class RunDir:
     # -- metrics
     def log_metrics(self, record: dict) -> None:
         self.path.mkdir(parents=True, exist_ok=True)
+        fault_disk_full(self.metrics_path)
         with open(self.metrics_path, "a", encoding="utf-8") as f:
             f.write(json.dumps(record, default=float) + "\n")
 

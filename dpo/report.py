@@ -6,7 +6,8 @@ from __future__ import annotations
 from collections.abc import Sequence
 from pathlib import Path
 
-from chatalign.plots import markdown_table, plot_curves
+from chatalign.plots import markdown_table, plot_curves, save_figure
+from chatalign.runs import write_text_atomic
 
 
 def plot_chosen_rejected(records: Sequence[dict], path: Path, title: str) -> Path | None:
@@ -26,10 +27,7 @@ def plot_chosen_rejected(records: Sequence[dict], path: Path, title: str) -> Pat
         ax.grid(alpha=0.3)
         ax.legend()
     fig.suptitle(title)
-    fig.tight_layout()
-    fig.savefig(path, dpi=110)
-    plt.close(fig)
-    return path
+    return save_figure(fig, path)
 
 
 def data_lines(stats: dict) -> list[str]:
@@ -68,7 +66,7 @@ def write_report(run, cfg, stats: dict, summary: dict, evaluation: dict | None) 
                   f"{lp['chosen_policy']:.3f} (policy); rejected: {lp['rejected_reference']:.3f} -> "
                   f"{lp['rejected_policy']:.3f}.", "",
                   "![accuracy](eval_accuracy.png)", "", "![implicit rewards](eval_scores.png)", ""]
-    (run.path / "report.md").write_text("\n".join(lines) + "\n", encoding="utf-8")
+    write_text_atomic(run.path / "report.md", "\n".join(lines) + "\n")
 
 
 def _num(v) -> str:

@@ -103,6 +103,8 @@ class GattSuiteConfig(StrictModel):
     placements: list[Placement] = Field(["system", "first_user"], min_length=1)
     wording: Literal["full", "terse", "alternate"] = Field("full", description="the instruction's full or terse "
                                                            "wording, or alternately one and the other")
+    evaluate_base: bool = Field(True, description="also run the base model (`base_model`) through these "
+                                "dialogues, for the base column; false saves that pass (the column shows '-')")
 
     @model_validator(mode="after")
     def _check(self):

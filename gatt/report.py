@@ -8,7 +8,8 @@ from pathlib import Path
 
 from chatalign.gatt.evaluate import format_table, heuristic_note, result_kinds
 from chatalign.gatt.summary import PLACED
-from chatalign.plots import markdown_table
+from chatalign.plots import markdown_table, save_figure
+from chatalign.runs import write_text_atomic
 
 SUITES = {"in_distribution": "training kinds, bundled held-out dialogues (in-distribution)",
           "independent": "held-out kinds, data/independent (never trained)"}
@@ -52,11 +53,7 @@ def plot_panels(panels: list[tuple[str, dict[str, dict], str]], path: Path, turn
     axes[0][0].set_ylabel("adherence")
     axes[0][0].legend(fontsize=8)
     fig.suptitle(title, fontsize=10)
-    fig.tight_layout()
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fig.savefig(path, dpi=110)
-    plt.close(fig)
-    return path
+    return save_figure(fig, path)
 
 
 def plot_adherence(results: dict[str, dict], path: Path, turns: Sequence[int], title: str) -> Path:
@@ -100,9 +97,9 @@ def write_eval_files(results: dict[str, dict], target: Path, turns: Sequence[int
     target.mkdir(parents=True, exist_ok=True)
     png = plot_adherence(results, target / f"{prefix}.png", turns, title)
     js = target / f"{prefix}.json"
-    js.write_text(json.dumps({"turns": list(turns), "results": results}, indent=1), encoding="utf-8")
+    write_text_atomic(js, json.dumps({"turns": list(turns), "results": results}, indent=1))
     md = target / f"{prefix}.md"
-    md.write_text(eval_markdown(results, turns, png.name), encoding="utf-8")
+    write_text_atomic(md, eval_markdown(results, turns, png.name))
     return {"json": js, "markdown": md, "png": png}
 
 
@@ -202,7 +199,7 @@ def write_report(run_path: Path, cfg, summary: dict, synth: dict | None, results
         lines += adherence_markdown(results, "adherence.png")
     lines += independent_markdown(run_path)
     path = run_path / "report.md"
-    path.write_text("\n".join(lines) + "\n", encoding="utf-8")
+    write_text_atomic(path, "\n".join(lines) + "\n")
     return path
 
 

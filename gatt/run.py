@@ -200,8 +200,8 @@ def _single_process_steps(cfg: GattConfig, run_path: Path, synth_file: Path, fil
 
     todo_synth = "synthesize" in cfg.steps and not synth_file.is_file()
     todo_before = "evaluate_before" in cfg.steps and has_eval(cfg) and not files[BEFORE].is_file()
-    todo_base = ("evaluate_before" in cfg.steps and cfg.independent.gatt_on() and not base_is_start(cfg)
-                 and not files[BASE].is_file())
+    todo_base = ("evaluate_before" in cfg.steps and cfg.independent.gatt_on() and cfg.independent.gatt.evaluate_base
+                 and not base_is_start(cfg) and not files[BASE].is_file())
     if todo_synth or todo_before:
         model, tok = _load(cfg, cfg.model.name)
         if todo_synth:

@@ -8,6 +8,7 @@ from pathlib import Path
 
 from chatalign.plots import _plt, markdown_table, plot_bars, save_figure
 from chatalign.reward.evaluate import TABLE8_COLUMNS
+from chatalign.runs import write_text_atomic
 
 
 def plot_accuracy_bars(report: dict, path: Path, title: str) -> Path:
@@ -76,10 +77,10 @@ def write_eval_files(report: dict, out_dir, title: str, prefix: str = "eval") ->
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
     files = {"json": out / f"{prefix}.json", "md": out / f"{prefix}.md"}
-    files["json"].write_text(json.dumps(report, indent=1) + "\n", encoding="utf-8")
+    write_text_atomic(files["json"], json.dumps(report, indent=1) + "\n")
     files["accuracy_png"] = plot_accuracy_bars(report, out / f"{prefix}_accuracy.png", title)
     files["scores_png"] = plot_score_distributions(report, out / f"{prefix}_scores.png", title)
     md = [format_tables(report), "", f"![accuracy]({files['accuracy_png'].name})", "",
           f"![scores]({files['scores_png'].name})", ""]
-    files["md"].write_text("\n".join(md), encoding="utf-8")
+    write_text_atomic(files["md"], "\n".join(md))
     return files

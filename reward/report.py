@@ -7,6 +7,7 @@ from pathlib import Path
 
 from chatalign.plots import markdown_table, plot_curves
 from chatalign.reward.eval_report import format_tables
+from chatalign.runs import write_text_atomic
 
 
 def write_report(run, cfg, data_stats: dict, summary: dict, evaluation: dict | None) -> None:
@@ -35,7 +36,7 @@ def write_report(run, cfg, data_stats: dict, summary: dict, evaluation: dict | N
     if evaluation:
         lines += ["## Held-out evaluation", "", format_tables(evaluation), "",
                   "![accuracy](eval_accuracy.png)", "", "![scores](eval_scores.png)", ""]
-    (run.path / "report.md").write_text("\n".join(lines) + "\n", encoding="utf-8")
+    write_text_atomic(run.path / "report.md", "\n".join(lines) + "\n")
 
 
 def reading_section(model_dir: Path, template_name: str | None) -> list[str]:
@@ -76,7 +77,7 @@ def append_eval_section(report_md: Path, heading: str, body: str) -> None:
         head, _, rest = text.partition(marker)
         nxt = rest.find("\n## ")
         text = head + (rest[nxt:] if nxt >= 0 else "\n")
-    report_md.write_text(text.rstrip("\n") + "\n" + marker + "\n" + body.rstrip("\n") + "\n", encoding="utf-8")
+    write_text_atomic(report_md, text.rstrip("\n") + "\n" + marker + "\n" + body.rstrip("\n") + "\n")
 
 
 def _num(v) -> str:

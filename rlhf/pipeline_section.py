@@ -6,7 +6,7 @@ from __future__ import annotations
 from pathlib import Path
 
 from chatalign.pipeline.report_sections import Ctx, not_run, num, pct
-from chatalign.plots import _plt
+from chatalign.plots import _plt, save_figure
 
 PPO_PANELS = (("reward", "mean reward R_c"), ("kl", "KL to reference (nats)"), ("response_length", "answer tokens"))
 
@@ -27,10 +27,7 @@ def plot_ppo(rounds: dict[str, list[dict]], path: Path) -> Path:
         ax.grid(alpha=0.3)
     axes[0][0].legend(fontsize=8)
     fig.suptitle("PPO per iteration")
-    fig.tight_layout()
-    fig.savefig(path, dpi=110)
-    plt.close(fig)
-    return path
+    return save_figure(fig, path)
 
 
 def section(ctx: Ctx) -> list:

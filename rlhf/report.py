@@ -4,7 +4,8 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from chatalign.plots import markdown_table, plot_curves
+from chatalign.plots import markdown_table, plot_curves, save_figure
+from chatalign.runs import write_text_atomic
 
 PPO_KEYS = ("reward", "kl", "response_length", "clip_fraction", "value_loss", "entropy")
 
@@ -32,11 +33,7 @@ def plot_reward_vs_kl(records: list[dict], path: Path, title: str, heldout_label
     ax.set_title(title)
     ax.grid(alpha=0.3)
     ax.legend(fontsize=8)
-    fig.tight_layout()
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fig.savefig(path, dpi=110)
-    plt.close(fig)
-    return path
+    return save_figure(fig, path)
 
 
 def lineage_lines(links) -> list[str]:
@@ -142,5 +139,5 @@ def write_round_report(ctx, summary: dict, links) -> Path:
                                   "clip_fraction", "value_loss", "entropy", "heldout_reward"]),
                   "![ppo](ppo_curves.png)", "", "![reward vs kl](reward_vs_kl.png)", ""]
     path = run.path / "report.md"
-    path.write_text("\n".join(parts) + "\n", encoding="utf-8")
+    write_text_atomic(path, "\n".join(parts) + "\n")
     return path

@@ -7,6 +7,7 @@ import json
 from pathlib import Path
 
 from chatalign.plots import _plt, markdown_table, save_figure
+from chatalign.runs import write_text_atomic
 
 JUDGE_NOTE = ("Judge: no human ratings. A violation is decided by the safety RM's sigmoid score and a keyword refusal "
               "detector (chatalign.judges.rules.is_refusal, a heuristic), under the rule named below; a false refusal is "
@@ -122,11 +123,11 @@ def write_eval_files(results: dict[str, dict], target: Path, title: str) -> dict
     """eval_safety.json (full results with every answer), eval_safety.md (table), eval_safety.png."""
     target.mkdir(parents=True, exist_ok=True)
     files = {"json": target / "eval_safety.json", "md": target / "eval_safety.md", "png": target / "eval_safety.png"}
-    files["json"].write_text(json.dumps(results, indent=1, ensure_ascii=False), encoding="utf-8")
+    write_text_atomic(files["json"], json.dumps(results, indent=1, ensure_ascii=False))
     settings = next(iter(results.values()))["settings"]
     md = [f"# {title}", "", JUDGE_NOTE, "", f"Rule: {rule_text(settings)}.", "", eval_table(results),
           *judge_lines(results), "", "![safety evaluation](eval_safety.png)", ""]
-    files["md"].write_text("\n".join(md), encoding="utf-8")
+    write_text_atomic(files["md"], "\n".join(md))
     plot_eval(results, files["png"], title)
     return files
 
@@ -190,5 +191,5 @@ def write_report(run_path: Path, cfg, summary: dict, distill: dict | None, resul
     if results:
         lines += ["## Examples", "", *_examples(results)]
     path = run_path / "report.md"
-    path.write_text("\n".join(lines) + "\n", encoding="utf-8")
+    write_text_atomic(path, "\n".join(lines) + "\n")
     return path

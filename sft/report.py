@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 
 from chatalign.plots import markdown_table, plot_bars, plot_curves
+from chatalign.runs import write_text_atomic
 
 
 def _fmt(x) -> str:
@@ -47,4 +48,4 @@ def write_report(run, cfg, summary: dict) -> None:
                 if b:
                     lines += [f"- start ({'pass' if b['pass'] else 'fail'}): {b['answer']!r}"]
                 lines += [f"- final ({'pass' if s['pass'] else 'fail'}): {s['answer']!r}", ""]
-    (run.path / "report.md").write_text("\n".join(lines) + "\n", encoding="utf-8")
+    write_text_atomic(run.path / "report.md", "\n".join(lines) + "\n")

@@ -7,6 +7,7 @@ import logging
 import time
 from pathlib import Path
 
+from chatalign.runs import write_text_atomic
 from chatalign.sft.config import SFTConfig
 from chatalign.sft.evaluate import evaluate_model, load_heldout
 
@@ -91,7 +92,7 @@ def _run_sft(cfg: SFTConfig, run, resume: bool, progress: bool) -> dict:
     if dist.is_main:
         if heldout is not None:
             tuned_eval = evaluate_model(final, tok, heldout, cfg.eval.max_new_tokens, cfg.eval.batch_size)
-            (run.path / "eval_final.json").write_text(json.dumps(tuned_eval, indent=1))
+            write_text_atomic(run.path / "eval_final.json", json.dumps(tuned_eval, indent=1))
             summary.update(eval_summary(base_eval, tuned_eval))
         from chatalign.evaluation.stage_hook import run_independent
         from chatalign.sft.report import write_report
@@ -135,7 +136,7 @@ def evaluate_base(cfg: SFTConfig, model, tok, run, dist) -> tuple[list | None, d
         return heldout, json.loads(base_file.read_text())
     log.info("evaluating the starting model on %d held-out prompts", len(heldout))
     base_eval = evaluate_model(model, tok, heldout, cfg.eval.max_new_tokens, cfg.eval.batch_size)
-    base_file.write_text(json.dumps(base_eval, indent=1))
+    write_text_atomic(base_file, json.dumps(base_eval, indent=1))
     return heldout, base_eval
 
 

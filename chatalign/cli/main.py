@@ -8,7 +8,7 @@ import logging
 import os
 import sys
 
-from chatalign.errors import UserError, print_error
+from chatalign.errors import UserError, disk_full, print_error
 from chatalign.stage import add_recipe_args
 
 EPILOG = """examples:
@@ -181,6 +181,11 @@ def main(argv: list[str] | None = None) -> int:
         return args.handler(args)
     except (UserError, KeyboardInterrupt) as exc:
         return print_error(exc)
+    except OSError as exc:
+        full = disk_full(exc)
+        if full is None:
+            raise
+        return print_error(full)
 
 
 if __name__ == "__main__":

@@ -21,7 +21,8 @@ from pathlib import Path
 
 import torch
 
-from chatalign.errors import RunError
+from chatalign.errors import DiskFullError, RunError, disk_full
+from chatalign.runs import fault_disk_full
 
 STEP_RE = re.compile(r"^step-(\d+)$")
 
@@ -76,11 +77,15 @@ def write_dir_atomic(final: Path, dist, write_every_rank: Callable[[Path], None]
         if dist.is_main:
             write_main(tmp)
             pause_for_fault_tests(tmp, final)
+            fault_disk_full(final)
             _replace_dir(tmp, final)
         dist.barrier()
     except OSError as exc:
         if dist.is_main:
             shutil.rmtree(tmp, ignore_errors=True)
+        if disk_full(exc) is not None:
+            raise DiskFullError(f"could not write {final}: {exc.strerror}; the previous {what} is intact: free some "
+                                "space and run the same command again (a stage command with --resume)") from None
         raise RunError(f"could not write {final}: {exc.strerror or exc}; the previous {what} is intact") from None
     return final
 

@@ -63,7 +63,7 @@ def reward_vs_temperature(scores: dict[float, Sequence[Sequence[float]]]) -> lis
 
 
 def plot_rs_curves(vs_k: list[dict], vs_temp: list[dict], path: Path, title: str) -> Path:
-    from chatalign.plots import _plt
+    from chatalign.plots import _plt, save_figure
 
     plt = _plt()
     panels = 2 if len(vs_temp) > 1 else 1
@@ -88,8 +88,4 @@ def plot_rs_curves(vs_k: list[dict], vs_temp: list[dict], path: Path, title: str
         ax.grid(alpha=0.3)
         ax.legend()
     fig.suptitle(title)
-    fig.tight_layout()
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fig.savefig(path, dpi=110)
-    plt.close(fig)
-    return path
+    return save_figure(fig, path)

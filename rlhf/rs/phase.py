@@ -114,6 +114,16 @@ def select_and_write(ctx, samples: list[dict], by_temp: dict) -> dict:
     return summary
 
 
+def release_engines(dist) -> None:
+    """Free the fine-tune's ZeRO-3 engine on every rank at the same point, before the next phase loads its
+    models: its reference cycles keep partitions and communication state alive until some later collection,
+    and a rank aborted in C++ (no Python traceback) while loading the PPO models about one run in three."""
+    import gc
+
+    gc.collect()
+    dist.barrier()
+
+
 def run_rs_phase(ctx, model_path: str, dist=None) -> tuple[str, dict]:
     """Return (path of the rejection-sampling model, summary); each part is skipped when already done."""
     from chatalign.runs import RunDir
@@ -134,6 +144,7 @@ def run_rs_phase(ctx, model_path: str, dist=None) -> tuple[str, dict]:
     if not finished:
         cfg = rs_sft_config(ctx, model_path, ctx.run.path / "data" / "rs_train.jsonl")
         sft_summary = run_sft(cfg, resume=resume, progress=ctx.progress)
+        release_engines(dist)
     else:
         sft_summary = (sft_run.read_manifest() or {}).get("metrics", {})
     summary["rs_sft_final_loss"] = sft_summary.get("final_loss")

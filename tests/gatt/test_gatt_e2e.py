@@ -156,6 +156,11 @@ def test_a_base_model_other_than_the_start_gets_its_own_cached_evaluation(recipe
     cached[0].write_text(json.dumps({**base_res, "seconds": -1.0}))
     assert stage_command("gatt", recipe, [*over, f"output_dir={tmp_path / 'runs' / 'again'}"]) == 0
     assert json.loads((tmp_path / "runs" / "again" / "eval_base.json").read_text())["seconds"] == -1.0
+    # without the base model's pass: no eval_base.json, and its column stays empty
+    assert stage_command("gatt", recipe, [*over, f"output_dir={tmp_path / 'runs' / 'nobase'}",
+                                          "independent.gatt.evaluate_base=false"]) == 0
+    nobase = tmp_path / "runs" / "nobase"
+    assert (nobase / "eval_before.json").is_file() and not (nobase / "eval_base.json").exists()
     rows = independent_rows({BASE: base_res, BEFORE: before}, ["first_user"], base_is_start=False)
     row = next(r for r in rows if r.key == "gatt_first_user_t5")
     assert row.independent.base is not None and row.independent.after is None and row.in_distribution is None

@@ -1,11 +1,15 @@
 """Tiny stage recipes for the reliability tests: every stage's CLI on tiny random models and the bundled
-quickstart data (a few rows each), written once per session; `assert_loadable`, the check that a
-checkpoint reads back, shared by the kill/resume and the numerical-fault tests."""
+quickstart data (a few rows each), written once per session; the helpers the kill/resume, disk-full and
+numerical-fault tests share: a stage's command line, a run to its end, the comparison of two finished runs
+(weights and logged metrics) and `assert_loadable`, the check that a checkpoint reads back."""
 
 from __future__ import annotations
 
 import json
 import os
+import re
+import subprocess
+import sys
 from pathlib import Path
 
 import pytest
@@ -13,6 +17,7 @@ import yaml
 
 ROOT = Path(__file__).resolve().parents[2]
 QS = ROOT / "data" / "quickstart"
+TIMING_KEY = re.compile(r"per_s|time|seconds|cpu|mem|elapsed|eta", re.I)  # left out of metric comparisons
 ENV = {**os.environ, "OMP_NUM_THREADS": "1", "MKL_NUM_THREADS": "1", "TOKENIZERS_PARALLELISM": "false",
        "HF_HUB_OFFLINE": "1", "TRANSFORMERS_OFFLINE": "1"}
 
@@ -25,6 +30,50 @@ STAGES = {
     "gatt": (["gatt"], "train/checkpoints"),
     "safety": (["safety"], "train/checkpoints"),
 }
+
+
+def command(stage: str, recipe: Path, out: Path, resume: bool) -> list[str]:
+    words, _ = STAGES[stage]
+    return [sys.executable, "-m", "chatalign.cli", *words, "--config", str(recipe), "--no-progress",
+            f"output_dir={out}", *(["--resume"] if resume else [])]
+
+
+def run_to_end(stage, recipe, out, resume=False):
+    r = subprocess.run(command(stage, recipe, out, resume), capture_output=True, text=True, env=ENV, timeout=300)
+    assert r.returncode == 0, r.stderr[-3000:]
+    return r
+
+
+def final_weights(run: Path) -> dict[str, Path]:
+    return {str(p.relative_to(run)): p for p in run.rglob("*.safetensors")
+            if "checkpoints" not in p.parts and "best" not in p.parts and not p.is_symlink()}
+
+
+def metric_logs(run: Path) -> dict[str, list[dict]]:
+    out = {}
+    for p in run.rglob("metrics.jsonl"):
+        rows = [json.loads(x) for x in p.read_text().splitlines() if x.strip()]
+        out[str(p.relative_to(run))] = [{k: v for k, v in r.items() if not TIMING_KEY.search(k)} for r in rows]
+    return out
+
+
+def assert_same_run(ref: Path, got: Path) -> None:
+    import torch
+    from safetensors.torch import load_file
+
+    ref_w, got_w = final_weights(ref), final_weights(got)
+    assert ref_w and sorted(ref_w) == sorted(got_w)
+    for name in ref_w:
+        a, b = load_file(str(ref_w[name])), load_file(str(got_w[name]))
+        assert sorted(a) == sorted(b), name
+        for k in a:
+            assert torch.allclose(a[k], b[k], rtol=1e-4, atol=1e-5), f"{name}: {k}"
+    ref_m, got_m = metric_logs(ref), metric_logs(got)
+    assert sorted(ref_m) == sorted(got_m)
+    for name, rows in ref_m.items():
+        assert [r.get("step") for r in got_m[name]] == [r.get("step") for r in rows], f"{name}: gaps or repeats"
+        for r, g in zip(rows, got_m[name]):
+            assert g == pytest.approx(r, rel=1e-4, abs=1e-5), name
 
 
 def assert_loadable(ck_dir: Path) -> None:

@@ -12,31 +12,16 @@ from __future__ import annotations
 
 import json
 import random
-import re
 import signal
 import subprocess
-import sys
 import time
 from pathlib import Path
 
 import pytest
 
-from .conftest import ENV, STAGES, assert_loadable
+from .conftest import ENV, STAGES, assert_loadable, assert_same_run, command, run_to_end
 
 PAUSE = 0.4  # seconds each checkpoint write sleeps in the killed runs
-TIMING_KEY = re.compile(r"per_s|time|seconds|cpu|mem|elapsed|eta", re.I)
-
-
-def command(stage: str, recipe: Path, out: Path, resume: bool) -> list[str]:
-    words, _ = STAGES[stage]
-    return [sys.executable, "-m", "chatalign.cli", *words, "--config", str(recipe), "--no-progress",
-            f"output_dir={out}", *(["--resume"] if resume else [])]
-
-
-def run_to_end(stage, recipe, out, resume=False):
-    r = subprocess.run(command(stage, recipe, out, resume), capture_output=True, text=True, env=ENV, timeout=300)
-    assert r.returncode == 0, r.stderr[-3000:]
-    return r
 
 
 def launch(stage, recipe, out, resume, log):
@@ -70,38 +55,6 @@ def steps(ck: Path) -> list[int]:
     from chatalign.training.checkpoint import list_checkpoints
 
     return [int(p.name.split("-")[1]) for p in list_checkpoints(ck)]
-
-
-def final_weights(run: Path) -> dict[str, Path]:
-    return {str(p.relative_to(run)): p for p in run.rglob("*.safetensors")
-            if "checkpoints" not in p.parts and "best" not in p.parts and not p.is_symlink()}
-
-
-def metric_logs(run: Path) -> dict[str, list[dict]]:
-    out = {}
-    for p in run.rglob("metrics.jsonl"):
-        rows = [json.loads(x) for x in p.read_text().splitlines() if x.strip()]
-        out[str(p.relative_to(run))] = [{k: v for k, v in r.items() if not TIMING_KEY.search(k)} for r in rows]
-    return out
-
-
-def assert_same_run(ref: Path, got: Path) -> None:
-    import torch
-    from safetensors.torch import load_file
-
-    ref_w, got_w = final_weights(ref), final_weights(got)
-    assert ref_w and sorted(ref_w) == sorted(got_w)
-    for name in ref_w:
-        a, b = load_file(str(ref_w[name])), load_file(str(got_w[name]))
-        assert sorted(a) == sorted(b), name
-        for k in a:
-            assert torch.allclose(a[k], b[k], rtol=1e-4, atol=1e-5), f"{name}: {k}"
-    ref_m, got_m = metric_logs(ref), metric_logs(got)
-    assert sorted(ref_m) == sorted(got_m)
-    for name, rows in ref_m.items():
-        assert [r.get("step") for r in got_m[name]] == [r.get("step") for r in rows], f"{name}: gaps or repeats"
-        for r, g in zip(rows, got_m[name]):
-            assert g == pytest.approx(r, rel=1e-4, abs=1e-5), name
 
 
 @pytest.fixture(scope="module")

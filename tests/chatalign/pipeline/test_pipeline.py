@@ -314,3 +314,24 @@ def test_pipeline_killed_mid_stage_resumes_without_rerunning_finished_steps(tmp_
     assert "===" not in log3 and log3.count("up to date") == len(STEPS), log3[-2000:]
     assert (runs / "report.md").stat().st_mtime_ns > 0
     assert json.loads((runs / "pipeline_state.json").read_text())["steps"] == state2
+
+
+def test_pipeline_stopped_by_a_full_disk_says_so_in_one_line_and_resumes(tmp_path, tiny_model_dir, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    config = tiny_recipes(tmp_path, tiny_model_dir)
+    runs = tmp_path / "runs"
+    # every write of the safety RM's metrics log fails as on a full disk (chatalign.runs.fault_disk_full)
+    proc = launch(config, tmp_path / "first.log", CHATALIGN_FAULT_ENOSPC_AT="reward_safety/metrics.jsonl")
+    proc.wait(timeout=300)
+    log1 = (tmp_path / "first.log").read_text()
+    assert proc.returncode == 4, log1[-3000:]
+    assert "Traceback" not in log1 and "no space left on the device while writing" in log1.splitlines()[-1]
+    state = json.loads((runs / "pipeline_state.json").read_text())["steps"]
+    assert [n for n in STEPS if state.get(n, {}).get("status") == "finished"] == STEPS[:2]
+    kept = {n: (runs / n / "manifest.json").read_bytes() for n in STEPS[:2]}
+    proc = launch(config, tmp_path / "second.log")
+    proc.wait(timeout=300)
+    assert proc.returncode == 0, (tmp_path / "second.log").read_text()[-3000:]
+    state = json.loads((runs / "pipeline_state.json").read_text())["steps"]
+    assert all(state[n]["status"] == "finished" for n in STEPS)
+    assert all((runs / n / "manifest.json").read_bytes() == kept[n] for n in kept)  # not run again

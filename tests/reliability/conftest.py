@@ -76,6 +76,21 @@ def assert_same_run(ref: Path, got: Path) -> None:
             assert g == pytest.approx(r, rel=1e-4, abs=1e-5), name
 
 
+@pytest.fixture(scope="module")
+def reference(recipe_files, tmp_path_factory):
+    """One uninterrupted run per stage, shared by the tests of a module that compare a faulted run with it."""
+    done: dict[str, Path] = {}
+
+    def get(stage: str) -> Path:
+        if stage not in done:
+            out = tmp_path_factory.mktemp(f"ref_{stage}") / "run"
+            run_to_end(stage, recipe_files[stage], out)
+            done[stage] = out
+        return done[stage]
+
+    return get
+
+
 def assert_loadable(ck_dir: Path) -> None:
     """Every file of a checkpoint reads back: JSON state, safetensors weights, tensor-only torch files."""
     import torch

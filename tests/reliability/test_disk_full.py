@@ -26,20 +26,6 @@ POINTS = {
 CASES = [(stage, point) for stage in ("sft", "reward") for point in POINTS]
 
 
-@pytest.fixture(scope="module")
-def reference(recipe_files, tmp_path_factory):
-    done = {}
-
-    def get(stage):
-        if stage not in done:
-            out = tmp_path_factory.mktemp(f"ref_{stage}") / "run"
-            run_to_end(stage, recipe_files[stage], out)
-            done[stage] = out
-        return done[stage]
-
-    return get
-
-
 def half_written(out) -> list[str]:
     """Temporary files of an atomic write left behind (names start with a dot, see write_text_atomic)."""
     return [str(p) for p in out.rglob(".*") if p.is_file() and not p.name.startswith((".lock", ".writing"))]

@@ -57,21 +57,6 @@ def steps(ck: Path) -> list[int]:
     return [int(p.name.split("-")[1]) for p in list_checkpoints(ck)]
 
 
-@pytest.fixture(scope="module")
-def reference(recipe_files, tmp_path_factory):
-    """One uninterrupted run per stage, shared by every kill test of that stage."""
-    done: dict[str, Path] = {}
-
-    def get(stage: str) -> Path:
-        if stage not in done:
-            out = tmp_path_factory.mktemp(f"ref_{stage}") / "run"
-            run_to_end(stage, recipe_files[stage], out)
-            done[stage] = out
-        return done[stage]
-
-    return get
-
-
 @pytest.mark.slow
 @pytest.mark.parametrize("stage", list(STAGES))
 def test_sigkill_anywhere_then_resume_equals_an_uninterrupted_run(stage, reference, recipe_files, tmp_path):

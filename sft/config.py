@@ -24,6 +24,8 @@ from chatalign.training.config import (
 class SFTSource(StrictModel):
     path: RecipePath = Field(..., description="conversations: JSONL/JSON/Parquet/datasets folder, any supported format")
     max_rows: int | None = Field(None, gt=0, description="read at most this many usable rows (the first ones)")
+    tags: list[str] | None = Field(None, min_length=1, description="keep only rows tagged with one of these "
+                                   "(before max_rows), e.g. [benign_lookalike]: one file, several selections")
 
 
 class SFTData(StrictModel):

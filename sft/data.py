@@ -14,13 +14,16 @@ class EncodedSet:
 
 
 def load_conversations(path: str, fmt: str = "auto", on_error: str = "raise", quarantine: str | None = None,
-                       max_rows: int | None = None):
+                       max_rows: int | None = None, tags: list[str] | None = None):
     from chatalign.data_schemas import load_records
 
     result = load_records(path, "conversation", fmt=fmt, on_error=on_error, quarantine=quarantine)
-    records = result.records[:max_rows] if max_rows else result.records
+    records = result.records
+    if tags:
+        records = [r for r in records if set(r.tags) & set(tags)]
+    records = records[:max_rows] if max_rows else records
     if not records:
-        raise DataError(f"{path}: no usable conversations")
+        raise DataError(f"{path}: no usable conversations" + (f" tagged with any of {tags}" if tags else ""))
     return records, result.skipped
 
 

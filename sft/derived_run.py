@@ -39,7 +39,8 @@ def check_replay(cfg) -> dict[str, int]:
     """The `replay` files load (a malformed row names file, line and field): rows read from each."""
     from chatalign.sft.data import load_conversations
 
-    return {str(source.path): len(load_conversations(source.path, "auto", "raise", None, source.max_rows)[0])
+    return {f"{source.path}" + (f" tags={source.tags}" if source.tags else ""):
+            len(load_conversations(source.path, "auto", "raise", None, source.max_rows, source.tags)[0])
             for source in cfg.replay}
 
 

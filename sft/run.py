@@ -26,7 +26,7 @@ def prepare(cfg: SFTConfig):
     for i, source in enumerate(cfg.data.extra):  # each file's skipped rows go to a quarantine file of its own
         quarantine = f"{cfg.data.quarantine}.extra{i}" if cfg.data.quarantine else None
         more, more_skipped = load_conversations(source.path, cfg.data.format, cfg.data.on_error, quarantine,
-                                                source.max_rows)
+                                                source.max_rows, source.tags)
         convs, skipped = convs + more, skipped + more_skipped
     tok = load_tokenizer(cfg.model.name, cfg.model.trust_remote_code)
     apply_named_template(tok, cfg.model.chat_template)

@@ -133,3 +133,28 @@ def test_replay_files_train_beside_the_stage_rows_each_capped(tmp_path):
     cfg.replay = [{"path": str(bad)}]
     with pytest.raises(UserError, match=r"bad\.jsonl:2: messages\.0\.role"):
         check_replay(cfg)
+
+
+def test_replay_sources_select_rows_by_tag_before_the_cap(tmp_path):
+    import json
+
+    from chatalign.errors import DataError
+    from chatalign.sft.config import DerivedStageConfig
+    from chatalign.sft.data import load_conversations
+    from chatalign.sft.derived_run import check_replay
+
+    mixed = tmp_path / "mixed.jsonl"
+    tags = ["refusal", "benign", "refusal", "benign", "benign", "other"]
+    mixed.write_text("".join(json.dumps({"tags": [t, "x"], "messages": [{"role": "user", "content": f"q{i}"},
+                                                                     {"role": "assistant", "content": f"a{i}"}]})
+                             + "\n" for i, t in enumerate(tags)))
+    benign = load_conversations(str(mixed), max_rows=2, tags=["benign"])[0]
+    assert [c.messages[0].content for c in benign] == ["q1", "q3"]  # the first two benign rows, not rows 0-1
+    either = load_conversations(str(mixed), tags=["other", "refusal"])[0]
+    assert [c.messages[0].content for c in either] == ["q0", "q2", "q5"]
+    cfg = DerivedStageConfig(stage="x", output_dir=str(tmp_path / "run"), steps=["train"],
+                             replay=[{"path": str(mixed), "tags": ["refusal"], "max_rows": 1},
+                                     {"path": str(mixed), "tags": ["benign"]}])
+    assert check_replay(cfg) == {f"{mixed} tags=['refusal']": 1, f"{mixed} tags=['benign']": 3}
+    with pytest.raises(DataError, match=r"mixed\.jsonl: no usable conversations tagged with any of \['nope'\]"):
+        load_conversations(str(mixed), tags=["nope"])

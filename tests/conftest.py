@@ -157,3 +157,10 @@ def stage_command(name: str, recipe, overrides=(), dry_run: bool = False, resume
     args = argparse.Namespace(config=str(recipe), overrides=list(overrides), dry_run=dry_run, resume=resume,
                               no_progress=True)
     return registry.get(name).command(args)
+
+
+def pytest_terminal_summary(terminalreporter, config):
+    """The random test order's seed on the last lines too (pytest -q hides the header that names it)."""
+    seed = getattr(config.option, "randomly_seed", None)
+    if config.pluginmanager.hasplugin("randomly") and isinstance(seed, int):
+        terminalreporter.write_line(f"test order: rerun it with --randomly-seed={seed} (-p no:randomly: file order)")

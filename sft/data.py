@@ -20,7 +20,8 @@ def load_conversations(path: str, fmt: str = "auto", on_error: str = "raise", qu
     result = load_records(path, "conversation", fmt=fmt, on_error=on_error, quarantine=quarantine)
     records = result.records
     if tags:
-        records = [r for r in records if set(r.tags) & set(tags)]
+        wanted = set(tags)
+        records = [r for r in records if wanted.intersection(r.tags)]
     records = records[:max_rows] if max_rows else records
     if not records:
         raise DataError(f"{path}: no usable conversations" + (f" tagged with any of {tags}" if tags else ""))

@@ -205,7 +205,7 @@ def rank_micro_batches(step_items: Sequence, dist: DistContext, micro: int) -> l
 def destroy_group_at_exit() -> None:
     """Tear the process group down when the interpreter exits (registered once): a gloo group left to the
     interpreter's own teardown destroys its worker threads while they are joinable, and the process aborts with
-    "terminate called without an active exception" (seen in about one run in eight of the 2-rank tests)."""
+    "terminate called without an active exception" (seen at exit of a plain one-rank gloo process)."""
     import atexit
 
     global _teardown_registered

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import datetime as dt
-import errno
 import hashlib
 import json
 import os
@@ -15,20 +14,13 @@ from pathlib import Path
 from typing import Any
 
 from chatalign.errors import RunError
+from chatalign.data_schemas.file_output import fault_disk_full  # noqa: F401 (the writers here and elsewhere call it)
 
 MANIFEST = "manifest.json"
 
 
 def now() -> str:
     return dt.datetime.now(dt.timezone.utc).isoformat(timespec="seconds")
-
-
-def fault_disk_full(path: str | os.PathLike) -> None:
-    """`CHATALIGN_FAULT_ENOSPC_AT=TEXT` makes every write whose final path contains TEXT fail as a full disk
-    would (the reliability tests inject it at each write path); unset, nothing happens."""
-    text = os.environ.get("CHATALIGN_FAULT_ENOSPC_AT")
-    if text and text in str(path):
-        raise OSError(errno.ENOSPC, os.strerror(errno.ENOSPC), str(path))
 
 
 def write_text_atomic(path: str | os.PathLike, text: str) -> None:

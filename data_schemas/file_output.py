@@ -2,12 +2,21 @@
 
 from __future__ import annotations
 
+import errno
 import json
 import os
 import tempfile
 from collections.abc import Iterable
 from pathlib import Path
 from typing import Any
+
+
+def fault_disk_full(path: str | os.PathLike) -> None:
+    """`CHATALIGN_FAULT_ENOSPC_AT=TEXT` makes every write whose final path contains TEXT fail as a full disk
+    would (the reliability tests inject it at each write path); unset, nothing happens."""
+    text = os.environ.get("CHATALIGN_FAULT_ENOSPC_AT")
+    if text and text in str(path):
+        raise OSError(errno.ENOSPC, os.strerror(errno.ENOSPC), str(path))
 
 
 def json_line(obj: Any) -> str:
@@ -35,6 +44,7 @@ def write_lines_atomic(path: str | os.PathLike, lines: Iterable[str]) -> int:
                 count += 1
             f.flush()
             os.fsync(f.fileno())
+        fault_disk_full(target)
         os.chmod(tmp, mode)
         os.replace(tmp, target)
     except BaseException:

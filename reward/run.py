@@ -175,7 +175,7 @@ def train_evaluate_report(cfg: RewardConfig, run, dist, resume: bool, progress: 
 
     from chatalign.reward.model import PackedRewardLoss, train_metrics
     from chatalign.seeding import drawing_from
-    from chatalign.training.loop import TrainJob, train
+    from chatalign.training.loop import TrainJob, build_backend, train
 
     prep = prepare(cfg)
     inputs = {f"train:{s.label}": s.path for s in cfg.data.sources} | {f"eval:{s.label}": s.path
@@ -193,11 +193,13 @@ def train_evaluate_report(cfg: RewardConfig, run, dist, resume: bool, progress: 
         extra_metrics=train_metrics, trainable_filter=keep)
     t0 = time.perf_counter()
     with drawing_from(rng):
+        backend = build_backend(job, cfg.optim, cfg.deepspeed, dist)
         last = train(job, cfg.optim, cfg.checkpoint, cfg.deepspeed, run, dist, resume, progress,
-                     desc=f"reward:{cfg.kind}")
+                     desc=f"reward:{cfg.kind}", backend=backend)
     train_s = time.perf_counter() - t0
     finalize_model(model, prep, run, dist, cfg.lora.enabled)
-    del job, model
+    backend.close()
+    del job, model, backend
     gc.collect()  # the evaluation loads model/ afresh: free the training copy first
     if torch.cuda.is_available():
         torch.cuda.empty_cache()

@@ -87,6 +87,7 @@ def _run_sft(cfg: SFTConfig, run, resume: bool, progress: bool) -> dict:
                  backend=backend)
     train_s = time.perf_counter() - t0
     final = finalize_model(backend, model, tok, run, dist, cfg.lora.enabled)
+    backend.close()
     summary = {"steps": len(job.plan), "packed_rows": len(job.items), "final_loss": last.get("loss"),
                "train_seconds_this_process": round(train_s, 1), **{f"data_{k}": v for k, v in enc.stats.items()}}
     if dist.is_main:

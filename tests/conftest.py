@@ -18,6 +18,8 @@ os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
 os.environ.setdefault("HF_DATASETS_OFFLINE", "1")
+# a process killed by a fatal signal (a C++ abort in a rank) prints every thread's Python stack
+os.environ.setdefault("PYTHONFAULTHANDLER", "1")
 
 
 def _torch_on_one_thread():

@@ -69,6 +69,9 @@ class _Runner:
     def lr(self) -> float:
         return self.optimizer.param_groups[0]["lr"]
 
+    def close(self) -> None:
+        """Release what the backend holds beyond the module (nothing for plain torch)."""
+
 
 class TorchBackend(_Runner):
     """One process, a torch optimizer (and optional per-step scheduler) stepping the module's parameters."""
@@ -166,6 +169,11 @@ class EngineBackend(_Runner):
     @property
     def partitioned(self) -> bool:
         return self.zero_stage == 3
+
+    def close(self) -> None:
+        """Tear the engine down now, at the same point on every rank (its hooks, buffers and optimizer
+        partitions), rather than whenever a later garbage collection reaches its reference cycles."""
+        self.engine.destroy()
 
     def backward(self, loss: torch.Tensor, last: bool) -> None:
         self.engine.set_gradient_accumulation_boundary(last)

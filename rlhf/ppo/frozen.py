@@ -72,6 +72,14 @@ class FrozenModels:
     reward_fn: RewardFn  # partitioned in place under `zero3`
     zero3: bool  # partitioned: every rank calls their forwards at the same points, even with nothing to score
 
+    def close(self) -> None:
+        """Tear down the ZeRO-3 inference engines of the partitioned models (none when they are whole)."""
+        engines = [self.reference.engine] + [getattr(s, "engine", None) for s in (
+            getattr(self.reward_fn, "helpful", None), getattr(self.reward_fn, "safety", None))]
+        for engine in engines:
+            if engine is not None:
+                engine.destroy()
+
 
 def place_frozen(models, reward_fn: RewardFn, cfg, dist) -> FrozenModels:
     """The reference and the reward function placed as `ppo.frozen_models` says (once, before training)."""

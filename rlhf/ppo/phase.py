@@ -57,6 +57,7 @@ def run_ppo_phase(ctx, model_path: str, target: Path, resume: bool) -> dict:
     best = trainer.restore_best()
     summary["ppo_model_iteration"] = best if best is not None else summary["ppo_iterations"]
     trainer.export(target)  # a whole HF model, gathered from the ZeRO shards under several ranks
+    trainer.close()
     if dist.is_main:
         write_json_atomic(done, summary)
     dist.barrier()

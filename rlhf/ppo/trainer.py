@@ -140,6 +140,13 @@ class PPOTrainer:
         self.checkpoints.load_best()
         return self.early.best_iteration
 
+    def close(self) -> None:
+        """Tear down every DeepSpeed engine PPO made (policy, value, partitioned frozen models), on every rank
+        at this same point."""
+        self.policy.close()
+        self.value.close()
+        self.frozen.close()
+
     def export(self, target: Path) -> None:
         """The policy as a whole HF causal LM in `target` (written by rank 0)."""
         from chatalign.rlhf.ppo.checkpoint import export_policy

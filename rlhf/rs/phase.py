@@ -115,11 +115,9 @@ def select_and_write(ctx, samples: list[dict], by_temp: dict) -> dict:
 
 
 def release_engines(dist) -> None:
-    """Free the fine-tune's ZeRO-3 engine on every rank at the same point, before the next phase loads its
-    models: its reference cycles keep partitions and communication state alive until some later collection.
-    Without this a rank aborted in C++ (no Python traceback) while loading the PPO models in about one 2-rank
-    round in three; with it, 36 lone runs were clean, but the abort still shows in about one full test suite in
-    eight (cause not found: issue 24)."""
+    """Free what is left of the fine-tune's ZeRO-3 engine (run_sft closed it) on every rank at the same point,
+    before the next phase loads its models: its reference cycles otherwise keep partitions and communication
+    state alive until some later collection, which once showed as a rank aborting in C++ while PPO loaded."""
     import gc
 
     gc.collect()

@@ -82,7 +82,10 @@ def write_jsonl_atomic(path: Path, rows: Iterable[dict]) -> None:
 
 
 def append_jsonl(path: Path, rows: Sequence[dict]) -> None:
+    from chatalign.runs import fault_disk_full
+
     path.parent.mkdir(parents=True, exist_ok=True)
+    fault_disk_full(path)
     with open(path, "a", encoding="utf-8") as f:
         f.write("".join(json.dumps(r, ensure_ascii=False) + "\n" for r in rows))
         f.flush()

@@ -23,7 +23,28 @@ POINTS = {
     "report.md": "the report",
     ".png": "the plots",
 }
-CASES = [(stage, point) for stage in ("sft", "reward") for point in POINTS]
+# the stages that generate before they train: their own data files, and the shared writers at other points
+STAGE_POINTS = {
+    "rlhf_rs": {"samples.jsonl": "the sampled answers (appended chunk by chunk)",
+                "selected.jsonl": "the selected best answers",
+                "rs_sft/checkpoints/step-0000002": "the fine-tune's second checkpoint",
+                "report.md": "the round's report"},
+    "rlhf_ppo": {"manifest.json": "the manifest",
+                 "ppo/checkpoints/step-0000002": "the second PPO checkpoint (policy, value, optimizers)",
+                 "ppo/best": "the best evaluated policy",
+                 "run/model": "the exported policy"},
+    "gatt": {"gatt_samples.jsonl": "the synthesized dialogues",
+             "gatt_train.jsonl": "the training rows",
+             "train/checkpoints/step-0000002": "the second checkpoint",
+             ".png": "the plots"},
+    "safety": {"distill_candidates.jsonl": "the distillation candidates",
+               "distill_train.jsonl": "the kept distillation rows",
+               "metrics.jsonl": "the metrics log",
+               "report.md": "the report"},
+}
+CASES = [(stage, point) for stage in ("sft", "reward") for point in POINTS] + [
+    (stage, point) for stage, points in STAGE_POINTS.items() for point in points]
+WHAT = {**POINTS, **{p: w for points in STAGE_POINTS.values() for p, w in points.items()}}
 
 
 def half_written(out) -> list[str]:
@@ -39,13 +60,13 @@ def test_disk_full_stops_in_one_line_and_resume_finishes_the_same_run(stage, poi
     failed = subprocess.run(command(stage, recipe_files[stage], out, False), capture_output=True, text=True,
                             env={**ENV, "CHATALIGN_FAULT_ENOSPC_AT": point}, timeout=300)
     err = failed.stderr
-    assert failed.returncode == 4, f"{POINTS[point]}: {err[-3000:]}"
+    assert failed.returncode == 4, f"{WHAT[point]}: {err[-3000:]}"
     assert "Traceback" not in err and "chatalign: error:" in err and "o space left" in err
     assert point in err.strip().splitlines()[-1]
     assert not half_written(out), half_written(out)
     manifest = out / "manifest.json"
     if manifest.exists():
-        assert json.loads(manifest.read_text())["status"] != "finished", f"{POINTS[point]}: marked finished"
+        assert json.loads(manifest.read_text())["status"] != "finished", f"{WHAT[point]}: marked finished"
     resumed = run_to_end(stage, recipe_files[stage], out, resume=True)
     assert "Traceback" not in resumed.stderr
     assert json.loads(manifest.read_text())["status"] == "finished"

@@ -316,22 +316,41 @@ def test_pipeline_killed_mid_stage_resumes_without_rerunning_finished_steps(tmp_
     assert json.loads((runs / "pipeline_state.json").read_text())["steps"] == state2
 
 
+def run_with_full_disk(config: Path, log: Path, point: str) -> str:
+    """Run the pipeline with every write whose path contains `point` failing as on a full disk
+    (chatalign.runs.fault_disk_full); it must stop with exit 4 and one line naming the file. Returns the log."""
+    proc = launch(config, log, CHATALIGN_FAULT_ENOSPC_AT=point)
+    proc.wait(timeout=300)
+    text = log.read_text()
+    assert proc.returncode == 4, text[-3000:]
+    last = text.splitlines()[-1]
+    assert "Traceback" not in text and "no space left on the device while writing" in last and point in last
+    return text
+
+
+def finished_steps(runs: Path) -> list[str]:
+    state = json.loads((runs / "pipeline_state.json").read_text())["steps"]
+    return [n for n in STEPS if state.get(n, {}).get("status") == "finished"]
+
+
 def test_pipeline_stopped_by_a_full_disk_says_so_in_one_line_and_resumes(tmp_path, tiny_model_dir, monkeypatch):
     monkeypatch.chdir(tmp_path)
     config = tiny_recipes(tmp_path, tiny_model_dir)
     runs = tmp_path / "runs"
-    # every write of the safety RM's metrics log fails as on a full disk (chatalign.runs.fault_disk_full)
-    proc = launch(config, tmp_path / "first.log", CHATALIGN_FAULT_ENOSPC_AT="reward_safety/metrics.jsonl")
-    proc.wait(timeout=300)
-    log1 = (tmp_path / "first.log").read_text()
-    assert proc.returncode == 4, log1[-3000:]
-    assert "Traceback" not in log1 and "no space left on the device while writing" in log1.splitlines()[-1]
-    state = json.loads((runs / "pipeline_state.json").read_text())["steps"]
-    assert [n for n in STEPS if state.get(n, {}).get("status") == "finished"] == STEPS[:2]
+    # the pipeline's own state file: nothing runs, nothing is left behind
+    run_with_full_disk(config, tmp_path / "state.log", "pipeline_state.json")
+    assert not (runs / "pipeline_state.json").exists() and not (runs / "sft" / "manifest.json").exists()
+    # a stage's file (the safety RM's metrics log): the steps before it stay finished and are not run again
+    run_with_full_disk(config, tmp_path / "first.log", "reward_safety/metrics.jsonl")
+    assert finished_steps(runs) == STEPS[:2]
     kept = {n: (runs / n / "manifest.json").read_bytes() for n in STEPS[:2]}
-    proc = launch(config, tmp_path / "second.log")
-    proc.wait(timeout=300)
-    assert proc.returncode == 0, (tmp_path / "second.log").read_text()[-3000:]
-    state = json.loads((runs / "pipeline_state.json").read_text())["steps"]
-    assert all(state[n]["status"] == "finished" for n in STEPS)
+    # the pipeline's report, written after the last step: every step is finished, no half-written report
+    run_with_full_disk(config, tmp_path / "second.log", "runs/report.md")
+    assert finished_steps(runs) == STEPS and not (runs / "report.md").exists()
+    assert not [p.name for p in runs.glob(".*report*")]
     assert all((runs / n / "manifest.json").read_bytes() == kept[n] for n in kept)  # not run again
+    proc = launch(config, tmp_path / "third.log")
+    proc.wait(timeout=300)
+    log3 = (tmp_path / "third.log").read_text()
+    assert proc.returncode == 0, log3[-3000:]
+    assert log3.count("up to date") == len(STEPS) and (runs / "report.md").is_file()

@@ -87,10 +87,13 @@ def write_reference(path: Path, tensors: dict[str, torch.Tensor], key: str) -> N
     """safetensors file written to a temp name beside `path`, then renamed into place."""
     from safetensors.torch import save_file
 
+    from chatalign.runs import fault_disk_full
+
     fd, tmp = tempfile.mkstemp(prefix=f".{path.name}-", dir=path.parent)
     os.close(fd)
     try:
         save_file({k: v.contiguous() for k, v in tensors.items()}, tmp, metadata={"fingerprint": key})
+        fault_disk_full(path)
         os.replace(tmp, path)
     finally:
         Path(tmp).unlink(missing_ok=True)

@@ -80,7 +80,7 @@ def train_evaluate_report(cfg: DPOConfig, prep, run, dist, resume: bool, progres
     from chatalign.dpo.model import PackedDPOLoss, train_metrics
     from chatalign.dpo.pairs import collate_dpo
     from chatalign.dpo.reference import attach_reference
-    from chatalign.training.loop import TrainJob, train
+    from chatalign.training.loop import TrainJob, build_backend, train
 
     inputs = {f"train:{s.label}": s.path for s in cfg.data.sources} | {f"eval:{s.label}": s.path
                                                                         for s in cfg.data.eval}
@@ -101,10 +101,13 @@ def train_evaluate_report(cfg: DPOConfig, prep, run, dist, resume: bool, progres
                    micro_batch_items=cfg.train.micro_batch_rows, unit="pairs", extra_metrics=train_metrics,
                    trainable_filter=keep)
     t0 = time.perf_counter()
-    last = train(job, cfg.optim, cfg.checkpoint, cfg.deepspeed, run, dist, resume, progress, desc="dpo")
+    backend = build_backend(job, cfg.optim, cfg.deepspeed, dist)
+    last = train(job, cfg.optim, cfg.checkpoint, cfg.deepspeed, run, dist, resume, progress, desc="dpo",
+                 backend=backend)
     train_s = time.perf_counter() - t0
     finalize_model(model, prep.tokenizer, run, dist, cfg.lora.enabled)
-    del job, model
+    backend.close()
+    del job, model, backend
     summary = {"steps": len(prep.plan), "pairs": prep.stats["pairs"], "beta": cfg.dpo.beta,
                "final_loss": last.get("loss"), "final_train_accuracy": last.get("accuracy"),
                "final_reward_margin": last.get("reward_margin"), "pairs_per_s": last.get("pairs_per_s"),

@@ -29,6 +29,7 @@ STAGES = {
     "rlhf_ppo": (["rlhf", "ppo"], "ppo/checkpoints"),
     "gatt": (["gatt"], "train/checkpoints"),
     "safety": (["safety"], "train/checkpoints"),
+    "dpo": (["dpo"], "checkpoints"),
 }
 
 
@@ -124,6 +125,12 @@ def stage_recipes(d: Path, model: Path, rm: Path) -> dict[str, dict]:
                    "train": {"global_batch_pairs": 2, "max_seq_len": 128, "row_tokens": 256, "epochs": 1, "seed": 0},
                    "optim": {"lr": 1e-3, "warmup_ratio": 0.0}, "checkpoint": {"every_steps": 1, "keep_last": 2},
                    "eval": {"max_pairs": 4, "batch_tokens": 1024}},
+        "dpo": {"stage": "dpo", "model": m,
+                "data": {"sources": [{"path": str(QS / "pref_helpful_train.jsonl"), "name": "h"}], "total": 12,
+                         "eval": [{"path": str(QS / "pref_helpful_heldout.jsonl"), "name": "h"}]},
+                "train": {"global_batch_pairs": 2, "max_seq_len": 128, "row_tokens": 256, "epochs": 1, "seed": 0},
+                "optim": {"lr": 1e-3, "warmup_ratio": 0.0}, "checkpoint": {"every_steps": 1, "keep_last": 2},
+                "eval": {"batch_tokens": 1024, "max_pairs": 4}},
         "rlhf_rs": {**rl_common, "mode": "rs",
                     "rs": {"num_samples": 2, "max_new_tokens": 6, "skip_unfinished": False, "batch_size": 8,
                            "chunk_prompts": 4, "sweep_temperatures": [],

@@ -9,7 +9,6 @@ from __future__ import annotations
 import importlib.util
 import os
 import shutil
-import tempfile
 from pathlib import Path
 
 from chatalign.errors import UserError
@@ -59,7 +58,9 @@ def convert_gguf(gguf: Path, target: Path) -> Path:
     from transformers import AutoModelForCausalLM, AutoTokenizer
 
     target.parent.mkdir(parents=True, exist_ok=True)
-    tmp = Path(tempfile.mkdtemp(prefix=".convert-", dir=target.parent))
+    from chatalign.data_schemas.file_output import give_umask_modes, temp_dir_in
+
+    tmp = Path(temp_dir_in(target.parent, ".convert-"))
     try:
         tok = AutoTokenizer.from_pretrained(str(gguf.parent), gguf_file=gguf.name)
         model = AutoModelForCausalLM.from_pretrained(str(gguf.parent), gguf_file=gguf.name)
@@ -72,6 +73,7 @@ def convert_gguf(gguf: Path, target: Path) -> Path:
         tok.save_pretrained(str(tmp))
         if target.exists():
             shutil.rmtree(target)
+        give_umask_modes(tmp)
         os.replace(tmp, target)
     finally:
         if tmp.exists():

@@ -6,10 +6,10 @@ import logging
 import os
 import re
 import shutil
-import tempfile
 from pathlib import Path
 from typing import Any
 
+from chatalign.data_schemas.file_output import temp_dir_in
 from chatalign.embedded import embedded_model_dir, is_embedded
 from chatalign.errors import UserError
 from chatalign.runs import replace_dir
@@ -93,7 +93,7 @@ def save_hf_atomic(model, tokenizer, target: str | os.PathLike, state_dict: dict
     """Write an HF directory (safetensors) to a temp dir beside `target`, then rename it into place."""
     target = Path(target)
     target.parent.mkdir(parents=True, exist_ok=True)
-    tmp = Path(tempfile.mkdtemp(prefix=f".{target.name}-", dir=target.parent))
+    tmp = Path(temp_dir_in(target.parent, f".{target.name}-"))
     try:
         model.save_pretrained(str(tmp), safe_serialization=True, state_dict=state_dict)
         if tokenizer is not None:

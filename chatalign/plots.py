@@ -18,13 +18,12 @@ def _plt():
 def save_figure(fig, path: Path) -> Path:
     """Lay out `fig`, write it to `path` (PNG, parent folders made) and free it."""
     import os
-    import tempfile
 
-    from chatalign.runs import fault_disk_full
+    from chatalign.runs import fault_disk_full, temp_file_beside
 
     fig.tight_layout()
     path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.stem}-", suffix=path.suffix, dir=path.parent)
+    fd, tmp = temp_file_beside(path, f".{path.stem}-", path.suffix)
     os.close(fd)
     try:  # a temp file renamed into place: a full disk never leaves half a PNG
         fig.savefig(tmp, dpi=110)

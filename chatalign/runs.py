@@ -9,12 +9,11 @@ import os
 import platform
 import shutil
 import subprocess
-import tempfile
 from pathlib import Path
 from typing import Any
 
+from chatalign.data_schemas.file_output import fault_disk_full, give_umask_modes, temp_file_beside
 from chatalign.errors import RunError
-from chatalign.data_schemas.file_output import fault_disk_full  # noqa: F401 (the writers here and elsewhere call it)
 
 MANIFEST = "manifest.json"
 
@@ -28,7 +27,7 @@ def write_text_atomic(path: str | os.PathLike, text: str) -> None:
     old file (or none), never half of the new one."""
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}-", dir=path.parent)
+    fd, tmp = temp_file_beside(path, f".{path.name}-")
     try:
         with os.fdopen(fd, "w", encoding="utf-8") as f:
             f.write(text)
@@ -45,6 +44,7 @@ def replace_dir(tmp: Path, target: Path) -> None:
     """Put the finished directory `tmp` at `target`, replacing what is there: the old copy is moved aside
     first and deleted only once `tmp` is in place, so a crash in between leaves a whole copy on disk."""
     fault_disk_full(target)
+    give_umask_modes(tmp)
     old = None
     if target.exists():
         old = target.with_name(f".{target.name}.old")

@@ -14,7 +14,6 @@ from __future__ import annotations
 import hashlib
 import logging
 import os
-import tempfile
 from collections.abc import Sequence
 from pathlib import Path
 
@@ -87,13 +86,15 @@ def write_reference(path: Path, tensors: dict[str, torch.Tensor], key: str) -> N
     """safetensors file written to a temp name beside `path`, then renamed into place."""
     from safetensors.torch import save_file
 
-    from chatalign.runs import fault_disk_full
+    from chatalign.data_schemas.file_output import give_umask_modes
+    from chatalign.runs import fault_disk_full, temp_file_beside
 
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}-", dir=path.parent)
+    fd, tmp = temp_file_beside(path, f".{path.name}-")
     os.close(fd)
     try:
         save_file({k: v.contiguous() for k, v in tensors.items()}, tmp, metadata={"fingerprint": key})
         fault_disk_full(path)
+        give_umask_modes(tmp)
         os.replace(tmp, path)
     finally:
         Path(tmp).unlink(missing_ok=True)

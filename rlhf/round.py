@@ -114,6 +114,8 @@ def plan(cfg: RLHFRoundConfig) -> dict:
 
 def _link_model(src: Path, target: Path) -> None:
     """Make `target` a copy of the HF directory `src` (hard links where the filesystem allows)."""
+    from chatalign.runs import replace_dir
+
     tmp = target.with_name(f".{target.name}-tmp")
     if tmp.exists():
         shutil.rmtree(tmp)
@@ -124,9 +126,7 @@ def _link_model(src: Path, target: Path) -> None:
                 os.link(f, tmp / f.name)
             except OSError:
                 shutil.copy2(f, tmp / f.name)
-    if target.exists():
-        shutil.rmtree(target)
-    os.replace(tmp, target)
+    replace_dir(tmp, target)  # the old copy is moved aside first: a crash never leaves no model
 
 
 def prepare_context(cfg: RLHFRoundConfig, run: RunDir, progress: bool, reward_fn=None) -> RoundContext:

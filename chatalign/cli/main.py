@@ -168,13 +168,40 @@ def cmd_plan(args) -> int:
                args.headroom, args.json)
 
 
+def quiet_library_progress() -> None:
+    """`--no-progress` silences the libraries' bars too (loading and writing weights, Hub and datasets)."""
+    os.environ["HF_HUB_DISABLE_PROGRESS_BARS"] = "1"
+    from transformers.utils import logging as hf_logging
+
+    hf_logging.disable_progress_bar()
+    try:
+        import datasets
+
+        datasets.disable_progress_bars()
+    except ImportError:
+        pass
+
+
+def parse_arguments(parser: argparse.ArgumentParser, argv: list[str] | None) -> argparse.Namespace:
+    """Parse as argparse does, except that recipe overrides may also follow options (`plan --config R mode=ppo
+    --gpus 1 ppo.micro_batch=1`): argparse takes only the first run of positionals and would refuse the rest."""
+    args, extra = parser.parse_known_args(argv)
+    if extra and hasattr(args, "overrides") and all("=" in w and not w.startswith("-") for w in extra):
+        args.overrides = [*args.overrides, *extra]
+    elif extra:
+        parser.error(f"unrecognized arguments: {' '.join(extra)}")
+    return args
+
+
 def main(argv: list[str] | None = None) -> int:
     try:
         parser = build_parser()
-        args = parser.parse_args(argv)
+        args = parse_arguments(parser, argv)
         logging.basicConfig(level=logging.DEBUG if args.verbose else logging.INFO,
                             format="%(asctime)s %(levelname)s %(name)s: %(message)s", datefmt="%H:%M:%S")
         os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
+        if getattr(args, "no_progress", False):
+            quiet_library_progress()
         if args.command is None:
             parser.print_help()
             return 0

@@ -13,13 +13,12 @@ from __future__ import annotations
 
 from chatalign.errors import ConfigError
 
-# SmolLM2-Instruct's template, character for character, so that `chat_template: chatml` on the embedded model
-# changes nothing. It injects a default system message when the first message is not a system one.
+# Plain ChatML: `<|im_start|>{role}\n{content}<|im_end|>\n` per message, `<|im_start|>assistant\n` as the generation
+# prompt, and no system message unless the conversation has one (SmolLM2's own template, which the embedded model
+# keeps with `chat_template: model`, adds "You are a helpful AI assistant named SmolLM..." to every conversation
+# without one: right for SmolLM, wrong for any other model given `chat_template: chatml`).
 CHATML = (
     "{% for message in messages %}"
-    "{% if loop.first and messages[0]['role'] != 'system' %}"
-    "{{ '<|im_start|>system\nYou are a helpful AI assistant named SmolLM, trained by Hugging Face<|im_end|>\n' }}"
-    "{% endif %}"
     "{{'<|im_start|>' + message['role'] + '\n' + message['content'] + '<|im_end|>' + '\n'}}"
     "{% endfor %}"
     "{% if add_generation_prompt %}{{ '<|im_start|>assistant\n' }}{% endif %}"

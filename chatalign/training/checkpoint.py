@@ -12,7 +12,6 @@ import json
 import os
 import re
 import shutil
-import tempfile
 import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
@@ -21,8 +20,9 @@ from pathlib import Path
 
 import torch
 
+from chatalign.data_schemas.file_output import temp_dir_in
 from chatalign.errors import DiskFullError, RunError, disk_full
-from chatalign.runs import fault_disk_full
+from chatalign.runs import fault_disk_full, replace_dir
 
 STEP_RE = re.compile(r"^step-(\d+)$")
 
@@ -70,7 +70,7 @@ def write_dir_atomic(final: Path, dist, write_every_rank: Callable[[Path], None]
     rank 0 runs `write_main(tmp)` and the rename; every rank must call this (it holds collectives)."""
     if dist.is_main:
         final.parent.mkdir(parents=True, exist_ok=True)
-    tmp = Path(dist.broadcast_object(tempfile.mkdtemp(prefix=".tmp-", dir=final.parent) if dist.is_main else None))
+    tmp = Path(dist.broadcast_object(temp_dir_in(final.parent, ".tmp-") if dist.is_main else None))
     try:
         write_every_rank(tmp)
         dist.barrier()
@@ -78,7 +78,7 @@ def write_dir_atomic(final: Path, dist, write_every_rank: Callable[[Path], None]
             write_main(tmp)
             pause_for_fault_tests(tmp, final)
             fault_disk_full(final)
-            _replace_dir(tmp, final)
+            replace_dir(tmp, final)
         dist.barrier()
     except OSError as exc:
         if dist.is_main:
@@ -88,16 +88,6 @@ def write_dir_atomic(final: Path, dist, write_every_rank: Callable[[Path], None]
                                 "space and run the same command again (a stage command with --resume)") from None
         raise RunError(f"could not write {final}: {exc.strerror or exc}; the previous {what} is intact") from None
     return final
-
-
-def _replace_dir(tmp: Path, final: Path) -> None:
-    old = final.with_name(f".old-{final.name}")
-    if old.exists():
-        shutil.rmtree(old)
-    if final.exists():
-        os.replace(final, old)
-    os.replace(tmp, final)
-    shutil.rmtree(old, ignore_errors=True)
 
 
 def save_checkpoint(root: Path, step: int, backend, dist, extra: dict) -> Path:

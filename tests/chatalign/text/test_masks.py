@@ -256,11 +256,22 @@ def test_template_rejecting_conversation_and_bad_options(llama2_tok, smol_tokeni
         encode_chat(smol_tokenizer, CONV, max_length=0)
 
 
+def test_chatml_adds_no_system_message_of_its_own(smol_tokenizer):
+    no_system = [{"role": "user", "content": "Hi"}, {"role": "assistant", "content": "Hello!"}]
+    text = named(smol_tokenizer, "chatml").apply_chat_template(no_system, tokenize=False)
+    assert text == "<|im_start|>user\nHi<|im_end|>\n<|im_start|>assistant\nHello!<|im_end|>\n"
+    assert "SmolLM" in smol_tokenizer.apply_chat_template(no_system, tokenize=False)  # the model's own adds one
+    # with a system message, plain ChatML and SmolLM2's own template write the same text
+    assert (named(smol_tokenizer, "chatml").apply_chat_template(CONV, tokenize=False)
+            == smol_tokenizer.apply_chat_template(CONV, tokenize=False))
+
+
 def test_apply_named_template_rules(smol_tokenizer):
-    assert CHATML == smol_tokenizer.chat_template  # `chat_template: chatml` on the embedded model is a no-op
     tok = copy.deepcopy(smol_tokenizer)
-    assert apply_named_template(tok, None).chat_template == CHATML
-    assert apply_named_template(tok, "model").chat_template == CHATML
+    own = tok.chat_template
+    assert apply_named_template(tok, None).chat_template == own
+    assert apply_named_template(tok, "model").chat_template == own
+    assert apply_named_template(tok, "chatml").chat_template == CHATML
     with pytest.raises(ConfigError, match="not known"):
         apply_named_template(tok, "vicuna")
     tok.chat_template = None

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import os
 from pathlib import Path
-from typing import Annotated, Any, TypeVar
+from typing import Annotated, Any, TypeVar, get_args
 
 import yaml
 from pydantic import AfterValidator, BaseModel, ConfigDict, ValidationError, ValidationInfo
@@ -99,10 +99,22 @@ def format_validation_error(exc: ValidationError, source: str) -> str:
 
 def validate(model_cls: type[M], data: dict[str, Any], source: str = "config", recipe_dir: Path | None = None) -> M:
     """Validate `data`; with `recipe_dir`, path fields are resolved against it (see RecipePath below)."""
+    refuse_other_stage(model_cls, data, source)
     try:
         return model_cls.model_validate(data, context={RECIPE_DIR: recipe_dir} if recipe_dir else None)
     except ValidationError as exc:
         raise ConfigError(format_validation_error(exc, source)) from None
+
+
+def refuse_other_stage(model_cls: type[BaseModel], data: dict[str, Any], source: str) -> None:
+    """A recipe of another stage (`stage: reward` given to `chatalign sft`) is one line naming the command that
+    reads it, not a list of every key the two stages do not share."""
+    field = model_cls.model_fields.get("stage")
+    wanted = get_args(field.annotation) if field is not None else ()
+    given = data.get("stage") if isinstance(data, dict) else None
+    if len(wanted) == 1 and isinstance(given, str) and given != wanted[0]:
+        raise ConfigError(f"{source} is a recipe for the {given} stage (stage: {given}), not {wanted[0]}: give it to "
+                          f"`chatalign {given}` (see `chatalign {given} --help`)")
 
 
 class PathTemplateError(ConfigError):

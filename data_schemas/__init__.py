@@ -15,7 +15,13 @@ from chatalign.data_schemas.issues import BadDataError, Issue
 from chatalign.data_schemas.readers import LoadResult, load_records, scan_rows
 from chatalign.data_schemas.records import KINDS, Conversation, Message, Preference, Prompt, Record, Strength
 from chatalign.data_schemas.sources import iter_rows
-from chatalign.data_schemas.writers import convert_file, record_dict, validate_file, write_jsonl
+from chatalign.data_schemas.writers import (
+    convert_file,
+    kind_that_fits,
+    record_dict,
+    validate_file,
+    write_jsonl,
+)
 
 __all__ = [
     "ADAPTERS",
@@ -39,5 +45,6 @@ __all__ = [
     "scan_rows",
     "strength_from_gap",
     "validate_file",
+    "kind_that_fits",
     "write_jsonl",
 ]

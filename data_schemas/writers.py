@@ -45,6 +45,14 @@ def convert_file(
     return write_jsonl(dst, result.records)
 
 
+def kind_that_fits(path: str | os.PathLike, kind: str, fmt: str = "auto") -> str | None:
+    """Another record kind every row of `path` is valid as, when it is not valid `kind` data (a file given with
+    the wrong --kind); None when no other kind fits either."""
+    from chatalign.data_schemas.records import KINDS
+
+    return next((other for other in KINDS if other != kind and not validate_file(path, other, fmt)), None)
+
+
 def validate_file(path: str | os.PathLike, kind: str, fmt: str = "auto") -> list[Issue]:
     """Every issue in `path` (no limit), in file order; a whole-file problem ends the list. Empty: all good."""
     issues: list[Issue] = []

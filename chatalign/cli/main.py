@@ -130,9 +130,14 @@ def cmd_pipeline(args) -> int:
 
 def cmd_data(args) -> int:
     if args.data_command == "validate":
-        from chatalign.data_schemas import validate_file
+        from chatalign.data_schemas import kind_that_fits, validate_file
 
         issues = validate_file(args.file, args.kind, fmt=args.format)
+        other = kind_that_fits(args.file, args.kind, args.format) if issues else None
+        if other:
+            print(f"{args.file}: not {args.kind} data, but every row is valid {other} data (--kind {other})",
+                  file=sys.stderr)
+            return 2
         if issues:
             for issue in issues:
                 print(str(issue), file=sys.stderr)

@@ -19,11 +19,11 @@ class GattStage(Stage):
 
     def add_eval_command(self, esub: argparse._SubParsersAction) -> None:
         eg = esub.add_parser("gatt", help="instruction adherence at turns 2/4/6/20 (paper Table 30)")
-        eg.add_argument("--model", required=True)
+        eg.add_argument("--model", required=True, help="run directory, HF model dir or `embedded`")
         eg.add_argument("--data", default=None, help="dialogues {id, user_turns} (default: bundled held-out)")
-        eg.add_argument("--out", default=None)
-        eg.add_argument("--turns", type=int, default=20)
-        eg.add_argument("--dialogues", type=int, default=12)
+        eg.add_argument("--out", default=None, help="folder for eval_gatt.{json,md,png} (default: the run directory, when --model is one)")
+        eg.add_argument("--turns", type=int, default=20, help="dialogue length in user turns (default 20)")
+        eg.add_argument("--dialogues", type=int, default=12, help="dialogues to evaluate (default 12)")
         eg.set_defaults(handler=self.eval_command)
 
     def eval_command(self, args: argparse.Namespace) -> int:

@@ -20,10 +20,10 @@ class SafetyStage(Stage):
     def add_eval_command(self, esub: argparse._SubParsersAction) -> None:
         es = esub.add_parser("safety", help="violation rate on adversarial prompts, false refusals on "
                                             "helpful/borderline")
-        es.add_argument("--model", required=True)
+        es.add_argument("--model", required=True, help="run directory, HF model dir or `embedded`")
         es.add_argument("--safety-rm", default=None, help="safety reward run directory (judge)")
         es.add_argument("--data-dir", default=None, help="folder with the eval files (default: bundled)")
-        es.add_argument("--out", default=None)
+        es.add_argument("--out", default=None, help="folder for eval_safety.{json,md,png} (default: the run directory, when --model is one)")
         es.set_defaults(handler=self.eval_command)
 
     def eval_command(self, args: argparse.Namespace) -> int:

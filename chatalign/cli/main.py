@@ -28,17 +28,18 @@ def _add_chat_args(p: argparse.ArgumentParser) -> None:
     p.add_argument("--system", default=None, help="system message")
     p.add_argument("--prompt", default=None, help="one turn, non-interactive: print the answer and exit")
     p.add_argument("--temperature", type=float, default=0.7, help="0 = greedy (default 0.7)")
-    p.add_argument("--top-p", type=float, default=0.9)
-    p.add_argument("--max-new-tokens", type=int, default=512)
-    p.add_argument("--dtype", default="auto", choices=["auto", "float32", "bfloat16", "float16"])
+    p.add_argument("--top-p", type=float, default=0.9, help="nucleus sampling mass (default 0.9; 1 = off)")
+    p.add_argument("--max-new-tokens", type=int, default=512, help="longest answer in tokens (default 512)")
+    p.add_argument("--dtype", default="auto", choices=["auto", "float32", "bfloat16", "float16"],
+                   help="weights' dtype (default: as saved)")
     p.add_argument("--chat-template", default=None, help="chatml, llama2 or zephyr instead of the model's")
-    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--seed", type=int, default=0, help="sampling seed (default 0): same seed, same answers")
 
 
 def _add_plan_args(p: argparse.ArgumentParser, stage_names: list[str]) -> None:
     p.add_argument("--config", "-c", required=True, help=f"a stage recipe ({', '.join(stage_names)}) or a pipeline")
     p.add_argument("overrides", nargs="*", metavar="key.sub=value", help="override recipe keys")
-    p.add_argument("--gpus", type=int, default=8)
+    p.add_argument("--gpus", type=int, default=8, help="GPUs the stage runs on (default 8)")
     p.add_argument("--gpu-memory", default="80GB", help="per GPU, e.g. 80GB (= 80 GiB, as nvidia-smi counts)")
     p.add_argument("--model-config", default=None,
                    help="model shape: a model dir, a config.json, or llama2-7b / llama2-13b / llama2-70b")
@@ -54,19 +55,19 @@ def _add_data_commands(sub: argparse._SubParsersAction) -> None:
     dsub = data.add_subparsers(dest="data_command", metavar="ACTION")
     kinds = ["conversation", "preference", "prompt"]
     v = dsub.add_parser("validate", help="exit 0 if FILE is valid, else list file:line: field: problem")
-    v.add_argument("file")
-    v.add_argument("--kind", required=True, choices=kinds)
+    v.add_argument("file", help="data file (any format `data convert` reads)")
+    v.add_argument("--kind", required=True, choices=kinds, help="what each row is")
     v.add_argument("--format", default="auto", help="input format (default: detected)")
     c = dsub.add_parser("convert", help="write canonical JSONL from any supported format")
-    c.add_argument("src")
-    c.add_argument("dst")
-    c.add_argument("--kind", required=True, choices=kinds)
-    c.add_argument("--format", default="auto")
+    c.add_argument("src", help="input file, any supported format")
+    c.add_argument("dst", help="output: canonical JSONL")
+    c.add_argument("--kind", required=True, choices=kinds, help="what each row is")
+    c.add_argument("--format", default="auto", help="input format (default: detected)")
     pv = dsub.add_parser("preview", help="show which tokens are trained (loss mask) per example")
-    pv.add_argument("file")
+    pv.add_argument("file", help="conversation data file")
     pv.add_argument("--model", default="embedded", help="model/tokenizer whose chat template renders the data")
     pv.add_argument("--chat-template", default=None, help="chatml, llama2 or zephyr instead of the model's")
-    pv.add_argument("--limit", type=int, default=3)
+    pv.add_argument("--limit", type=int, default=3, help="examples to show (default 3)")
     pv.add_argument("--json", action="store_true", help='one {"segments": [{"text", "loss"}]} line per example')
 
 

@@ -26,7 +26,7 @@ def add_command(esub: argparse._SubParsersAction) -> None:
     p.add_argument("--base", default=None, help="the base model to compare with (default: embedded)")
     p.add_argument("--data-dir", default=None, help="the independent sets (default: data/independent)")
     p.add_argument("--out", default=None, help="also write independent.json (and the judged answers) here")
-    p.add_argument("--no-progress", action="store_true")
+    p.add_argument("--no-progress", action="store_true", help="no progress bar (logs only)")
     p.add_argument("overrides", nargs="*", metavar="key.sub=value", help="independent-section keys, e.g. "
                                                                           "general.max_new_tokens=64")
     p.set_defaults(handler=cmd_eval_independent)

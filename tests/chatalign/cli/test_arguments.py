@@ -20,3 +20,17 @@ def test_unknown_flag_or_word_is_still_refused(capsys):
             parse_arguments(build_parser(), argv)
         assert exc.value.code == 2
         assert "unrecognized arguments" in capsys.readouterr().err
+
+
+def test_every_command_and_flag_has_help():
+    import argparse
+
+    def missing(parser, path):
+        for action in parser._actions:
+            if isinstance(action, argparse._SubParsersAction):
+                for name, sub in action.choices.items():
+                    yield from missing(sub, f"{path} {name}")
+            elif not isinstance(action, argparse._HelpAction) and not action.help:
+                yield f"{path} {'/'.join(action.option_strings) or action.dest}"
+
+    assert list(missing(build_parser(), "chatalign")) == []

@@ -75,7 +75,7 @@ def prefill_on_prefixes(model, prompts: list[list[int]], reuse: list[tuple[KeptP
     the mask off on zeros and pads and position ids counting real tokens only, so the row reads exactly as its
     prompt alone. Returns (cache, mask [n, R+C], next_pos [n], last-token logits [n, V]).
     """
-    from chatalign.rollout.batch import supports_logits_to_keep
+    from chatalign.rollout.batch import cache_keyword, supports_logits_to_keep
     from chatalign.rollout.cache import RolloutCache
 
     n = len(prompts)
@@ -104,8 +104,9 @@ def prefill_on_prefixes(model, prompts: list[list[int]], reuse: list[tuple[KeptP
             cache.update(keys, values, layer)
     mask = mask.to(device)
     kwargs = {"logits_to_keep": 1} if supports_logits_to_keep(model) else {}
-    out = model(input_ids=ids.to(device), attention_mask=mask, position_ids=pos.to(device), past_key_values=cache,
-                use_cache=True, **kwargs)
+    kwargs[cache_keyword(model)] = cache
+    out = model(input_ids=ids.to(device), attention_mask=mask, position_ids=pos.to(device), use_cache=True,
+                **kwargs)
     next_pos = torch.tensor([len(p) for p in prompts], dtype=torch.long, device=device)
     return cache, mask, next_pos, out.logits[:, -1, :]
 

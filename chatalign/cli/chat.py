@@ -103,11 +103,12 @@ def stream_tokens(model, prompt_ids: list[int], *, temperature: float, top_p: fl
     """Yield answer tokens one at a time (KV cache, batch of one) until an end-of-turn token or the limit."""
     import torch
 
-    from chatalign.rollout.batch import supports_logits_to_keep
+    from chatalign.rollout.batch import cache_keyword, supports_logits_to_keep
     from chatalign.rollout.sampling import next_tokens
 
     device = next(model.parameters()).device
     keep = {"logits_to_keep": 1} if supports_logits_to_keep(model) else {}
+    cache_kw = cache_keyword(model)  # the output names the cache as the forward does
     with torch.inference_mode():
         out = model(input_ids=torch.tensor([prompt_ids], device=device), use_cache=True, **keep)
         for _ in range(max_new_tokens):
@@ -116,7 +117,7 @@ def stream_tokens(model, prompt_ids: list[int], *, temperature: float, top_p: fl
             if t in stop_ids:
                 return
             yield t
-            out = model(input_ids=token.view(1, 1), past_key_values=out.past_key_values, use_cache=True)
+            out = model(input_ids=token.view(1, 1), use_cache=True, **{cache_kw: out[cache_kw]})
 
 
 class Detokenizer:

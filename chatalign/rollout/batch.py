@@ -33,6 +33,21 @@ def supports_logits_to_keep(model) -> bool:
     return bool(check()) if callable(check) else False
 
 
+def cache_keyword(model) -> str:
+    """The forward's keyword for the KV cache: `cache` where the model names it (transformers 5.2x deprecates
+    `past_key_values`, to be removed in 5.40), else `past_key_values` (older versions, custom models)."""
+    import inspect
+
+    forward = getattr(model, "forward", model)
+    base = getattr(model, "get_base_model", None)  # PEFT: its own forward takes **kwargs
+    if callable(base):
+        forward = base().forward
+    try:
+        return "cache" if "cache" in inspect.signature(forward).parameters else "past_key_values"
+    except (TypeError, ValueError):
+        return "past_key_values"
+
+
 def left_pad(seqs: list[list[int]], pad_id: int, device) -> tuple[torch.Tensor, torch.Tensor]:
     """Stack token lists right-aligned: (input_ids [n, P], mask [n, P] bool)."""
     width = max(len(s) for s in seqs)
@@ -98,8 +113,9 @@ class DecodeBatch:
         for group in groups:
             ids, mask = left_pad([prompts[i] for i in group], pad_id, device)
             cache = RolloutCache()
-            out = model(input_ids=ids, attention_mask=mask, position_ids=positions_from_mask(mask),
-                        past_key_values=cache, use_cache=True, **kwargs)
+            kwargs[cache_keyword(model)] = cache
+            out = model(input_ids=ids, attention_mask=mask, position_ids=positions_from_mask(mask), use_cache=True,
+                        **kwargs)
             caches.append(cache)
             masks.append(mask)
             logits.append(out.logits[:, -1, :])
@@ -127,7 +143,7 @@ class DecodeBatch:
         """Feed each row's `last` token; return next-token logits [B, V]."""
         self.mask = torch.cat([self.mask, self.mask.new_ones((len(self.rows), 1))], dim=1)
         out = model(input_ids=self.last.unsqueeze(1), attention_mask=self.mask,
-                    position_ids=self.next_pos.unsqueeze(1), past_key_values=self.cache, use_cache=True)
+                    position_ids=self.next_pos.unsqueeze(1), use_cache=True, **{cache_keyword(model): self.cache})
         self.next_pos = self.next_pos + 1
         return out.logits[:, -1, :]
 

@@ -14,7 +14,7 @@ import logging
 
 import torch
 
-from chatalign.rollout.batch import left_pad, positions_from_mask, supports_logits_to_keep
+from chatalign.rollout.batch import cache_keyword, left_pad, positions_from_mask, supports_logits_to_keep
 from chatalign.rollout.sampling import TokenRecorder
 
 log = logging.getLogger(__name__)
@@ -45,6 +45,7 @@ def decode_static(model, prompts: list[list[int]], items: list[tuple[int, int]],
     from transformers import StaticCache
 
     step_fn = compiled_step(model, compile)
+    cache_kw = cache_keyword(model)
     cache, cache_shape = None, None
     for start in range(0, len(order), batch_size):
         rows: list[int | None] = list(order[start:start + batch_size])
@@ -61,7 +62,7 @@ def decode_static(model, prompts: list[list[int]], items: list[tuple[int, int]],
         # The prefill has a different shape at every batch, so it stays eager (as `generate` does).
         kwargs = {"logits_to_keep": 1} if supports_logits_to_keep(model) else {}
         out = model(input_ids=ids, attention_mask=mask, position_ids=positions_from_mask(prompt_mask),
-                    past_key_values=cache, use_cache=True, **kwargs)
+                    use_cache=True, **kwargs, **{cache_kw: cache})
         recorder.stats["prefill_calls"] += 1
         recorder.stats["prefill_tokens"] += ids.numel()
         next_pos = prompt_mask.long().sum(-1, keepdim=True)
@@ -72,7 +73,7 @@ def decode_static(model, prompts: list[list[int]], items: list[tuple[int, int]],
                 break
             mask[:, width + t - 1] = True
             out = step_fn(input_ids=last.unsqueeze(1), attention_mask=mask, position_ids=next_pos,
-                          past_key_values=cache, use_cache=True)
+                          use_cache=True, **{cache_kw: cache})
             next_pos = next_pos + 1
             recorder.stats["decode_steps"] += 1
             recorder.stats["decode_row_steps"] += len(rows)

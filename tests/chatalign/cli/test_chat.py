@@ -158,6 +158,8 @@ def test_interactive_mode_over_a_pipe(tiny_model_dir):
     assert out.stdout == f"{a1}\n{a2}\n"
     assert "(conversation cleared)" in out.stderr and "unknown command /wat" in out.stderr
     assert "Traceback" not in out.stderr
+    # no library warning between the turns of a conversation (they would land in the streamed answer)
+    assert "deprecated" not in out.stderr and "Warning" not in out.stderr, out.stderr[-2000:]
     eof = subprocess.run(cmd, input="Hello!\n", capture_output=True, text=True, timeout=180, env=env)
     assert eof.returncode == 0 and eof.stdout == f"{a1}\n"  # end of input ends the chat
 

@@ -29,7 +29,7 @@ class Stage:
     depends_on: tuple[str, ...] = ()  # stages this one may import (tests/test_layers.py checks it)
     makes_chat_model: bool = True  # its run directory holds a chat model (a reward model is not one)
     start_key: str = "model.name"  # the dotted config key naming the model a recipe starts from
-    output_files: str = "model/, report.md, metrics.jsonl, manifest.json"  # what a finished run directory holds
+    output_files: str = "model/, report.md, metrics.jsonl, checkpoints/, manifest.json"  # a finished run directory
     config_target: str = ""  # "package.module:Class", the pydantic config of its recipes
 
     # -- config -------------------------------------------------------------------------------------------
@@ -43,7 +43,8 @@ class Stage:
     # -- command line -------------------------------------------------------------------------------------
     def add_commands(self, sub: argparse._SubParsersAction) -> None:
         """Add `chatalign <name> ...` to the CLI: by default --config, overrides, --dry-run, --resume."""
-        p = sub.add_parser(self.name, help=self.help, description=self.help)
+        p = sub.add_parser(self.name, help=self.help, description=self.help,
+                           epilog=f"writes into output_dir: {self.output_files}")
         add_recipe_args(p)
         p.set_defaults(handler=self.command)
 

@@ -14,7 +14,8 @@ class GattStage(Stage):
     title = "GAtt"
     order = 40
     depends_on = ("sft", "reward", "rlhf")
-    output_files = "report.md, adherence.png, data/, train/, model/, manifest.json"
+    output_files = ("report.md, adherence.png, data/ (synthesized dialogues), train/ (the SFT run: metrics.jsonl, "
+                    "checkpoints/), model/, manifest.json")
     config_target = "chatalign.gatt.config:GattConfig"
 
     def add_eval_command(self, esub: argparse._SubParsersAction) -> None:

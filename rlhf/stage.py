@@ -25,7 +25,8 @@ class RLHFStage(Stage):
     order = 30
     depends_on = ("sft", "reward")
     start_key = "start"
-    output_files = "model/, report.md, metrics.jsonl, data/, manifest.json"
+    output_files = ("model/, report.md, metrics.jsonl (PPO), data/ (samples, selection), rs_sft/ (the RS "
+                    "fine-tune: metrics.jsonl, checkpoints/), ppo/ (checkpoints/, best/), manifest.json")
     config_target = "chatalign.rlhf.config:RLHFRoundConfig"
 
     def add_commands(self, sub: argparse._SubParsersAction) -> None:
@@ -33,7 +34,8 @@ class RLHFStage(Stage):
         p.set_defaults(handler=self.command)
         rsub = p.add_subparsers(dest="rlhf_command", metavar="ACTION")
         for action, (text, function) in ROUND_ACTIONS.items():
-            ap = rsub.add_parser(action, help=text, description=text)
+            ap = rsub.add_parser(action, help=text, description=text,
+                                 epilog=f"writes into output_dir: {self.output_files}")
             add_recipe_args(ap)
             ap.set_defaults(handler=self.round_command, round_function=function)
         ep = rsub.add_parser("eval", help="re-run a finished round's held-out comparison with other settings",

@@ -14,7 +14,8 @@ class SafetyStage(Stage):
     title = "safety"
     order = 50
     depends_on = ("sft", "reward", "rlhf")
-    output_files = "report.md, safety_eval.png, distill_gains.png, data/, train/, model/, manifest.json"
+    output_files = ("report.md, safety_eval.png, distill_gains.png, data/ (distillation candidates), train/ (the "
+                    "SFT run: metrics.jsonl, checkpoints/), model/, manifest.json")
     config_target = "chatalign.safety.config:SafetyConfig"
 
     def add_eval_command(self, esub: argparse._SubParsersAction) -> None:

@@ -106,6 +106,7 @@ class RunDir:
         self.path = Path(path)
         self.stage = stage
         self._lock_fd: int | None = None
+        self.trackers = None  # the recipe's experiment trackers, opened by start()
 
     # -- layout
     @property
@@ -168,6 +169,7 @@ class RunDir:
                 self.path.rmdir()
             os.close(self._lock_fd)
             self._lock_fd = None
+        self._close_trackers({}, failed=True)  # still open: the run stopped before finish()
 
     # -- manifest
     def start(self, config: dict, inputs: dict[str, str | os.PathLike], parents: list[str] | None = None,
@@ -192,7 +194,16 @@ class RunDir:
                 "versions": package_versions(), "git_commit": git_commit(), "started_at": now(),
             }
         write_json_atomic(self.manifest_path, manifest)
+        from chatalign.tracking import open_trackers
+
+        self._close_trackers({}, failed=True)
+        self.trackers = open_trackers({**manifest, "config": config}, self.path)
         return manifest
+
+    def _close_trackers(self, metrics: dict, failed: bool) -> None:
+        if self.trackers is not None:
+            self.trackers.finish(metrics, failed)
+            self.trackers = None
 
     def finish(self, metrics: dict, extra: dict | None = None) -> dict:
         manifest = self.read_manifest() or {"stage": self.stage}
@@ -200,6 +211,7 @@ class RunDir:
         if extra:
             manifest.update(extra)
         write_json_atomic(self.manifest_path, manifest)
+        self._close_trackers(metrics, failed=False)
         return manifest
 
     # -- metrics
@@ -208,6 +220,8 @@ class RunDir:
         fault_disk_full(self.metrics_path)
         with open(self.metrics_path, "a", encoding="utf-8") as f:
             f.write(json.dumps(record, default=float) + "\n")
+        if self.trackers is not None:
+            self.trackers.log(record)
 
     def truncate_metrics(self, after_step: int) -> None:
         """On resume, forget logged steps past the checkpoint so the log has no duplicates."""

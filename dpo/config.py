@@ -17,6 +17,7 @@ from pydantic import Field, model_validator
 from chatalign.config import RunPath, StrictModel
 from chatalign.evaluation.config import IndependentEvalConfig
 from chatalign.reward.config import RewardConfig, RewardData, RewardTrain
+from chatalign.tracking.config import Tracked
 from chatalign.training.config import (
     CheckpointConfig,
     DeepSpeedConfig,
@@ -46,7 +47,7 @@ class DPOEval(StrictModel):
     max_pairs: int | None = Field(None, gt=0, description="evaluate at most this many pairs per held-out file")
 
 
-class DPOConfig(StrictModel):
+class DPOConfig(Tracked):
     stage: Literal["dpo"] = "dpo"
     output_dir: RunPath = "runs/dpo"
     model: ModelConfig = ModelConfig()

@@ -16,6 +16,7 @@ from pydantic import Field, field_validator, model_validator
 
 from chatalign.config import RecipePath, RunPath, StrictModel
 from chatalign.evaluation.config import IndependentEvalConfig
+from chatalign.tracking.config import Tracked
 from chatalign.training.config import (
     CheckpointConfig,
     DeepSpeedConfig,
@@ -77,7 +78,7 @@ class RewardEval(StrictModel):
     max_pairs: int | None = Field(None, gt=0, description="score at most this many pairs per held-out file")
 
 
-class RewardConfig(StrictModel):
+class RewardConfig(Tracked):
     stage: Literal["reward"] = "reward"
     kind: Literal["helpfulness", "safety"]
     output_dir: RunPath = "runs/reward"

@@ -18,6 +18,7 @@ from pydantic import Field, model_validator
 from chatalign.config import RecipePath, RunPath, StrictModel
 from chatalign.evaluation.config import IndependentEvalConfig
 from chatalign.sft.config import SFTTrain
+from chatalign.tracking.config import Tracked
 from chatalign.training.config import (
     CheckpointConfig,
     DeepSpeedConfig,
@@ -200,7 +201,7 @@ class RoundEval(StrictModel):
         return self
 
 
-class RLHFRoundConfig(StrictModel):
+class RLHFRoundConfig(Tracked):
     stage: Literal["rlhf"] = "rlhf"
     output_dir: RunPath = "runs/rlhf_round"
     mode: Mode = "rs+ppo"

@@ -9,6 +9,7 @@ from pydantic import Field, model_validator
 
 from chatalign.config import RecipePath, RunPath, StrictModel
 from chatalign.evaluation.config import IndependentEvalConfig
+from chatalign.tracking.config import Tracked
 from chatalign.training.config import (
     CheckpointConfig,
     DeepSpeedConfig,
@@ -72,7 +73,7 @@ def check_one_way_to_train(train: FinetuneTrain, lora: LoraConfig) -> None:
                          "choose one")
 
 
-class SFTConfig(StrictModel):
+class SFTConfig(Tracked):
     stage: Literal["sft"] = "sft"
     output_dir: RunPath = "runs/sft"
     model: ModelConfig = ModelConfig()
@@ -96,7 +97,7 @@ class SFTConfig(StrictModel):
         return self
 
 
-class DerivedStageConfig(StrictModel):
+class DerivedStageConfig(Tracked):
     """What a stage that makes its own rows and fine-tunes on them through SFT (chatalign.sft.derived_run: GAtt,
     safety) shares: the starting model, the fine-tuning sections (the paper's SFT settings by default; it gives
     none for these steps) and `steps`. A subclass sets `stage`, `output_dir` and `steps` to its own."""

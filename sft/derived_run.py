@@ -14,6 +14,7 @@ from typing import Literal
 
 from chatalign.errors import ConfigError, RunError
 from chatalign.sft.config import SFTConfig, SFTData, SFTEval, SFTTrain
+from chatalign.tracking.config import inner_tracking
 
 log = logging.getLogger(__name__)
 
@@ -32,7 +33,8 @@ def last_turn_sft_config(cfg, run_path: Path, train_file: str,
                        trainable_layers=t.trainable_layers,
                        train_on="last_assistant", truncation=truncation),
         optim=cfg.optim, lora=cfg.lora, deepspeed=cfg.deepspeed, distributed=cfg.distributed, checkpoint=cfg.checkpoint,
-        eval=SFTEval(compare_base=False), allow_changed_inputs=cfg.allow_changed_inputs)
+        eval=SFTEval(compare_base=False), allow_changed_inputs=cfg.allow_changed_inputs,
+        **inner_tracking(cfg, cfg.output_dir, "train"))
 
 
 def check_replay(cfg) -> dict[str, int]:

@@ -22,6 +22,7 @@ from pydantic_core import PydanticCustomError
 from chatalign import registry
 from chatalign.config import AbsoluteRecipePath, RunPath, StrictModel, load_config, parse_override
 from chatalign.errors import ConfigError
+from chatalign.tracking.config import Tracked
 
 log = logging.getLogger(__name__)
 
@@ -66,7 +67,7 @@ class PipelineStep(StrictModel):
         return name
 
 
-class PipelineConfig(StrictModel):
+class PipelineConfig(Tracked):
     stage: Literal["pipeline"] = "pipeline"
     output_dir: RunPath = "runs/pipeline"
     data: dict[str, AbsoluteRecipePath] = {}
@@ -134,6 +135,10 @@ class PipelineConfig(StrictModel):
 
         out = {k: map_strings(v, lambda s: REF.sub(one, s)) for k, v in step.set.items()}
         out["output_dir"] = str(self.step_dir(step.name))
+        if self.report_to:  # every step reports to the pipeline's trackers, its run named after the step
+            out["report_to"] = list(self.report_to)
+            group = self.tracking.group or Path(self.output_dir).resolve().name
+            out["tracking"] = {**self.tracking.model_dump(), "group": group, "run_name": step.name}
         return out
 
 

@@ -20,6 +20,7 @@ from chatalign.config import load_config
 from chatalign.errors import UserError, print_error
 from chatalign.pipeline.config import PipelineConfig, walk_strings
 from chatalign.runs import RunDir, file_sha256, now, write_json_atomic
+from chatalign.tracking.config import TRACKING_KEYS
 
 log = logging.getLogger(__name__)
 
@@ -57,7 +58,8 @@ def plan_steps(cfg: PipelineConfig, missing_ok: bool = False) -> list[dict]:
             continue
         values = cfg.expand(step)
         stage_cfg = load_config(registry.get(step.stage).config_class(), step.recipe, values=values)
-        dumped = stage_cfg.model_dump(mode="json")
+        # where a step reports (trackers) is not what it computes: left out of its key
+        dumped = stage_cfg.model_dump(mode="json", exclude=TRACKING_KEYS)
         h = hashlib.sha256(json.dumps(dumped, sort_keys=True).encode())
         data_keys, upstream = cfg.references(step)
         for ref in upstream:

@@ -29,6 +29,7 @@ SUMMARY = "rs_summary.json"
 
 def rs_sft_config(ctx, model_path: str, train_file: Path):
     from chatalign.sft.config import SFTConfig, SFTData, SFTEval
+    from chatalign.tracking.config import inner_tracking
     from chatalign.training.config import ModelConfig
 
     cfg, rs = ctx.cfg, ctx.cfg.rs
@@ -40,7 +41,7 @@ def rs_sft_config(ctx, model_path: str, train_file: Path):
                           gradient_checkpointing=m.gradient_checkpointing),
         data=SFTData(train=str(train_file)), train=rs.train, optim=rs.optim, lora=rs.lora,
         deepspeed=rs.deepspeed, distributed=cfg.distributed, checkpoint=rs.checkpoint, eval=SFTEval(compare_base=False),
-        allow_changed_inputs=cfg.allow_changed_inputs)
+        allow_changed_inputs=cfg.allow_changed_inputs, **inner_tracking(cfg, cfg.output_dir, "rs_sft"))
 
 
 def sample_phase(ctx, model_path: str, dist=None) -> dict:

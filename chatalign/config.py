@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import difflib
 import os
 from pathlib import Path
 from typing import Annotated, Any, TypeVar, get_args
@@ -85,25 +86,48 @@ def read_yaml(path: str | os.PathLike) -> dict[str, Any]:
     return data
 
 
-def format_validation_error(exc: ValidationError, source: str) -> str:
-    """One line per problem, each naming the dotted key: `recipe.yaml: train.lr: Input should be a number`."""
+def format_validation_error(exc: ValidationError, source: str, model_cls: type[BaseModel] | None = None,
+                            overrides: dict[str, str] | None = None) -> str:
+    """One line per problem, each naming the dotted key: `recipe.yaml: train.lr: Input should be a number`. A key
+    set by a command-line override is blamed on the override; an unknown key gets the nearest known one."""
     lines = []
     for err in exc.errors():
-        key = ".".join(str(p) for p in err["loc"]) or "(top level)"
+        loc = [str(p) for p in err["loc"]]
+        key = ".".join(loc) or "(top level)"
         msg = err["msg"]
         if err["type"] == "extra_forbidden":
-            msg = "unknown key (typo?)"
-        lines.append(f"{source}: {key}: {msg}")
+            near = difflib.get_close_matches(loc[-1], known_keys(model_cls, loc[:-1]), n=1) if model_cls else []
+            msg = f"unknown key (did you mean {'.'.join([*loc[:-1], near[0]])}?)" if near else "unknown key (typo?)"
+        where = next((f"override {text}" for k, text in (overrides or {}).items()
+                      if key == k or key.startswith(k + ".") or k.startswith(key + ".")), source)
+        lines.append(f"{where}: {key}: {msg}")
     return "\n".join(lines)
 
 
-def validate(model_cls: type[M], data: dict[str, Any], source: str = "config", recipe_dir: Path | None = None) -> M:
+def known_keys(model_cls: type[BaseModel], path: list[str]) -> list[str]:
+    """The field names of the config section at `path` (list positions skipped); [] when it is no model."""
+    cls: Any = model_cls
+    for part in path:
+        if part.isdigit():
+            continue
+        field = cls.model_fields.get(part) if isinstance(cls, type) and issubclass(cls, BaseModel) else None
+        if field is None:
+            return []
+        cls = next((a for a in (field.annotation, *get_args(field.annotation), *[
+            x for arg in get_args(field.annotation) for x in get_args(arg)])
+            if isinstance(a, type) and issubclass(a, BaseModel)), None)
+    return list(cls.model_fields) if isinstance(cls, type) and issubclass(cls, BaseModel) else []
+
+
+def validate(model_cls: type[M], data: dict[str, Any], source: str = "config", recipe_dir: Path | None = None,
+             overrides: list[str] | None = None) -> M:
     """Validate `data`; with `recipe_dir`, path fields are resolved against it (see RecipePath below)."""
     refuse_other_stage(model_cls, data, source)
     try:
         return model_cls.model_validate(data, context={RECIPE_DIR: recipe_dir} if recipe_dir else None)
     except ValidationError as exc:
-        raise ConfigError(format_validation_error(exc, source)) from None
+        by_key = {".".join(parse_override(t)[0]): t for t in overrides or []}
+        raise ConfigError(format_validation_error(exc, source, model_cls, by_key)) from None
 
 
 def refuse_other_stage(model_cls: type[BaseModel], data: dict[str, Any], source: str) -> None:
@@ -210,6 +234,6 @@ def load_config(model_cls: type[M], path: str | os.PathLike | None, overrides: l
     data = apply_overrides(data, overrides or [])
     source = str(path) if path else "command line"
     base = Path(path).resolve().parent if path else Path.cwd()
-    return validate(model_cls, data, source, recipe_dir=base)
+    return validate(model_cls, data, source, recipe_dir=base, overrides=overrides)
 
 

@@ -136,3 +136,21 @@ def test_without_a_recipe_folder_paths_are_kept_as_given():
     assert (cfg.data, cfg.model, cfg.output_dir) == ("d.jsonl", "./m", "~/runs")
     cfg.data = "e.jsonl"  # assignment is validated too, with no context: kept
     assert cfg.data == "e.jsonl"
+
+
+def test_unknown_key_suggests_the_nearest_and_an_override_is_blamed_not_the_recipe():
+    from pathlib import Path
+
+    from chatalign.config import load_config
+    from chatalign.sft.config import SFTConfig
+
+    recipe = Path(__file__).resolve().parents[2] / "recipes" / "quickstart" / "sft.yaml"
+    with pytest.raises(ConfigError) as exc:
+        load_config(SFTConfig, recipe, ["optim.lrr=1e-5"])
+    assert str(exc.value) == "override optim.lrr=1e-5: optim.lrr: unknown key (did you mean optim.lr?)"
+    with pytest.raises(ConfigError) as exc:
+        load_config(SFTConfig, recipe, ["trian.epochs=1"])
+    assert str(exc.value) == "override trian.epochs=1: trian: unknown key (did you mean train?)"
+    with pytest.raises(ConfigError) as exc:
+        load_config(SFTConfig, recipe, ["optim.lr=fast"])
+    assert str(exc.value).startswith("override optim.lr=fast: optim.lr: Input should be a valid number")

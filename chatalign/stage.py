@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import argparse
 import importlib
+from collections.abc import Callable
 from typing import Any
 
 
@@ -45,7 +46,7 @@ class Stage:
         """Add `chatalign <name> ...` to the CLI: by default --config, overrides, --dry-run, --resume."""
         p = sub.add_parser(self.name, help=self.help, description=self.help,
                            epilog=f"writes into output_dir: {self.output_files}")
-        add_recipe_args(p)
+        add_recipe_args(p, self.config_class)
         p.set_defaults(handler=self.command)
 
     def add_eval_command(self, esub: argparse._SubParsersAction) -> None:
@@ -138,8 +139,25 @@ def imported(target: str) -> Any:
     return getattr(importlib.import_module(module), name)
 
 
-def add_recipe_args(p: argparse.ArgumentParser) -> None:
-    """The arguments of every recipe-driven command."""
+class ShowKeys(argparse.Action):
+    """`--show-keys`: print every recipe key (type, default, description) and exit, like --version."""
+
+    def __init__(self, option_strings, dest, config_class: Callable[[], type], **kwargs):
+        super().__init__(option_strings, dest, nargs=0, default=argparse.SUPPRESS,
+                         help="list every recipe key with its type, default and description, and exit")
+        self.config_class = config_class
+
+    def __call__(self, parser, namespace, values, option_string=None):
+        from chatalign.config_keys import show_keys
+
+        print(show_keys(self.config_class()))
+        parser.exit()
+
+
+def add_recipe_args(p: argparse.ArgumentParser, config_class: Callable[[], type] | None = None) -> None:
+    """The arguments of every recipe-driven command (`--show-keys` where the recipe's class is given)."""
+    if config_class is not None:
+        p.add_argument("--show-keys", action=ShowKeys, config_class=config_class)
     p.add_argument("--config", "-c", required=True, help="recipe YAML (see recipes/)")
     p.add_argument("overrides", nargs="*", metavar="key.sub=value", help="override recipe keys")
     p.add_argument("--dry-run", action="store_true", help="validate config and data, print them, exit 0")

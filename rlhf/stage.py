@@ -36,7 +36,7 @@ class RLHFStage(Stage):
         for action, (text, function) in ROUND_ACTIONS.items():
             ap = rsub.add_parser(action, help=text, description=text,
                                  epilog=f"writes into output_dir: {self.output_files}")
-            add_recipe_args(ap)
+            add_recipe_args(ap, self.config_class)
             ap.set_defaults(handler=self.round_command, round_function=function)
         ep = rsub.add_parser("eval", help="re-run a finished round's held-out comparison with other settings",
                              description=EVAL_TEXT)

@@ -89,7 +89,7 @@ def build_parser() -> argparse.ArgumentParser:
         stage.add_commands(sub)
     text = "run every stage from one YAML, resumable as a whole"
     pipeline = sub.add_parser("pipeline", help=text, description=text)
-    add_recipe_args(pipeline)
+    add_recipe_args(pipeline, pipeline_config_class)
     pipeline.set_defaults(handler=cmd_pipeline)
     _add_data_commands(sub)
     ev = sub.add_parser("eval", help="evaluate models: reward accuracy, GAtt adherence, safety rates",
@@ -172,6 +172,12 @@ def cmd_plan(args) -> int:
 
     return run(args.config, args.overrides, args.gpus, args.gpu_memory, args.model_config, args.prompt_tokens,
                args.headroom, args.json)
+
+
+def pipeline_config_class() -> type:
+    from chatalign.pipeline.config import PipelineConfig
+
+    return PipelineConfig
 
 
 def quiet_library_progress() -> None:

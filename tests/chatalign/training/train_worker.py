@@ -61,8 +61,12 @@ def main():
     state = gather_full_state(model)
     checksum = float(sum(t.double().sum() for t in state.values()))
     local = sum(p.ds_tensor.numel() if hasattr(p, "ds_tensor") else p.numel() for p in model.parameters())
-    print(json.dumps({"rank": dist.rank, "loss": last["loss"], "steps": len(plan), "checksum": checksum,
-                      "full": sum(t.numel() for t in state.values()), "local": local}), flush=True)
+    line = json.dumps({"rank": dist.rank, "loss": last["loss"], "steps": len(plan), "checksum": checksum,
+                       "full": sum(t.numel() for t in state.values()), "local": local})
+    # one write of the whole line: the ranks share torchrun's stdout, and print() writes the text and its
+    # newline separately (unbuffered, as PYTHONUNBUFFERED makes it), so two ranks' lines could interleave
+    sys.stdout.write(line + "\n")
+    sys.stdout.flush()
 
 
 if __name__ == "__main__":

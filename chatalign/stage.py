@@ -139,6 +139,10 @@ def imported(target: str) -> Any:
     return getattr(importlib.import_module(module), name)
 
 
+# what shell completion offers for a recipe (shtab reads an argument's `complete`): YAML files and folders
+RECIPE_FILES = {"bash": "_shtab_compgen_files", "zsh": "_files -g '*.y(a|)ml'", "tcsh": "f:*.{yaml,yml}"}
+
+
 class ShowKeys(argparse.Action):
     """`--show-keys`: print every recipe key (type, default, description) and exit, like --version."""
 
@@ -158,7 +162,8 @@ def add_recipe_args(p: argparse.ArgumentParser, config_class: Callable[[], type]
     """The arguments of every recipe-driven command (`--show-keys` where the recipe's class is given)."""
     if config_class is not None:
         p.add_argument("--show-keys", action=ShowKeys, config_class=config_class)
-    p.add_argument("--config", "-c", required=True, help="recipe YAML (see recipes/)")
+    config = p.add_argument("--config", "-c", required=True, help="recipe YAML (see recipes/)")
+    config.complete = RECIPE_FILES
     p.add_argument("overrides", nargs="*", metavar="key.sub=value", help="override recipe keys")
     p.add_argument("--dry-run", action="store_true", help="validate config and data, print them, exit 0")
     p.add_argument("--resume", action="store_true", help="continue the run in output_dir from its last checkpoint")

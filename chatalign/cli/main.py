@@ -110,7 +110,21 @@ def build_parser() -> argparse.ArgumentParser:
                           "activations, KV cache), with the arithmetic, the fit and what to change.")
     _add_plan_args(plan, [s.name for s in stages])
     plan.set_defaults(handler=cmd_plan)
+    comp = sub.add_parser("completion", help="print a shell completion script (commands, flags, recipe files)",
+                          description='Shell completion: eval "$(chatalign completion bash)" in ~/.bashrc '
+                          '(zsh: chatalign completion zsh > a file in your $fpath named _chatalign).')
+    comp.add_argument("shell", choices=["bash", "zsh", "tcsh"], help="the shell to complete in")
+    comp.set_defaults(handler=cmd_completion)
     return parser
+
+
+def cmd_completion(args) -> int:
+    import shtab
+
+    parser = build_parser()
+    parser.prog = "chatalign"  # the script completes the installed command, whatever ran this one
+    print(shtab.complete(parser, shell=args.shell))
+    return 0
 
 
 def _usage(command: str, actions: argparse._SubParsersAction) -> int:

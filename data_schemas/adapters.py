@@ -31,6 +31,7 @@ from chatalign.data_schemas.adapted import (
     dotted,
     unused_columns,
 )
+from chatalign.data_schemas.alpaca import conversation_from_alpaca, looks_like_alpaca, prompt_from_alpaca
 from chatalign.data_schemas.hh_transcripts import conversation_from_hh, preference_from_hh
 from chatalign.data_schemas.records import KINDS, Strength
 
@@ -258,6 +259,7 @@ ADAPTERS: dict[str, dict[str, Callable[[dict[str, Any]], Adapted]]] = {
         "trl": conversation_from_trl,
         "sharegpt": conversation_from_sharegpt,
         "hh": conversation_from_hh,
+        "alpaca": lambda row: conversation_from_alpaca(row, EXTRAS["conversation"]),
     },
     "preference": {
         "canonical": canonical,
@@ -265,7 +267,8 @@ ADAPTERS: dict[str, dict[str, Callable[[dict[str, Any]], Adapted]]] = {
         "hh": preference_from_hh,
         "ultrafeedback": preference_from_ultrafeedback,
     },
-    "prompt": {"canonical": canonical, "trl": prompt_from_trl},
+    "prompt": {"canonical": canonical, "trl": prompt_from_trl,
+               "alpaca": lambda row: prompt_from_alpaca(row, EXTRAS["prompt"])},
 }
 
 
@@ -273,6 +276,8 @@ def detect_format(kind: str, row: dict[str, Any]) -> str:
     """Pick the format from one row's keys (and the types of a few): the first JSON object of a file."""
     keys = set(row)
     own_fields = set(KINDS[kind].model_fields)
+    if kind in ("conversation", "prompt") and looks_like_alpaca(keys):
+        return "alpaca"
     if kind == "conversation":
         if "conversations" in keys:
             return "sharegpt"

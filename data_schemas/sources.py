@@ -55,6 +55,9 @@ def _iter_file(p: Path) -> Iterator[RawRow]:
         if suffix in (".jsonl", ".ndjson"):
             yield from _iter_jsonl(p)
             return
+        if suffix == ".gz" and Path(p.stem).suffix.lower() in (".jsonl", ".ndjson"):
+            yield from _iter_jsonl(p, gzip_compressed=True)
+            return
         if suffix == ".json":
             yield from _iter_json(p)
             return
@@ -65,7 +68,7 @@ def _iter_file(p: Path) -> Iterator[RawRow]:
     else:
         raise _fatal(
             p,
-            f"unsupported file type {suffix or '(none)'!r}: expected .jsonl, .json, .parquet "
+            f"unsupported file type {suffix or '(none)'!r}: expected .jsonl, .jsonl.gz, .json, .parquet "
             "or a folder saved by datasets' save_to_disk",
         )
 
@@ -78,12 +81,12 @@ def _iter_folder(p: Path) -> Iterator[RawRow]:
         f
         for f in p.rglob("*")
         if f.is_file()
-        and f.suffix.lower() in FILE_SUFFIXES
+        and (f.suffix.lower() in FILE_SUFFIXES or f.name.lower().endswith((".jsonl.gz", ".ndjson.gz")))
         and not any(part.startswith(".") for part in f.relative_to(p).parts)
     )
     if not files:
         raise _fatal(
-            p, "folder holds no .jsonl, .json or .parquet files and is not a datasets save_to_disk folder"
+            p, "folder holds no .jsonl, .jsonl.gz, .json or .parquet files and is not a datasets save_to_disk folder"
         )
     for f in files:
         yield from _iter_file(f)
@@ -99,38 +102,49 @@ def _json_problem(exc: ValueError | RecursionError, text: str) -> str:
     return f"invalid JSON: {exc}"  # e.g. an integer literal longer than Python's 4300-digit limit
 
 
-def _iter_jsonl(p: Path) -> Iterator[RawRow]:
+def _iter_jsonl(p: Path, gzip_compressed: bool = False) -> Iterator[RawRow]:
+    import gzip
+    import zlib
+
     file = str(p)
+    with (gzip.open(p, "rb") if gzip_compressed else open(p, "rb")) as f:
+        try:
+            yield from _jsonl_rows(f, file)
+        except (gzip.BadGzipFile, EOFError, zlib.error) as exc:  # streamed: a bad block ends the file there
+            raise _fatal(file, f"not a readable gzip file: {exc}") from None
+
+
+def _jsonl_rows(f, file: str) -> Iterator[RawRow]:
+    """Rows of an open binary JSON Lines stream (plain or decompressed), numbered by line."""
     seen_row = False
-    with open(p, "rb") as f:
-        for n, raw in enumerate(f, 1):
-            if n == 1:
-                if raw.startswith(UTF16_BOMS):
-                    raise _fatal(file, "file is UTF-16 text: convert it to UTF-8", 1)
-                raw = raw.removeprefix(b"\xef\xbb\xbf")
-            if not raw.strip():
-                continue  # blank lines (a trailing newline, spacing) are not rows
-            seen_row = True
-            try:
-                text = raw.decode("utf-8")
-            except UnicodeDecodeError as exc:
-                shown = raw.decode("utf-8", "backslashreplace").rstrip("\r\n")
-                yield RawRow(
-                    file,
-                    n,
-                    "line",
-                    error=f"not UTF-8 text (byte 0x{raw[exc.start]:02x} at byte {exc.start + 1} of the line)",
-                    raw_text=shown,
-                    size=len(raw),
-                )
-                continue
-            text = text.rstrip("\r\n")
-            try:
-                data = json.loads(text)
-            except (ValueError, RecursionError) as exc:
-                yield RawRow(file, n, "line", error=_json_problem(exc, text), raw_text=text, size=len(raw))
-                continue
-            yield RawRow(file, n, "line", data=data, size=len(raw))
+    for n, raw in enumerate(f, 1):
+        if n == 1:
+            if raw.startswith(UTF16_BOMS):
+                raise _fatal(file, "file is UTF-16 text: convert it to UTF-8", 1)
+            raw = raw.removeprefix(b"\xef\xbb\xbf")
+        if not raw.strip():
+            continue  # blank lines (a trailing newline, spacing) are not rows
+        seen_row = True
+        try:
+            text = raw.decode("utf-8")
+        except UnicodeDecodeError as exc:
+            shown = raw.decode("utf-8", "backslashreplace").rstrip("\r\n")
+            yield RawRow(
+                file,
+                n,
+                "line",
+                error=f"not UTF-8 text (byte 0x{raw[exc.start]:02x} at byte {exc.start + 1} of the line)",
+                raw_text=shown,
+                size=len(raw),
+            )
+            continue
+        text = text.rstrip("\r\n")
+        try:
+            data = json.loads(text)
+        except (ValueError, RecursionError) as exc:
+            yield RawRow(file, n, "line", error=_json_problem(exc, text), raw_text=text, size=len(raw))
+            continue
+        yield RawRow(file, n, "line", data=data, size=len(raw))
     if not seen_row:
         raise _fatal(file, "empty file: no rows", 1)
 

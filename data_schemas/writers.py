@@ -46,10 +46,15 @@ def convert_file(
 
 
 def kind_that_fits(path: str | os.PathLike, kind: str, fmt: str = "auto") -> str | None:
-    """Another record kind every row of `path` is valid as, when it is not valid `kind` data (a file given with
-    the wrong --kind); None when no other kind fits either."""
+    """Another record kind every row of `path` is valid as, when no row is valid `kind` data (a file given with
+    the wrong --kind); None when some rows are `kind` data (then their problems are the answer) or no kind fits."""
     from chatalign.data_schemas.records import KINDS
 
+    try:
+        if any(not scanned.issues for scanned in scan_rows(path, kind, fmt)):
+            return None
+    except BadDataError:
+        return None
     return next((other for other in KINDS if other != kind and not validate_file(path, other, fmt)), None)
 
 

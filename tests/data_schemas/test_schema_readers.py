@@ -249,7 +249,7 @@ def test_folder_of_files_reads_each_file_in_name_order(tmp_path):
     empty = tmp_path / "empty"
     empty.mkdir()
     (issue,) = issues_of(empty, "preference")
-    assert issue.startswith(f"{empty}: folder holds no .jsonl, .json or .parquet files")
+    assert issue.startswith(f"{empty}: folder holds no .jsonl, .jsonl.gz, .json or .parquet files")
 
 
 def test_iter_rows_numbers_from_one(tmp_path):

@@ -52,16 +52,20 @@ def score_pairs(model, pairs: Sequence[DPOPair], batch_tokens: int) -> torch.Ten
     """[len(pairs), 2] float32 answer log-probs (chosen, rejected) under `model`, in eval mode."""
     from chatalign.dpo.model import answer_logps
     from chatalign.dpo.pairs import collate_dpo, scoring_rows
+    from chatalign.progress import counting_bar
 
     was_training = model.training
     model.eval()
     out = []
     try:
-        for row in scoring_rows(pairs, batch_tokens):
-            batch = collate_dpo([row])
-            logps = answer_logps(model, batch["input_ids"], batch["position_ids"], batch["labels"],
-                                 batch["label_seq"], 2 * len(row.pairs))
-            out.append(logps.view(-1, 2).cpu())
+        with counting_bar(len(pairs), "reference log-probs", "pair") as bar:
+            for row in scoring_rows(pairs, batch_tokens):
+                batch = collate_dpo([row])
+                logps = answer_logps(model, batch["input_ids"], batch["position_ids"], batch["labels"],
+                                     batch["label_seq"], 2 * len(row.pairs))
+                out.append(logps.view(-1, 2).cpu())
+                if bar is not None:
+                    bar.update(len(row.pairs))
     finally:
         model.train(was_training)
     return torch.cat(out) if out else torch.zeros(0, 2)

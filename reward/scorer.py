@@ -43,12 +43,15 @@ class RewardScorer:
 
     def score_ids(self, sequences: Sequence[Sequence[int]], batch_tokens: int = 8192) -> torch.Tensor:
         """Rewards of token sequences each ending on the token to read (float32, on CPU)."""
+        from chatalign.progress import counting_bar
         from chatalign.reward.model import packed_rewards
 
         out = torch.empty(len(sequences), dtype=torch.float32)
-        with torch.inference_mode():
+        with torch.inference_mode(), counting_bar(len(sequences), "scoring", "answer") as bar:
             for group, (ids, pos, read) in packed_rows(sequences, batch_tokens, self.device):
                 out[torch.tensor(group)] = packed_rewards(self.model, ids, pos, read).float().cpu()
+                if bar is not None:
+                    bar.update(len(group))
         return out
 
     def score(self, prompts: Sequence[Sequence[dict]], answers: Sequence[str], sigmoid: bool = False,

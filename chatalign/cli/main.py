@@ -197,6 +197,9 @@ def pipeline_config_class() -> type:
 def quiet_library_progress() -> None:
     """`--no-progress` silences the libraries' bars too (loading and writing weights, Hub and datasets)."""
     os.environ["HF_HUB_DISABLE_PROGRESS_BARS"] = "1"
+    from chatalign.progress import disable_bars
+
+    disable_bars()  # ours in the scoring loops
     from transformers.utils import logging as hf_logging
 
     hf_logging.disable_progress_bar()

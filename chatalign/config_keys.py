@@ -4,6 +4,7 @@ reference a user reads before writing a recipe, taken from the classes that vali
 from __future__ import annotations
 
 import json
+import types
 import typing
 from typing import Any
 
@@ -18,7 +19,7 @@ def type_text(annotation: Any) -> str:
         return " | ".join(repr(a) for a in args)
     if origin is typing.Annotated:
         return type_text(args[0])
-    if origin in (typing.Union, getattr(__import__("types"), "UnionType", None)):
+    if origin in (typing.Union, types.UnionType):
         return " | ".join("None" if a is type(None) else type_text(a) for a in args)
     if origin is not None:
         return f"{getattr(origin, '__name__', str(origin))}[{', '.join(type_text(a) for a in args)}]"

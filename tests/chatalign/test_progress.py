@@ -5,6 +5,7 @@ from chatalign.progress import counting_bar, disable_bars, enable_bars
 
 
 def test_small_loops_get_no_bar_and_large_ones_count_every_item():
+    enable_bars()  # an earlier in-process `main([..., "--no-progress"])` may have turned them off
     with counting_bar(10, "scoring", "answer") as bar:
         assert bar is None
     with counting_bar(300, "scoring", "answer") as bar:

@@ -110,6 +110,9 @@ def build_parser() -> argparse.ArgumentParser:
                           "activations, KV cache), with the arithmetic, the fit and what to change.")
     _add_plan_args(plan, [s.name for s in stages])
     plan.set_defaults(handler=cmd_plan)
+    from chatalign.export.command import add_command as add_export_command
+
+    add_export_command(sub)
     comp = sub.add_parser("completion", help="print a shell completion script (commands, flags, recipe files)",
                           description='Shell completion: eval "$(chatalign completion bash)" in ~/.bashrc '
                           '(zsh: chatalign completion zsh > a file in your $fpath named _chatalign).')

@@ -56,12 +56,15 @@ class Stage:
         """Run `chatalign <name> --config ...` (the default command `add_commands` adds)."""
         from chatalign.cli.stage_output import print_dry_run
         from chatalign.config import load_config
+        from chatalign.training.distributed import leave_process_group
 
         cfg = load_config(self.config_class(), args.config, args.overrides)
         self.check_models(cfg)
         if args.dry_run:
             return print_dry_run(cfg, lambda: self.dry_run(cfg))
-        self.print_summary(cfg, self.run(cfg, resume=args.resume, progress=not args.no_progress))
+        summary = self.run(cfg, resume=args.resume, progress=not args.no_progress)
+        leave_process_group()
+        self.print_summary(cfg, summary)
         return 0
 
     # -- running ------------------------------------------------------------------------------------------

@@ -32,8 +32,10 @@ def _run(config_path, overrides, dry_run, resume, progress, mode: str | None) ->
         print("dry run: config, inputs and data are valid")
         return 0
     from chatalign.rlhf.round import run_round
+    from chatalign.training.distributed import leave_process_group
 
     summary = run_round(cfg, resume=resume, progress=progress)
+    leave_process_group()
     print(json.dumps({k: v for k, v in summary.items() if not isinstance(v, (dict, list))}, indent=2))
     print(f"run directory: {cfg.output_dir} (model/, report.md, metrics.jsonl, data/, manifest.json)")
     return 0

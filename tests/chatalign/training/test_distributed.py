@@ -15,7 +15,7 @@ from chatalign.config import validate
 from chatalign.errors import ConfigError
 from chatalign.sft.config import SFTConfig
 
-from ...conftest import free_port
+from ...conftest import free_port, requires_torchrun, torchrun_command
 
 ONE_RANK_SUMS = """
 import json
@@ -73,3 +73,36 @@ def test_every_training_stage_has_the_section(stage):
     from chatalign import registry
 
     assert "distributed" in registry.get(stage).config_class().model_fields
+
+
+LEAVE_TOGETHER = """
+import json, sys, time
+import torch.distributed as tdist
+from chatalign.training.distributed import DistContext, leave_process_group
+dist = DistContext.from_env()
+if dist.is_main:
+    time.sleep(3)  # rank-0-only work after the run (reports, the held-out evaluation)
+    open(sys.argv[1] + "/rank0-done", "w").write(repr(time.time()))
+leave_process_group()
+open(sys.argv[1] + f"/rank{dist.rank}-left", "w").write(json.dumps([time.time(), tdist.is_initialized()]))
+"""
+
+
+@pytest.mark.distributed
+@requires_torchrun
+def test_ranks_leave_the_group_together_after_rank_zero_only_work(tmp_path):
+    """A rank that left while rank 0 still worked alone aborted now and then at exit: no rank leaves before
+    rank 0 has finished, and every rank ends with the group destroyed (fails without the barrier: rank 1 would
+    leave about 3 s before rank 0 is done)."""
+    script = tmp_path / "leave.py"
+    script.write_text(LEAVE_TOGETHER)
+    launcher = ("RANK", "LOCAL_RANK", "WORLD_SIZE", "MASTER_ADDR", "MASTER_PORT")
+    env = {**{k: v for k, v in os.environ.items() if k not in launcher}, "OMP_NUM_THREADS": "1",
+           "DS_ACCELERATOR": "cpu", "CUDA_VISIBLE_DEVICES": ""}
+    out = subprocess.run(torchrun_command(str(script), str(tmp_path)), capture_output=True, text=True, timeout=300,
+                         env=env)
+    assert out.returncode == 0, out.stderr[-3000:]
+    rank0_done = float((tmp_path / "rank0-done").read_text())
+    for rank in (0, 1):
+        left_at, still_in_group = json.loads((tmp_path / f"rank{rank}-left").read_text())
+        assert left_at >= rank0_done and still_in_group is False

@@ -17,7 +17,7 @@ from chatalign.models import load_tokenizer  # noqa: E402
 from chatalign.runs import RunDir
 from chatalign.text.packing import collate_rows, pack_examples, step_plan
 from chatalign.training.config import CheckpointConfig, DeepSpeedConfig, OptimConfig
-from chatalign.training.distributed import DistContext
+from chatalign.training.distributed import DistContext, leave_process_group
 from chatalign.training.lm_loss import PackedLMLoss
 from chatalign.training.loop import TrainJob, train
 from tests.conftest import tiny_llama  # noqa: E402
@@ -67,6 +67,7 @@ def main():
     # newline separately (unbuffered, as PYTHONUNBUFFERED makes it), so two ranks' lines could interleave
     sys.stdout.write(line + "\n")
     sys.stdout.flush()
+    leave_process_group()
 
 
 if __name__ == "__main__":

@@ -24,7 +24,7 @@ from ppo_zero3_worker import make_trainer  # noqa: E402
 
 from chatalign.models import load_tokenizer  # noqa: E402
 from chatalign.runs import RunDir  # noqa: E402
-from chatalign.training.distributed import DistContext  # noqa: E402
+from chatalign.training.distributed import DistContext, leave_process_group  # noqa: E402
 from chatalign.training.zero_inference import shard_numels  # noqa: E402
 
 SETTINGS = {"batch_prompts": 3, "minibatch": 3, "micro_batch": 1, "score_batch_size": 1,
@@ -68,6 +68,7 @@ def one_iteration(tok, out: Path, dist, mode: str, lora: bool) -> dict:
     if not lora:
         seen["numels"]["reference"] = shard_numels(trainer.models.reference)
     seen["reference_engine"] = frozen.reference.engine is not None
+    trainer.close()
     return seen
 
 
@@ -84,6 +85,7 @@ def main():
                              ("zero3_lora", "zero3", True)):
         result[name] = one_iteration(tok, out / name, dist, mode, lora)
     (out / f"report-rank{dist.rank}.json").write_text(json.dumps(result))
+    leave_process_group()
 
 
 if __name__ == "__main__":

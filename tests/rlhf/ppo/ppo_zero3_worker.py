@@ -26,7 +26,7 @@ from chatalign.rlhf.ppo.models import assemble  # noqa: E402
 from chatalign.rlhf.ppo.trainer import PPOTrainer  # noqa: E402
 from chatalign.rollout.engine import Rollout  # noqa: E402
 from chatalign.runs import RunDir  # noqa: E402
-from chatalign.training.distributed import DistContext  # noqa: E402
+from chatalign.training.distributed import DistContext, leave_process_group  # noqa: E402
 from tests.conftest import reward_model_from_causal_lm  # noqa: E402
 from tests.rlhf.conftest import peaky_llama, prompt_dicts, token_fraction_reward  # noqa: E402
 
@@ -90,6 +90,8 @@ def main():
         result["resume"] = check_resume(trainer, tok, out, dist)
     # a file per rank: lines the ranks print at the same moment can interleave in torchrun's output
     (out / f"report-rank{dist.rank}.json").write_text(json.dumps(result))
+    trainer.close()
+    leave_process_group()
 
 
 def check_resume(trainer, tok, out: Path, dist) -> dict:
@@ -104,6 +106,7 @@ def check_resume(trainer, tok, out: Path, dist) -> dict:
     restored = [checksum(resumed.models.policy), checksum(resumed.models.value)]
     resumed.train(resume=True)
     again = resumed.run.read_metrics()[-1] if dist.is_main else {}
+    resumed.close()
     trainer.checkpoints.save_best({"iteration": 1})  # the iteration-1 policy, gathered from the shards
     unbroken = trainer.iteration(1)
     trainer.checkpoints.load_best()  # and back into the shards after iteration 2 moved them

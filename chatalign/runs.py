@@ -56,6 +56,17 @@ def replace_dir(tmp: Path, target: Path) -> None:
         shutil.rmtree(old, ignore_errors=True)
 
 
+def link_files(src: Path, dst: Path) -> None:
+    """The plain files of folder `src` into folder `dst`: hard links where the filesystem allows (a model's
+    weights are not copied twice on one disk), copies elsewhere."""
+    for f in sorted(src.iterdir()):
+        if f.is_file():
+            try:
+                os.link(f, dst / f.name)
+            except OSError:
+                shutil.copy2(f, dst / f.name)
+
+
 def write_json_atomic(path: str | os.PathLike, obj: Any) -> None:
     write_text_atomic(path, json.dumps(obj, indent=2, sort_keys=False, default=str) + "\n")
 

@@ -15,7 +15,6 @@ manifest, the data files, the held-out evaluation and the report while the other
 from __future__ import annotations
 
 import logging
-import os
 import shutil
 import time
 from collections.abc import Callable
@@ -114,18 +113,13 @@ def plan(cfg: RLHFRoundConfig) -> dict:
 
 def _link_model(src: Path, target: Path) -> None:
     """Make `target` a copy of the HF directory `src` (hard links where the filesystem allows)."""
-    from chatalign.runs import replace_dir
+    from chatalign.runs import link_files, replace_dir
 
     tmp = target.with_name(f".{target.name}-tmp")
     if tmp.exists():
         shutil.rmtree(tmp)
     tmp.mkdir(parents=True)
-    for f in src.iterdir():
-        if f.is_file():
-            try:
-                os.link(f, tmp / f.name)
-            except OSError:
-                shutil.copy2(f, tmp / f.name)
+    link_files(src, tmp)
     replace_dir(tmp, target)  # the old copy is moved aside first: a crash never leaves no model
 
 

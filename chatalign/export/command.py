@@ -5,7 +5,6 @@ environment: HF_TOKEN, HF_ENDPOINT)."""
 from __future__ import annotations
 
 import argparse
-import os
 import shutil
 from pathlib import Path
 
@@ -39,17 +38,12 @@ def export_run(run: Path, out: Path, repo_id: str) -> Path:
     """Write `out`: the files of run/model (hard links where possible) and README.md; atomically."""
     from chatalign.data_schemas.file_output import temp_dir_in
     from chatalign.export.card import model_card
-    from chatalign.runs import replace_dir, write_text_atomic
+    from chatalign.runs import link_files, replace_dir, write_text_atomic
 
     out.parent.mkdir(parents=True, exist_ok=True)
     tmp = Path(temp_dir_in(out.parent, f".{out.name}-"))
     try:
-        for f in sorted((run / "model").iterdir()):
-            if f.is_file():
-                try:
-                    os.link(f, tmp / f.name)
-                except OSError:
-                    shutil.copy2(f, tmp / f.name)
+        link_files(run / "model", tmp)
         write_text_atomic(tmp / "README.md", model_card(run, repo_id))
         replace_dir(tmp, out)
     finally:

@@ -16,6 +16,7 @@ of real tokens in the row's cache), `last` [B] is that token (the most recently 
 
 from __future__ import annotations
 
+import weakref
 from collections import deque
 
 import torch
@@ -35,7 +36,24 @@ def supports_logits_to_keep(model) -> bool:
 
 def cache_keyword(model) -> str:
     """The forward's keyword for the KV cache: `cache` where the model names it (transformers 5.2x deprecates
-    `past_key_values`, to be removed in 5.40), else `past_key_values` (older versions, custom models)."""
+    `past_key_values`, to be removed in 5.40), else `past_key_values` (older versions, custom models). Looked up
+    once per model: the decode loop asks on every step."""
+    try:
+        return _CACHE_KEYWORDS[model]
+    except (KeyError, TypeError):  # TypeError: a callable that cannot be weakly referenced
+        pass
+    keyword = _read_cache_keyword(model)
+    try:
+        _CACHE_KEYWORDS[model] = keyword
+    except TypeError:
+        pass
+    return keyword
+
+
+_CACHE_KEYWORDS: weakref.WeakKeyDictionary = weakref.WeakKeyDictionary()
+
+
+def _read_cache_keyword(model) -> str:
     import inspect
 
     forward = getattr(model, "forward", model)

@@ -32,7 +32,18 @@ def flat(config: Any, prefix: str = "") -> dict[str, str]:
     return out
 
 
-class TensorBoardTracker:
+class Tracker:
+    """What every adapter shares: a run's final metrics go in as one more logged step under `final/` (W&B
+    has a run summary of its own and overrides this)."""
+
+    def log(self, values: dict[str, float], step: int) -> None:
+        raise NotImplementedError
+
+    def summary(self, values: dict[str, float], step: int) -> None:
+        self.log({f"final/{k}": v for k, v in values.items()}, step)
+
+
+class TensorBoardTracker(Tracker):
     def __init__(self, run_path: Path, name: str, group: str | None, project: str, config: dict, log_dir: str | None):
         from torch.utils.tensorboard import SummaryWriter
 
@@ -43,14 +54,11 @@ class TensorBoardTracker:
         for key, value in values.items():
             self.writer.add_scalar(key, value, step)
 
-    def summary(self, values: dict[str, float], step: int) -> None:
-        self.log({f"final/{k}": v for k, v in values.items()}, step)
-
     def close(self, failed: bool) -> None:
         self.writer.close()
 
 
-class WandbTracker:
+class WandbTracker(Tracker):
     def __init__(self, run_path: Path, name: str, group: str | None, project: str, config: dict, log_dir: str | None):
         import wandb
 
@@ -68,7 +76,7 @@ class WandbTracker:
         self.run.finish(exit_code=1 if failed else 0)
 
 
-class MlflowTracker:
+class MlflowTracker(Tracker):
     def __init__(self, run_path: Path, name: str, group: str | None, project: str, config: dict, log_dir: str | None):
         import mlflow
 
@@ -86,14 +94,11 @@ class MlflowTracker:
     def log(self, values: dict[str, float], step: int) -> None:
         self.mlflow.log_metrics({k.replace("/", "."): v for k, v in values.items()}, step=step)
 
-    def summary(self, values: dict[str, float], step: int) -> None:
-        self.log({f"final/{k}": v for k, v in values.items()}, step)
-
     def close(self, failed: bool) -> None:
         self.mlflow.end_run(status="FAILED" if failed else "FINISHED")
 
 
-class TrackioTracker:
+class TrackioTracker(Tracker):
     def __init__(self, run_path: Path, name: str, group: str | None, project: str, config: dict, log_dir: str | None):
         import trackio
 
@@ -104,9 +109,6 @@ class TrackioTracker:
 
     def log(self, values: dict[str, float], step: int) -> None:
         self.trackio.log(values, step=step)
-
-    def summary(self, values: dict[str, float], step: int) -> None:
-        self.log({f"final/{k}": v for k, v in values.items()}, step)
 
     def close(self, failed: bool) -> None:
         self.trackio.finish()

@@ -3,7 +3,7 @@ import json
 import pytest
 
 from chatalign.errors import RunError
-from chatalign.runs import RunDir, file_sha256, replace_dir, write_json_atomic
+from chatalign.runs import RunDir, file_sha256, link_files, replace_dir, write_json_atomic
 
 
 def test_second_process_on_a_busy_run_directory_is_refused(tmp_path):
@@ -83,3 +83,24 @@ def test_starting_over_a_finished_run_or_left_checkpoints_needs_resume(tmp_path)
     with pytest.raises(RunError, match="already holds a finished SFT run"):
         run.refuse_start_over("SFT", resume=False)
     run.refuse_start_over("SFT", resume=True)
+
+
+def test_link_files_links_the_plain_files_and_copies_across_filesystems(tmp_path, monkeypatch):
+    import os
+
+    src, linked, copied = tmp_path / "model", tmp_path / "linked", tmp_path / "copied"
+    for d in (src, linked, copied):
+        d.mkdir()
+    (src / "config.json").write_text("{}")
+    (src / "nested").mkdir()  # not a model file: left out
+    link_files(src, linked)
+    assert sorted(p.name for p in linked.iterdir()) == ["config.json"]
+    assert (linked / "config.json").stat().st_ino == (src / "config.json").stat().st_ino
+
+    def cross_device(a, b):
+        raise OSError(18, "Invalid cross-device link")
+
+    monkeypatch.setattr(os, "link", cross_device)
+    link_files(src, copied)
+    assert (copied / "config.json").read_text() == "{}"
+    assert (copied / "config.json").stat().st_ino != (src / "config.json").stat().st_ino

@@ -65,3 +65,25 @@ def test_keep_in_place_equals_copying_the_live_rows(sharp_model):
         # all rows done -> no batch; none done -> the same batch
         assert kept.keep([False] * len(kept)) is None
         assert ref.keep([True] * len(ref)) is ref
+
+
+class NewCacheName(torch.nn.Module):
+    def forward(self, input_ids, cache=None):
+        return input_ids
+
+
+class OldCacheName(torch.nn.Module):
+    def forward(self, input_ids, past_key_values=None):
+        return input_ids
+
+
+def test_cache_keyword_follows_the_forward_and_is_read_once_per_model(monkeypatch):
+    from chatalign.rollout import batch
+
+    new, old = NewCacheName(), OldCacheName()
+    assert batch.cache_keyword(new) == "cache" and batch.cache_keyword(old) == "past_key_values"
+    reads = []
+    monkeypatch.setattr(batch, "_read_cache_keyword", lambda model: reads.append(model) or "cache")
+    assert [batch.cache_keyword(new) for _ in range(3)] == ["cache"] * 3 and reads == []  # remembered
+    assert batch.cache_keyword(NewCacheName()) == "cache" and len(reads) == 1  # a new model is read
+    assert batch.cache_keyword(1) == "cache" and batch.cache_keyword(1) == "cache" and len(reads) == 3  # no weakref

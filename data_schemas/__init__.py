@@ -13,7 +13,18 @@ from chatalign.data_schemas.adapters import ADAPTERS, SCORE_GAP_THRESHOLDS, dete
 from chatalign.data_schemas.hh_transcripts import parse_transcript
 from chatalign.data_schemas.issues import BadDataError, Issue
 from chatalign.data_schemas.readers import LoadResult, load_records, scan_rows
-from chatalign.data_schemas.records import KINDS, Conversation, Message, Preference, Prompt, Record, Strength
+from chatalign.data_schemas.records import (
+    KINDS,
+    Annotation,
+    Comparison,
+    Conversation,
+    Message,
+    Preference,
+    Prompt,
+    Record,
+    SampledAnswer,
+    Strength,
+)
 from chatalign.data_schemas.sources import iter_rows
 from chatalign.data_schemas.writers import (
     convert_file,
@@ -27,7 +38,9 @@ __all__ = [
     "ADAPTERS",
     "KINDS",
     "SCORE_GAP_THRESHOLDS",
+    "Annotation",
     "BadDataError",
+    "Comparison",
     "Conversation",
     "Issue",
     "LoadResult",
@@ -35,6 +48,7 @@ __all__ = [
     "Preference",
     "Prompt",
     "Record",
+    "SampledAnswer",
     "Strength",
     "convert_file",
     "detect_format",

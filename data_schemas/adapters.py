@@ -269,6 +269,7 @@ ADAPTERS: dict[str, dict[str, Callable[[dict[str, Any]], Adapted]]] = {
     },
     "prompt": {"canonical": canonical, "trl": prompt_from_trl,
                "alpaca": lambda row: prompt_from_alpaca(row, EXTRAS["prompt"])},
+    "comparison": {"canonical": canonical},  # our own files only: what sampling writes and annotation reads
 }
 
 
@@ -300,6 +301,6 @@ def detect_format(kind: str, row: dict[str, Any]) -> str:
             return "hh"
         # Our shape (prompt messages + answer strings): a misspelt key must be reported, not ignored.
         return "canonical"
-    if "messages" in keys and keys <= own_fields:
+    if kind == "comparison" or ("messages" in keys and keys <= own_fields):
         return "canonical"
     return "trl" if ("prompt" in keys or "messages" in keys) else "canonical"

@@ -101,6 +101,16 @@ class Strength(str, Enum):
     unsure = "unsure"
 
 
+class Annotation(Record):
+    """Who labelled a preference pair and how it was shown (Llama 2 section 3.2.1 collects pairs by people)."""
+
+    annotator: str  # "person:NAME", "rules", "judge:MODEL"
+    comparison_id: str | None = None  # the comparison record the label answers
+    shown_first: Literal["chosen", "rejected"] | None = None  # left on the page (the order is randomised)
+    note: str | None = None
+    labelled_at: str | None = None  # ISO time, UTC
+
+
 class Preference(Record):
     """A prompt (messages up to the last user turn) with a chosen and a rejected assistant answer."""
 
@@ -113,6 +123,7 @@ class Preference(Record):
     category: Literal["helpfulness", "safety"] | None = None
     id: str | None = None
     source: str | None = None
+    annotation: Annotation | None = None
 
     @field_validator("chosen")
     @classmethod
@@ -143,4 +154,38 @@ class Prompt(Record):
     tags: list[str] = []
 
 
-KINDS: dict[str, type[Record]] = {"conversation": Conversation, "preference": Preference, "prompt": Prompt}
+class SampledAnswer(Record):
+    """One answer of a comparison and what produced it (the model, its sampling settings)."""
+
+    text: str
+    model: str | None = None
+    settings: dict[str, Any] = {}
+
+    @field_validator("text")
+    @classmethod
+    def _text(cls, v: str) -> str:
+        return check_text(v)
+
+
+def _two_different_answers(answers: list[SampledAnswer]) -> list[SampledAnswer]:
+    if len(answers) != 2:
+        raise _problem(f"must hold exactly two answers to compare, got {len(answers)}")
+    if answers[0].text.strip() == answers[1].text.strip():
+        raise _problem("the two answers are identical: a comparison needs two different answers", "1.text")
+    return answers
+
+
+class Comparison(Record):
+    """Two answers to one prompt, waiting for a label (chosen, strength, safety): what `chatalign annotate`
+    shows and what a sampling round writes. `check` carries a prompt's rule for the rule annotator."""
+
+    id: str
+    prompt: UserLastMessages
+    answers: Annotated[list[SampledAnswer], AfterValidator(_two_different_answers)]
+    category: Literal["helpfulness", "safety"] | None = None
+    check: dict[str, Any] | None = None
+    source: str | None = None
+
+
+KINDS: dict[str, type[Record]] = {"conversation": Conversation, "preference": Preference, "prompt": Prompt,
+                                  "comparison": Comparison}

@@ -53,7 +53,7 @@ def _add_data_commands(sub: argparse._SubParsersAction) -> None:
                           description="Check data files before a run; convert outside formats to ours.")
     data.set_defaults(handler=cmd_data)
     dsub = data.add_subparsers(dest="data_command", metavar="ACTION")
-    kinds = ["conversation", "preference", "prompt"]
+    kinds = ["conversation", "preference", "prompt", "comparison"]
     v = dsub.add_parser("validate", help="exit 0 if FILE is valid, else list file:line: field: problem")
     v.add_argument("file", help="data file (any format `data convert` reads)")
     v.add_argument("--kind", required=True, choices=kinds, help="what each row is")
@@ -113,6 +113,9 @@ def build_parser() -> argparse.ArgumentParser:
     from chatalign.export.command import add_command as add_export_command
 
     add_export_command(sub)
+    from chatalign.annotate.command import add_command as add_annotate_command
+
+    add_annotate_command(sub)
     comp = sub.add_parser("completion", help="print a shell completion script (commands, flags, recipe files)",
                           description='Shell completion: eval "$(chatalign completion bash)" in ~/.bashrc '
                           '(zsh: chatalign completion zsh > a file in your $fpath named _chatalign).')

@@ -289,7 +289,7 @@ def test_skip_writes_quarantine_with_raw_rows_and_problems(tmp_path):
     assert [str(i) for i in result.issues] == [
         f"{path}:2: rejected: is identical to chosen: a pair must compare two different answers",
         f"{path}:2: note: unknown field (a typo? a preference has: prompt, chosen, rejected, strength, chosen_safe, "
-        "rejected_safe, category, id, source)",
+        "rejected_safe, category, id, source, annotation)",
         f"{path}:3: invalid JSON: Expecting property name enclosed in double quotes (column 2)",
         f"{path}:4: not UTF-8 text (byte 0xff at byte 13 of the line)",
     ]
@@ -301,7 +301,7 @@ def test_skip_writes_quarantine_with_raw_rows_and_problems(tmp_path):
             "problems": [
                 "rejected: is identical to chosen: a pair must compare two different answers",
                 "note: unknown field (a typo? a preference has: prompt, chosen, rejected, strength, chosen_safe, "
-                "rejected_safe, category, id, source)",
+                "rejected_safe, category, id, source, annotation)",
             ],
         },
         {

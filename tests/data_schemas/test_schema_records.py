@@ -8,7 +8,7 @@ import sys
 import pytest
 from pydantic import ValidationError
 
-from chatalign.data_schemas import KINDS, Conversation, Message, Preference, Prompt, Strength
+from chatalign.data_schemas import KINDS, Comparison, Conversation, Message, Preference, Prompt, Strength
 
 
 def user(text="hi"):
@@ -155,7 +155,8 @@ def test_prompt_defaults_and_rules():
 
 
 def test_kinds_map_names_to_models():
-    assert KINDS == {"conversation": Conversation, "preference": Preference, "prompt": Prompt}
+    assert KINDS == {"conversation": Conversation, "preference": Preference, "prompt": Prompt,
+                     "comparison": Comparison}
 
 
 def test_import_is_cheap():

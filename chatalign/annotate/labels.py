@@ -44,8 +44,9 @@ def person(name: str) -> str:
 
 
 def to_preference(comp: Comparison, better_index: int, strength: str, safety: str, annotator: str,
-                  shown: tuple[int, int], note: str | None = None) -> Preference:
-    """The canonical preference a label makes: answers[better_index] chosen, the other rejected."""
+                  shown: tuple[int, int] | None, note: str | None = None) -> Preference:
+    """The canonical preference a label makes: answers[better_index] chosen, the other rejected; `shown`, the
+    order a person saw the answers in (None for a judge or rules, which see no page)."""
     if better_index not in (0, 1):
         raise LabelError(f"better: answer {better_index} does not exist (0 or 1)")
     if strength not in STRENGTHS:
@@ -59,7 +60,8 @@ def to_preference(comp: Comparison, better_index: int, strength: str, safety: st
         prompt=comp.prompt, chosen=chosen.text, rejected=rejected.text, strength=strength, chosen_safe=chosen_safe,
         rejected_safe=rejected_safe, category=comp.category, id=f"{comp.id}@{annotator}", source=comp.source,
         annotation=Annotation(annotator=annotator, comparison_id=comp.id,
-                              shown_first="chosen" if shown[0] == better_index else "rejected",
+                              shown_first=None if shown is None else
+                              "chosen" if shown[0] == better_index else "rejected",
                               note=(note or "").strip() or None, labelled_at=now))
 
 

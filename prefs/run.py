@@ -1,0 +1,163 @@
+"""`chatalign prefs`: a batch of fresh comparisons from the latest model(s), labelled.
+
+Run directory (`output_dir`):
+  manifest.json        stage prefs, config, input hashes, parents (the models that answered)
+  comparisons.jsonl    every sampled pair: prompt, answer A and B with the model and settings that drew them
+  preferences.jsonl    the labelled pairs (canonical preferences; each `annotation` names who labelled it),
+                       written by the rules or the judge here, by `chatalign annotate` for people
+  labels.json          counts: pairs, labelled, and why the others have no label
+  report.md
+Sampling writes comparisons.jsonl at once when done, so `--resume` after a kill starts again at labelling.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import json
+import logging
+from collections import Counter
+from pathlib import Path
+
+from chatalign.errors import ConfigError, RunError
+from chatalign.prefs.config import PrefsConfig
+
+log = logging.getLogger(__name__)
+
+
+def load_prompts(cfg: PrefsConfig) -> list:
+    from chatalign.data_schemas import load_records
+
+    prompts = []
+    for path in cfg.data.prompts:
+        rows = load_records(path, "prompt").records
+        prompts += rows[:cfg.data.max_prompts] if cfg.data.max_prompts else rows
+    if not prompts:
+        raise ConfigError("data.prompts: no prompts in the files")
+    return prompts
+
+
+def answer_models(cfg: PrefsConfig) -> list[str]:
+    return [str(a.model or cfg.model.name) for a in cfg.answers]
+
+
+def prepare(cfg: PrefsConfig) -> dict:
+    """What --dry-run checks: the prompts, the models' existence (not their weights), the judge's settings."""
+    from chatalign.models import resolve_model_path
+
+    prompts = load_prompts(cfg)
+    for key, name in (("answers.0.model", answer_models(cfg)[0]), ("answers.1.model", answer_models(cfg)[1])):
+        resolve_model_path(name, key=key)
+    return {"prompts": len(prompts), "with_rule": sum(p.check is not None for p in prompts),
+            "models": answer_models(cfg), "annotator": cfg.annotator.kind}
+
+
+def sample_comparisons(cfg: PrefsConfig, prompts: list, progress: bool) -> tuple[list, int]:
+    """Answer A and answer B for every prompt (each slot with its model and settings, seed + slot); pairs whose
+    answers are the same text are dropped (counted), the rest become Comparison records."""
+    from chatalign.data_schemas import Comparison
+    from chatalign.models import load_causal_lm, load_tokenizer
+    from chatalign.rollout.engine import generate_rollouts
+    from chatalign.text.masks import encode_prompt
+    from chatalign.text.templates import apply_named_template
+
+    m, gen, texts, loaded = cfg.model, cfg.generation, [], {}
+    for slot, (settings, name) in enumerate(zip(cfg.answers, answer_models(cfg), strict=True)):
+        if name not in loaded:
+            tok = load_tokenizer(name, m.trust_remote_code)
+            apply_named_template(tok, m.chat_template)
+            loaded = {name: (load_causal_lm(name, m.dtype, m.trust_remote_code, m.attn_implementation).eval(), tok)}
+        model, tok = loaded[name]
+        ids = [encode_prompt(tok, [x.model_dump() for x in p.messages]) for p in prompts]
+        outs = generate_rollouts(model, tok, ids, max_new_tokens=gen.max_new_tokens, temperature=settings.temperature,
+                                 top_p=settings.top_p, batch_size=gen.batch_size, seed=gen.seed + slot,
+                                 return_logprobs=False, progress=progress)
+        texts.append([o.text.strip() for o in sorted(outs, key=lambda o: o.prompt_index)])
+    comps, identical = [], 0
+    for k, p in enumerate(prompts):
+        a, b = texts[0][k], texts[1][k]
+        if not a or not b or a == b:
+            identical += 1
+            continue
+        answers = [{"text": t, "model": name, "settings": {**s.model_dump(exclude={"model"}),
+                                                            "max_new_tokens": gen.max_new_tokens, "seed": gen.seed + i}}
+                   for i, (t, name, s) in enumerate(zip((a, b), answer_models(cfg), cfg.answers, strict=True))]
+        comps.append(Comparison(id=p.id or f"prompt-{k}", prompt=p.messages, answers=answers,
+                                category="safety" if p.is_safety else "helpfulness", check=p.check,
+                                source=p.risk_category))
+    return comps, identical
+
+
+def label_comparisons(cfg: PrefsConfig, comps: list) -> tuple[list, Counter]:
+    """Rules or the judge label each comparison; the Counter says why the others have none."""
+    from chatalign.annotate.labels import to_preference
+    from chatalign.prefs.annotators import Verdict, judge_verdicts, rule_verdict
+
+    if cfg.annotator.kind == "rules":
+        verdicts, who = [rule_verdict(c) for c in comps], "rules"
+    else:
+        from chatalign.judges.llm import load_llm_judge
+
+        verdicts, who = judge_verdicts(load_llm_judge(cfg.annotator.judge), comps), f"judge:{cfg.annotator.judge.name}"
+    prefs, why = [], Counter()
+    for comp, v in zip(comps, verdicts, strict=True):
+        if isinstance(v, Verdict):
+            prefs.append(to_preference(comp, v.better, v.strength, v.safety, who, None))
+        else:
+            why[v] += 1
+    return prefs, why
+
+
+def run_prefs(cfg: PrefsConfig, resume: bool = False, progress: bool = True) -> dict:
+    from chatalign.data_schemas import load_records, write_jsonl
+    from chatalign.runs import RunDir, write_json_atomic
+
+    run = RunDir(cfg.output_dir, "prefs")
+    if run.is_finished() and not resume:
+        raise RunError(f"{run.path} already holds a finished prefs batch; choose another output_dir")
+    if run.manifest_path.is_file() and not resume:
+        raise RunError(f"{run.path} holds an unfinished prefs batch: add --resume to continue it, or choose another "
+                       "output_dir")
+    prompts = load_prompts(cfg)
+    run.lock()
+    try:
+        if run.is_finished():
+            return (run.read_manifest() or {}).get("metrics", {})
+        run.start(cfg.model_dump(mode="json"), {f"prompts_{i}": p for i, p in enumerate(cfg.data.prompts)},
+                  parents=[str(Path(n).resolve()) for n in answer_models(cfg) if Path(n).exists()], resume=resume)
+        comp_file = run.path / "comparisons.jsonl"
+        if comp_file.is_file():
+            comps, identical = list(load_records(comp_file, "comparison").records), None
+        else:
+            comps, identical = sample_comparisons(cfg, prompts, progress)
+            write_jsonl(comp_file, comps)
+        metrics = {"prompts": len(prompts), "comparisons": len(comps), "annotator": cfg.annotator.kind}
+        if identical is not None:
+            metrics["identical_answers_dropped"] = identical
+        if cfg.annotator.kind != "people":
+            prefs, why = label_comparisons(cfg, comps)
+            write_jsonl(run.path / "preferences.jsonl", prefs)
+            by_id = {c.id: c for c in comps}
+            metrics.update(labelled=len(prefs), unlabelled=dict(sorted(why.items())),
+                           answer_a_chosen=sum(p.chosen == by_id[p.annotation.comparison_id].answers[0].text
+                                               for p in prefs),
+                           strengths=dict(Counter(p.strength.value for p in prefs)))
+        write_json_atomic(run.path / "labels.json", metrics)
+        (run.path / "report.md").write_text(report(cfg, metrics), encoding="utf-8")
+        run.log_metrics({"step": 0, **{k: v for k, v in metrics.items() if isinstance(v, (int, float))}})
+        run.finish(metrics)
+        return metrics
+    finally:
+        run.unlock()
+
+
+def report(cfg: PrefsConfig, metrics: dict) -> str:
+    when = dt.datetime.now(dt.timezone.utc).isoformat(timespec="seconds")
+    lines = [f"# Preference batch ({cfg.annotator.kind})", "", f"Written {when}.", "",
+             "| answer | model | temperature | top_p |", "|---|---|---|---|"]
+    for slot, (s, name) in enumerate(zip(cfg.answers, answer_models(cfg), strict=True)):
+        lines.append(f"| {'AB'[slot]} | {name} | {s.temperature} | {s.top_p} |")
+    lines += ["", "```json", json.dumps(metrics, indent=2), "```", ""]
+    if cfg.annotator.kind == "people":
+        lines.append(f"Label them: `chatalign annotate {Path(cfg.output_dir) / 'comparisons.jsonl'} --labels "
+                     f"{Path(cfg.output_dir) / 'preferences.jsonl'}`")
+    return "\n".join(lines) + "\n"

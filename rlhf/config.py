@@ -15,7 +15,7 @@ from typing import Literal
 
 from pydantic import Field, model_validator
 
-from chatalign.config import RecipePath, RunPath, StrictModel
+from chatalign.config import ModelRef, RecipePath, RunPath, StrictModel
 from chatalign.evaluation.config import IndependentEvalConfig
 from chatalign.sft.config import SFTTrain
 from chatalign.tracking.config import Tracked
@@ -59,6 +59,9 @@ class RoundData(StrictModel):
 
 
 class RejectionSampling(StrictModel):
+    sampler: ModelRef | None = Field(None, description="the model the K answers are drawn from: another model or "
+                                     "run directory (the paper fine-tuned its smaller models on the 70B model's "
+                                     "best answers); None: the policy itself")
     num_samples: int = Field(4, gt=0, description="K answers sampled per prompt")
     temperature: float = Field(1.0, gt=0)
     top_p: float = Field(1.0, gt=0, le=1)

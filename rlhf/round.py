@@ -215,11 +215,13 @@ def _start_manifest(ctx: RoundContext, resume: bool, links: list, sft_link) -> d
 
     cfg, run = ctx.cfg, ctx.run
     parents = [ctx.start, resolve_run_path(cfg.reward.helpful), resolve_run_path(cfg.reward.safety)]
+    sampler = resolve_run_path(cfg.rs.sampler) if cfg.rs.sampler is not None and cfg.mode != "ppo" else None
     manifest = run.start(cfg.model_dump(mode="json"), {"prompts": cfg.data.prompts, "heldout": cfg.data.heldout},
-                         parents=parents, resume=resume, allow_changed_inputs=cfg.allow_changed_inputs)
+                         parents=parents + ([sampler] if sampler else []), resume=resume,
+                         allow_changed_inputs=cfg.allow_changed_inputs)
     manifest["rlhf"] = {"round": ctx.round, "mode": cfg.mode, "start": ctx.start,
                         "reward_models": {"helpful": parents[1], "safety": parents[2]},
-                        "sft_run": sft_link.path, "lineage": [link.path for link in links]}
+                        "sft_run": sft_link.path, "lineage": [link.path for link in links], "rs_sampler": sampler}
     write_json_atomic(run.manifest_path, manifest)
     return manifest
 

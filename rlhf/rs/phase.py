@@ -51,7 +51,8 @@ def sample_phase(ctx, model_path: str, dist=None) -> dict:
 
     dist = dist or DistContext()
     rs, data = ctx.cfg.rs, ctx.run.path / "data"
-    policy, tok = load_chat_policy(model_path, ctx.cfg.model)
+    sampler = str(rs.sampler) if rs.sampler is not None else model_path  # answers are text: any tokenizer works
+    policy, tok = load_chat_policy(sampler, ctx.cfg.model)
     common = dict(top_p=rs.top_p, max_new_tokens=rs.max_new_tokens, batch_size=rs.batch_size, seed=rs.seed,
                   chunk_prompts=rs.chunk_prompts, progress=ctx.progress, dist=dist)
     samples = sample_and_score(policy, tok, ctx.prompts, ctx.reward_fn, data / "samples.jsonl",
@@ -103,7 +104,7 @@ def select_and_write(ctx, samples: list[dict], by_temp: dict) -> dict:
     summary = {
         "rs_prompts": len(ctx.prompts), "rs_prompts_selected": len(best), "rs_samples": n,
         "rs_samples_unusable": n - len(usable), "rs_num_samples": rs.num_samples,
-        "rs_temperature": rs.temperature,
+        "rs_temperature": rs.temperature, "rs_sampler": str(rs.sampler) if rs.sampler is not None else "policy",
         "rs_sample_reward_mean": sum(s["r_combined"] for s in samples) / max(1, n),
         "rs_selected_reward_mean": sum(r["r_combined"] for r in current.values()) / max(1, len(current)),
         "rs_train_rows": len(rows), "rs_pooled_from_rounds": pooled_from,

@@ -46,6 +46,15 @@ class AnnotatorConfig(StrictModel):
         return self
 
 
+class CurrentRewardModels(StrictModel):
+    """The reward models in use before this batch: their accuracy on its held-out pairs is what the paper watched
+    fall as the policy improved (sec. 3.2.1), the case for retraining them on the new batch."""
+
+    helpful: ModelRef | None = Field(None, description="helpfulness reward run: scored on helpfulness pairs")
+    safety: ModelRef | None = Field(None, description="safety reward run: scored on safety pairs")
+    batch_tokens: int = Field(8192, gt=0)
+
+
 class PrefsConfig(Tracked):
     stage: Literal["prefs"] = "prefs"
     output_dir: RunPath = "runs/prefs"
@@ -57,3 +66,7 @@ class PrefsConfig(Tracked):
     data: PrefsData
     generation: PrefsGeneration = PrefsGeneration()
     annotator: AnnotatorConfig = AnnotatorConfig()
+    heldout_fraction: float = Field(0.2, ge=0, lt=1, description="labelled pairs kept out of preferences.jsonl, in "
+                                    "preferences_heldout.jsonl: the RMs' accuracy on the batch before and after "
+                                    "retraining on the rest")
+    reward_models: CurrentRewardModels = CurrentRewardModels()

@@ -109,7 +109,7 @@ def label_comparisons(cfg: PrefsConfig, comps: list) -> tuple[list, Counter]:
 
 def run_prefs(cfg: PrefsConfig, resume: bool = False, progress: bool = True) -> dict:
     from chatalign.data_schemas import load_records, write_jsonl
-    from chatalign.runs import RunDir, write_json_atomic
+    from chatalign.runs import RunDir, write_json_atomic, write_text_atomic
 
     run = RunDir(cfg.output_dir, "prefs")
     if run.is_finished() and not resume:
@@ -125,29 +125,42 @@ def run_prefs(cfg: PrefsConfig, resume: bool = False, progress: bool = True) -> 
         run.start(cfg.model_dump(mode="json"), {f"prompts_{i}": p for i, p in enumerate(cfg.data.prompts)},
                   parents=[str(Path(n).resolve()) for n in answer_models(cfg) if Path(n).exists()], resume=resume)
         comp_file = run.path / "comparisons.jsonl"
-        if comp_file.is_file():
-            comps, identical = list(load_records(comp_file, "comparison").records), None
+        if comp_file.is_file():  # sampled before a kill: label these
+            comps = list(load_records(comp_file, "comparison").records)
         else:
-            comps, identical = sample_comparisons(cfg, prompts, progress)
+            comps, _ = sample_comparisons(cfg, prompts, progress)
             write_jsonl(comp_file, comps)
-        metrics = {"prompts": len(prompts), "comparisons": len(comps), "annotator": cfg.annotator.kind}
-        if identical is not None:
-            metrics["identical_answers_dropped"] = identical
+        metrics = {"prompts": len(prompts), "comparisons": len(comps), "annotator": cfg.annotator.kind,
+                   "identical_answers_dropped": len(prompts) - len(comps)}
         if cfg.annotator.kind != "people":
-            prefs, why = label_comparisons(cfg, comps)
-            write_jsonl(run.path / "preferences.jsonl", prefs)
-            by_id = {c.id: c for c in comps}
-            metrics.update(labelled=len(prefs), unlabelled=dict(sorted(why.items())),
-                           answer_a_chosen=sum(p.chosen == by_id[p.annotation.comparison_id].answers[0].text
-                                               for p in prefs),
-                           strengths=dict(Counter(p.strength.value for p in prefs)))
+            metrics.update(write_labels(cfg, run.path, comps))
         write_json_atomic(run.path / "labels.json", metrics)
-        (run.path / "report.md").write_text(report(cfg, metrics), encoding="utf-8")
+        write_text_atomic(run.path / "report.md", report(cfg, metrics))
         run.log_metrics({"step": 0, **{k: v for k, v in metrics.items() if isinstance(v, (int, float))}})
         run.finish(metrics)
         return metrics
     finally:
         run.unlock()
+
+
+def write_labels(cfg: PrefsConfig, out: Path, comps: list) -> dict:
+    """Label, split off the held-out pairs, score them with the current RMs; the metrics of it."""
+    from chatalign.data_schemas import write_jsonl
+    from chatalign.prefs.batch import rm_accuracy_before, split_heldout
+
+    prefs, why = label_comparisons(cfg, comps)
+    train, heldout = split_heldout(prefs, cfg.heldout_fraction, cfg.generation.seed)
+    write_jsonl(out / "preferences.jsonl", train)
+    write_jsonl(out / "preferences_heldout.jsonl", heldout)
+    by_id = {c.id: c for c in comps}
+    metrics = {"labelled": len(prefs), "train_pairs": len(train), "heldout_pairs": len(heldout),
+               "unlabelled": dict(sorted(why.items())),
+               "answer_a_chosen": sum(p.chosen == by_id[p.annotation.comparison_id].answers[0].text for p in prefs),
+               "strengths": dict(Counter(p.strength.value for p in prefs))}
+    if cfg.reward_models.helpful or cfg.reward_models.safety:
+        metrics["rm_accuracy_before"] = rm_accuracy_before(cfg.reward_models, heldout or prefs)
+        metrics["rm_accuracy_on"] = "heldout" if heldout else "all labelled pairs"
+    return metrics
 
 
 def report(cfg: PrefsConfig, metrics: dict) -> str:
@@ -156,6 +169,11 @@ def report(cfg: PrefsConfig, metrics: dict) -> str:
              "| answer | model | temperature | top_p |", "|---|---|---|---|"]
     for slot, (s, name) in enumerate(zip(cfg.answers, answer_models(cfg), strict=True)):
         lines.append(f"| {'AB'[slot]} | {name} | {s.temperature} | {s.top_p} |")
+    before = metrics.get("rm_accuracy_before") or {}
+    if before:
+        lines += ["", f"Current reward models on this batch ({metrics['rm_accuracy_on']}), before any retraining:",
+                  "", "| RM | model | pairs | accuracy |", "|---|---|---|---|"]
+        lines += [f"| {k} | {v['model']} | {v['pairs']} | {v['accuracy']:.1%} |" for k, v in before.items()]
     lines += ["", "```json", json.dumps(metrics, indent=2), "```", ""]
     if cfg.annotator.kind == "people":
         lines.append(f"Label them: `chatalign annotate {Path(cfg.output_dir) / 'comparisons.jsonl'} --labels "

@@ -13,6 +13,7 @@ class PrefsStage(Stage):
     help = "fresh comparisons from the latest model(s), labelled by rules, an LLM judge or people (sec. 3.2.1)"
     title = "preferences"
     order = 35  # after the round it samples from; its labels feed the next reward models
+    depends_on = ("reward",)  # the current reward models score the batch's held-out pairs
     makes_chat_model = False
     output_files = "comparisons.jsonl, preferences.jsonl, labels.json, report.md, manifest.json"
     config_target = "chatalign.prefs.config:PrefsConfig"

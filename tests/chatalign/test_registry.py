@@ -16,7 +16,7 @@ from chatalign.stage import Stage
 
 def test_our_stages_in_pipeline_order():
     stages = registry.stages()
-    assert [s.name for s in stages][:6] == ["sft", "reward", "dpo", "rlhf", "gatt", "safety"]
+    assert [s.name for s in stages][:7] == ["sft", "reward", "dpo", "rlhf", "prefs", "gatt", "safety"]
     assert [s.order for s in stages] == sorted(s.order for s in stages)
     assert all(isinstance(s, Stage) and s.help for s in stages)
     assert registry.get("rlhf") is stages[3] and registry.find("nope") is None and registry.find(None) is None

@@ -35,7 +35,8 @@ def test_a_batch_labelled_by_rules(tmp_path, tiny_model_dir):
     stage_command("prefs", recipe(tmp_path, tiny_model_dir))
     out = tmp_path / "batch"
     comps = {c.id: c for c in load_records(out / "comparisons.jsonl", "comparison").records}
-    prefs = load_records(out / "preferences.jsonl", "preference").records  # as `chatalign reward` reads it
+    prefs = [p for name in ("preferences.jsonl", "preferences_heldout.jsonl")  # as `chatalign reward` reads them
+             for p in load_records(out / name, "preference").records]
     counts = json.loads((out / "labels.json").read_text())
     assert counts["comparisons"] == len(comps) and counts["prompts"] == 25
     assert counts["comparisons"] + counts["identical_answers_dropped"] == 25
@@ -68,3 +69,49 @@ def test_a_bad_recipe_names_its_key(tmp_path, tiny_model_dir, extra, key):
     with pytest.raises(UserError, match=key.replace(".", r"\.")):
         stage_command("prefs", recipe(tmp_path, tiny_model_dir, **extra), dry_run=True)
     assert not (tmp_path / "batch").exists()
+
+
+def test_held_out_pairs_and_the_current_rms_accuracy_on_them(tmp_path, tiny_model_dir, tiny_rm_dir):
+    from chatalign.evaluation.baselines import pair_accuracy
+    from chatalign.reward import load_scorer
+
+    stage_command("prefs", recipe(tmp_path, tiny_model_dir, heldout_fraction=0.5,
+                                  reward_models={"helpful": str(tiny_rm_dir)}))
+    out = tmp_path / "batch"
+    train = load_records(out / "preferences.jsonl", "preference").records
+    heldout = load_records(out / "preferences_heldout.jsonl", "preference").records
+    counts = json.loads((out / "labels.json").read_text())
+    assert {p.id for p in train}.isdisjoint({p.id for p in heldout})
+    assert len(train) + len(heldout) == counts["labelled"] and len(heldout) == round(0.5 * counts["labelled"])
+    helpful = [p for p in heldout if p.category == "helpfulness"]
+    before = counts["rm_accuracy_before"]
+    assert set(before) == {"helpful"} and before["helpful"]["pairs"] == len(helpful) > 0  # no safety RM given
+    scorer = load_scorer(tiny_rm_dir)
+    prompts = [[m.model_dump() for m in p.prompt] for p in helpful]
+    by_hand = pair_accuracy(scorer.score(prompts, [p.chosen for p in helpful]).tolist(),
+                            scorer.score(prompts, [p.rejected for p in helpful]).tolist())
+    assert before["helpful"]["accuracy"] == pytest.approx(by_hand)
+    assert "before any retraining" in (out / "report.md").read_text()
+
+
+def test_a_run_killed_after_sampling_resumes_at_labelling(tmp_path, tiny_model_dir, monkeypatch):
+    import chatalign.prefs.run as prefs_run
+
+    path = recipe(tmp_path, tiny_model_dir)
+    stage_command("prefs", path)
+    out = tmp_path / "batch"
+    labelled = (out / "preferences.jsonl").read_text()
+    manifest = json.loads((out / "manifest.json").read_text())
+    (out / "manifest.json").write_text(json.dumps({**manifest, "status": "running"}))  # as a kill leaves it
+    for name in ("preferences.jsonl", "preferences_heldout.jsonl", "labels.json"):
+        (out / name).unlink()
+
+    def no_sampling(*args, **kwargs):
+        raise AssertionError("sampled again")
+
+    monkeypatch.setattr(prefs_run, "sample_comparisons", no_sampling)
+    with pytest.raises(UserError, match="add --resume"):
+        stage_command("prefs", path)
+    stage_command("prefs", path, resume=True)
+    assert (out / "preferences.jsonl").read_text().count("\n") == labelled.count("\n")
+    assert json.loads((out / "manifest.json").read_text())["status"] == "finished"

@@ -67,15 +67,24 @@ def test_a_change_in_a_late_step_leaves_the_earlier_ones_alone(tmp_path):
 
 
 def test_enabling_round_two_moves_gatt_onto_it(tmp_path):
+    """The loop's four steps: fresh comparisons from round 1's model, both RMs retrained with them, round 2 on
+    the retrained RMs; GAtt then starts from round 2."""
     raw = yaml.safe_load(QUICKSTART.read_text())
     raw["output_dir"] = str(tmp_path)
+    loop = ("prefs_round2", "reward_helpful_round2", "reward_safety_round2", "rlhf_round2")
     for step in raw["steps"]:
-        if step["name"] == "rlhf_round2":
+        if step["name"] in loop:
             step["enabled"] = True
     cfg = validate(PipelineConfig, raw, recipe_dir=QUICKSTART.parent)
     plan = {p["step"].name: p for p in plan_steps(cfg)}
+    runs = tmp_path.resolve()
+    assert plan["prefs_round2"]["values"]["model.name"] == str(runs / "rlhf_round1")
+    sources = [s["path"] for s in plan["reward_helpful_round2"]["values"]["data.sources"]]
+    assert str(runs / "prefs_round2" / "preferences.jsonl") in sources
+    assert plan["rlhf_round2"]["values"]["reward.helpful"] == str(runs / "reward_helpful_round2")
+    assert plan["rlhf_round2"]["values"]["reward.safety"] == str(runs / "reward_safety_round2")
     assert plan["gatt"]["upstream"] == ["rlhf_round2"]
-    assert plan["gatt"]["values"]["model.name"] == str(tmp_path.resolve() / "rlhf_round2")
+    assert plan["gatt"]["values"]["model.name"] == str(runs / "rlhf_round2")
     plain = keys_of(load_config(PipelineConfig, QUICKSTART, [f"output_dir={tmp_path}"]))
     assert plan["rlhf_round1"]["key"] == plain["rlhf_round1"] and plan["gatt"]["key"] != plain["gatt"]
 

@@ -1,0 +1,37 @@
+"""A labelled batch: its held-out part, and the current reward models' accuracy on it (Llama 2 sec. 3.2.1: each
+new batch was first used to measure how well the reward models still ranked the improving model's answers)."""
+
+from __future__ import annotations
+
+import hashlib
+
+
+def split_heldout(prefs: list, fraction: float, seed: int) -> tuple[list, list]:
+    """(train, held-out): round(fraction * n) pairs held out, chosen by a hash of each pair's id and the seed, so
+    the split is the same on every run and does not follow the file's order."""
+    n_out = round(fraction * len(prefs))
+    ranked = sorted(prefs, key=lambda p: hashlib.sha256(f"{seed}\0{p.id}".encode()).hexdigest())
+    out_ids = {p.id for p in ranked[:n_out]}
+    return [p for p in prefs if p.id not in out_ids], [p for p in prefs if p.id in out_ids]
+
+
+def rm_accuracy_before(reward_models, prefs: list) -> dict:
+    """Each given RM's pair accuracy on the batch's pairs of its kind (helpfulness RM on helpfulness pairs,
+    safety RM on safety pairs), with the pair count; an RM with no pairs of its kind is left out."""
+    from chatalign.evaluation.baselines import pair_accuracy
+    from chatalign.reward import load_scorer
+
+    out: dict = {}
+    for kind, name, category in (("helpful", reward_models.helpful, "helpfulness"),
+                                 ("safety", reward_models.safety, "safety")):
+        pairs = [p for p in prefs if p.category == category]
+        if name is None or not pairs:
+            continue
+        scorer = load_scorer(name)
+        prompts = [[m.model_dump() for m in p.prompt] for p in pairs]
+        chosen = scorer.score(prompts, [p.chosen for p in pairs], batch_tokens=reward_models.batch_tokens)
+        rejected = scorer.score(prompts, [p.rejected for p in pairs], batch_tokens=reward_models.batch_tokens)
+        out[kind] = {"accuracy": pair_accuracy(chosen.tolist(), rejected.tolist()), "pairs": len(pairs),
+                     "model": str(name)}
+        del scorer
+    return out

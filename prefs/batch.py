@@ -7,24 +7,24 @@ import hashlib
 
 
 def split_heldout(prefs: list, fraction: float, seed: int) -> tuple[list, list]:
-    """(train, held-out): round(fraction * n) pairs held out, chosen by a hash of each pair's id and the seed, so
-    the split is the same on every run and does not follow the file's order."""
-    n_out = round(fraction * len(prefs))
+    """(train, held-out): round(fraction * n) pairs held out (at least one, and never all, when fraction > 0),
+    chosen by a hash of each pair's id and the seed, so the split is the same on every run and does not follow the
+    file's order."""
+    n_out = min(max(1, round(fraction * len(prefs))), len(prefs) - 1) if fraction > 0 else 0
     ranked = sorted(prefs, key=lambda p: hashlib.sha256(f"{seed}\0{p.id}".encode()).hexdigest())
     out_ids = {p.id for p in ranked[:n_out]}
     return [p for p in prefs if p.id not in out_ids], [p for p in prefs if p.id in out_ids]
 
 
 def rm_accuracy_before(reward_models, prefs: list) -> dict:
-    """Each given RM's pair accuracy on the batch's pairs of its kind (helpfulness RM on helpfulness pairs,
-    safety RM on safety pairs), with the pair count; an RM with no pairs of its kind is left out."""
+    """Each given RM's pair accuracy on the batch's pairs (all of them: the reward stage evaluates a retrained RM
+    on the same held-out file, so before and after compare the same pairs), with the pair count."""
     from chatalign.evaluation.baselines import pair_accuracy
     from chatalign.reward import load_scorer
 
     out: dict = {}
-    for kind, name, category in (("helpful", reward_models.helpful, "helpfulness"),
-                                 ("safety", reward_models.safety, "safety")):
-        pairs = [p for p in prefs if p.category == category]
+    for kind, name in (("helpful", reward_models.helpful), ("safety", reward_models.safety)):
+        pairs = prefs
         if name is None or not pairs:
             continue
         scorer = load_scorer(name)

@@ -123,7 +123,8 @@ def run_prefs(cfg: PrefsConfig, resume: bool = False, progress: bool = True) -> 
         if run.is_finished():
             return (run.read_manifest() or {}).get("metrics", {})
         run.start(cfg.model_dump(mode="json"), {f"prompts_{i}": p for i, p in enumerate(cfg.data.prompts)},
-                  parents=[str(Path(n).resolve()) for n in answer_models(cfg) if Path(n).exists()], resume=resume)
+                  parents=list(dict.fromkeys(str(Path(n).resolve()) for n in answer_models(cfg) if Path(n).exists())),
+                  resume=resume)
         comp_file = run.path / "comparisons.jsonl"
         if comp_file.is_file():  # sampled before a kill: label these
             comps = list(load_records(comp_file, "comparison").records)
@@ -149,6 +150,11 @@ def write_labels(cfg: PrefsConfig, out: Path, comps: list) -> dict:
     from chatalign.prefs.batch import rm_accuracy_before, split_heldout
 
     prefs, why = label_comparisons(cfg, comps)
+    if len(prefs) < (2 if cfg.heldout_fraction > 0 else 1):
+        counts = ", ".join(f"{k} {v}" for k, v in sorted(why.items())) or "no comparisons"
+        raise RunError(f"the {cfg.annotator.kind} annotator labelled {len(prefs)} of {len(comps)} comparisons "
+                       f"({counts}): too few for a batch to train and evaluate on (comparisons.jsonl is kept); "
+                       "more prompts (data.max_prompts), prompts with rules the model can keep, or other sampling")
     train, heldout = split_heldout(prefs, cfg.heldout_fraction, cfg.generation.seed)
     write_jsonl(out / "preferences.jsonl", train)
     write_jsonl(out / "preferences_heldout.jsonl", heldout)

@@ -28,6 +28,11 @@ class PrefsStage(Stage):
 
         return prepare(cfg)
 
+    def report_section(self, ctx: Any) -> list:
+        from chatalign.prefs.pipeline_section import section
+
+        return section(ctx)
+
     def describe_run(self, manifest: dict) -> str:
         kind = ((manifest.get("config") or {}).get("annotator") or {}).get("kind", "?")
         return f"prefs ({kind})"

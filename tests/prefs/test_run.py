@@ -83,7 +83,7 @@ def test_held_out_pairs_and_the_current_rms_accuracy_on_them(tmp_path, tiny_mode
     counts = json.loads((out / "labels.json").read_text())
     assert {p.id for p in train}.isdisjoint({p.id for p in heldout})
     assert len(train) + len(heldout) == counts["labelled"] and len(heldout) == round(0.5 * counts["labelled"])
-    helpful = [p for p in heldout if p.category == "helpfulness"]
+    helpful = heldout  # every held-out pair, as the reward stage evaluates the retrained RM on the same file
     before = counts["rm_accuracy_before"]
     assert set(before) == {"helpful"} and before["helpful"]["pairs"] == len(helpful) > 0  # no safety RM given
     scorer = load_scorer(tiny_rm_dir)
@@ -115,3 +115,17 @@ def test_a_run_killed_after_sampling_resumes_at_labelling(tmp_path, tiny_model_d
     stage_command("prefs", path, resume=True)
     assert (out / "preferences.jsonl").read_text().count("\n") == labelled.count("\n")
     assert json.loads((out / "manifest.json").read_text())["status"] == "finished"
+
+
+def test_a_batch_the_rules_cannot_label_stops_with_the_counts(tmp_path, tiny_model_dir):
+    path = recipe(tmp_path, tiny_model_dir)
+    cfg = yaml.safe_load(open(path))
+    rows = [{"id": f"q{k}", "messages": [{"role": "user", "content": f"Q{k}"}],
+             "check": {"type": "number", "value": 123456789}} for k in range(4)]  # no random answer keeps it
+    (tmp_path / "prompts.jsonl").write_text("".join(json.dumps(r) + "\n" for r in rows))
+    cfg["data"]["prompts"] = [str(tmp_path / "prompts.jsonl")]
+    (tmp_path / "prefs.yaml").write_text(yaml.safe_dump(cfg))
+    with pytest.raises(UserError, match=r"labelled 0 of 4 comparisons \(tie_fail 4\)"):
+        stage_command("prefs", path)
+    assert (tmp_path / "batch" / "comparisons.jsonl").is_file()
+    assert not (tmp_path / "batch" / "preferences.jsonl").exists()

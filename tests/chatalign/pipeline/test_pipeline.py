@@ -187,8 +187,12 @@ def test_report_of_a_pipeline_that_has_not_run(tmp_path):
 
 
 # -- end to end -----------------------------------------------------------------------------------------------
-def tiny_recipes(d: Path, model: Path) -> Path:
-    """Stage recipes sized for a tiny random model, and the pipeline that chains them."""
+LOOP = ("prefs_round2", "reward_helpful_round2", "reward_safety_round2", "rlhf_round2")
+
+
+def tiny_recipes(d: Path, model: Path, loop: bool = False) -> Path:
+    """Stage recipes sized for a tiny random model, and the pipeline that chains them (with `loop`: up to round
+    2 with the paper's loop enabled, no GAtt and safety)."""
     m = {"name": str(model), "dtype": "float32"}
     recipes = {
         "sft": {"stage": "sft", "model": m, "data": {"train": "x", "max_rows": 8},
@@ -221,17 +225,31 @@ def tiny_recipes(d: Path, model: Path) -> Path:
                    "train": {"epochs": 1, "seq_len": 512, "global_batch_rows": 1, "seed": 0}, "optim": {"lr": 1e-3},
                    "checkpoint": {"every_steps": 50, "keep_last": 1},
                    "eval": {"max_prompts": 2, "max_new_tokens": 6, "batch_size": 8, "threshold": 0.5}},
+        "prefs": {"stage": "prefs", "model": m, "data": {"prompts": ["x"], "max_prompts": 24},
+                  "answers": [{"temperature": 1.0, "top_p": 1.0}, {"temperature": 1.3, "top_p": 1.0}],
+                  "generation": {"max_new_tokens": 6, "batch_size": 24}, "heldout_fraction": 0.5},
     }
     for name, body in recipes.items():
         (d / f"{name}.yaml").write_text(yaml.safe_dump(body))
     pipeline = yaml.safe_load(QUICKSTART.read_text())
     pipeline["output_dir"] = str(d / "runs")
     pipeline["data"] = {k: str((QUICKSTART.parent / v).resolve()) for k, v in pipeline["data"].items()}
-    pipeline["steps"] = [s for s in pipeline["steps"] if s["name"] != "rlhf_round2"]
+    if loop:
+        pipeline["steps"] = [s for s in pipeline["steps"] if s["stage"] not in ("gatt", "safety")]
+        for step in pipeline["steps"]:
+            step["enabled"] = step.get("enabled", True) or step["name"] in LOOP
+            if step["stage"] == "rlhf":
+                step["set"]["mode"] = "rs"
+            if step["stage"] == "reward":  # the tiny recipe draws `total` pairs; one of the sources may be small
+                step["set"]["data.total"] = 12
+    else:
+        pipeline["steps"] = [s for s in pipeline["steps"] if s["name"] not in LOOP]
     for step in pipeline["steps"]:
         step["recipe"] = f"{step['stage']}.yaml"
         step["set"].pop("model.name", None) if step["name"] == "sft" else None
-    pipeline["steps"][2]["set"]["kind"] = "safety"
+    for step in pipeline["steps"]:
+        if step["name"].startswith("reward_safety"):
+            step["set"]["kind"] = "safety"
     pipeline["report_examples"] = 3
     path = d / "pipeline.yaml"
     path.write_text(yaml.safe_dump(pipeline, sort_keys=False))
@@ -363,3 +381,46 @@ def test_pipeline_stopped_by_a_full_disk_says_so_in_one_line_and_resumes(tmp_pat
     log3 = (tmp_path / "third.log").read_text()
     assert proc.returncode == 0, log3[-3000:]
     assert log3.count("up to date") == len(STEPS) and (runs / "report.md").is_file()
+
+
+def test_the_loop_runs_round_two_on_reward_models_retrained_with_a_fresh_batch(tmp_path, tiny_model_dir,
+                                                                               monkeypatch):
+    """The paper's loop end to end on tiny models: a batch sampled from round 1's model and labelled by the
+    rules, scored by the round-1 RMs on its held-out pairs; both RMs retrained with it and evaluated on those
+    pairs; round 2 from round 1 on the retrained RMs."""
+    monkeypatch.chdir(tmp_path)
+    config = tiny_recipes(tmp_path, tiny_model_dir, loop=True)
+    pipeline = yaml.safe_load(config.read_text())  # prompts whose rules a random model keeps about half the time
+    prompts = tmp_path / "prefs_prompts.jsonl"
+    prompts.write_text("".join(json.dumps({"id": f"p{k}", "messages": [{"role": "user", "content": f"Say {k}."}],
+                                           "check": {"type": "regex", "pattern": ["[A-Z]", "[.,]", " a"][k % 3]}})
+                               + "\n" for k in range(24)))
+    for step in pipeline["steps"]:
+        if step["name"] == "prefs_round2":
+            step["set"]["data.prompts"] = [str(prompts)]
+    config.write_text(yaml.safe_dump(pipeline, sort_keys=False))
+    proc = launch(config, tmp_path / "loop.log")
+    proc.wait(timeout=900)
+    log = (tmp_path / "loop.log").read_text()
+    assert proc.returncode == 0, log[-3000:]
+    runs = tmp_path / "runs"
+    d = {n: str((runs / n).resolve()) for n in ("rlhf_round1", "reward_helpful", "reward_safety", *LOOP)}
+    batch = json.loads((runs / "prefs_round2" / "labels.json").read_text())
+    assert batch["labelled"] == batch["train_pairs"] + batch["heldout_pairs"] and batch["heldout_pairs"] > 0
+    assert set(batch["rm_accuracy_before"]) <= {"helpful", "safety"} and batch["rm_accuracy_before"]
+    assert json.loads((runs / "prefs_round2" / "manifest.json").read_text())["parents"] == [d["rlhf_round1"]]
+    for rm in ("reward_helpful_round2", "reward_safety_round2"):
+        manifest = json.loads((runs / rm / "manifest.json").read_text())
+        assert manifest["status"] == "finished"
+        assert str(runs / "prefs_round2" / "preferences.jsonl") in json.dumps(manifest["config"]["data"]["sources"])
+        per_file = json.loads((runs / rm / "eval.json").read_text())["per_file"]
+        assert per_file["batch_round2"]["pairs"] == batch["heldout_pairs"]  # the batch's held-out pairs
+    r2 = json.loads((runs / "rlhf_round2" / "manifest.json").read_text())
+    assert r2["parents"] == [d["rlhf_round1"], d["reward_helpful_round2"], d["reward_safety_round2"]]
+    assert r2["rlhf"]["round"] == 2
+    report = (runs / "report.md").read_text()
+    assert "## Preference batches: reward models before and after retraining" in report
+    after = json.loads((runs / "reward_safety_round2" / "eval.json").read_text())["per_file"]["batch_round2"]
+    before = batch["rm_accuracy_before"]["safety"]["accuracy"]
+    assert f"| prefs_round2 | safety | {batch['heldout_pairs']} | {100 * before:.1f}% | {100 * after['accuracy']:.1f}% " \
+           "(reward_safety_round2) |" in report

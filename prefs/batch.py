@@ -23,15 +23,16 @@ def rm_accuracy_before(reward_models, prefs: list) -> dict:
     from chatalign.reward import load_scorer
 
     out: dict = {}
+    if not prefs:
+        return out
+    prompts = [[m.model_dump() for m in p.prompt] for p in prefs]
     for kind, name in (("helpful", reward_models.helpful), ("safety", reward_models.safety)):
-        pairs = prefs
-        if name is None or not pairs:
+        if name is None:
             continue
         scorer = load_scorer(name)
-        prompts = [[m.model_dump() for m in p.prompt] for p in pairs]
-        chosen = scorer.score(prompts, [p.chosen for p in pairs], batch_tokens=reward_models.batch_tokens)
-        rejected = scorer.score(prompts, [p.rejected for p in pairs], batch_tokens=reward_models.batch_tokens)
-        out[kind] = {"accuracy": pair_accuracy(chosen.tolist(), rejected.tolist()), "pairs": len(pairs),
+        chosen = scorer.score(prompts, [p.chosen for p in prefs], batch_tokens=reward_models.batch_tokens)
+        rejected = scorer.score(prompts, [p.rejected for p in prefs], batch_tokens=reward_models.batch_tokens)
+        out[kind] = {"accuracy": pair_accuracy(chosen.tolist(), rejected.tolist()), "pairs": len(prefs),
                      "model": str(name)}
         del scorer
     return out

@@ -51,9 +51,9 @@ def prepare(cfg: PrefsConfig) -> dict:
             "models": answer_models(cfg), "annotator": cfg.annotator.kind}
 
 
-def sample_comparisons(cfg: PrefsConfig, prompts: list, progress: bool) -> tuple[list, int]:
+def sample_comparisons(cfg: PrefsConfig, prompts: list, progress: bool) -> list:
     """Answer A and answer B for every prompt (each slot with its model and settings, seed + slot); pairs whose
-    answers are the same text are dropped (counted), the rest become Comparison records."""
+    answers are the same text (or empty) are dropped, the rest become Comparison records."""
     from chatalign.data_schemas import Comparison
     from chatalign.models import load_causal_lm, load_tokenizer
     from chatalign.rollout.engine import generate_rollouts
@@ -72,11 +72,10 @@ def sample_comparisons(cfg: PrefsConfig, prompts: list, progress: bool) -> tuple
                                  top_p=settings.top_p, batch_size=gen.batch_size, seed=gen.seed + slot,
                                  return_logprobs=False, progress=progress)
         texts.append([o.text.strip() for o in sorted(outs, key=lambda o: o.prompt_index)])
-    comps, identical = [], 0
+    comps = []
     for k, p in enumerate(prompts):
         a, b = texts[0][k], texts[1][k]
         if not a or not b or a == b:
-            identical += 1
             continue
         answers = [{"text": t, "model": name, "settings": {**s.model_dump(exclude={"model"}),
                                                             "max_new_tokens": gen.max_new_tokens, "seed": gen.seed + i}}
@@ -84,7 +83,7 @@ def sample_comparisons(cfg: PrefsConfig, prompts: list, progress: bool) -> tuple
         comps.append(Comparison(id=p.id or f"prompt-{k}", prompt=p.messages, answers=answers,
                                 category="safety" if p.is_safety else "helpfulness", check=p.check,
                                 source=p.risk_category))
-    return comps, identical
+    return comps
 
 
 def label_comparisons(cfg: PrefsConfig, comps: list) -> tuple[list, Counter]:
@@ -129,7 +128,7 @@ def run_prefs(cfg: PrefsConfig, resume: bool = False, progress: bool = True) -> 
         if comp_file.is_file():  # sampled before a kill: label these
             comps = list(load_records(comp_file, "comparison").records)
         else:
-            comps, _ = sample_comparisons(cfg, prompts, progress)
+            comps = sample_comparisons(cfg, prompts, progress)
             write_jsonl(comp_file, comps)
         metrics = {"prompts": len(prompts), "comparisons": len(comps), "annotator": cfg.annotator.kind,
                    "identical_answers_dropped": len(prompts) - len(comps)}

@@ -18,21 +18,14 @@ def split_heldout(prefs: list, fraction: float, seed: int) -> tuple[list, list]:
 
 def rm_accuracy_before(reward_models, prefs: list) -> dict:
     """Each given RM's pair accuracy on the batch's pairs (all of them: the reward stage evaluates a retrained RM
-    on the same held-out file, so before and after compare the same pairs), with the pair count."""
-    from chatalign.evaluation.baselines import pair_accuracy
+    on the same held-out file, with the same scoring, so before and after compare the same pairs alike)."""
     from chatalign.reward import load_scorer
+    from chatalign.reward.evaluate import accuracy_report, score_sets
 
     out: dict = {}
-    if not prefs:
-        return out
-    prompts = [[m.model_dump() for m in p.prompt] for p in prefs]
     for kind, name in (("helpful", reward_models.helpful), ("safety", reward_models.safety)):
-        if name is None:
+        if name is None or not prefs:
             continue
-        scorer = load_scorer(name)
-        chosen = scorer.score(prompts, [p.chosen for p in prefs], batch_tokens=reward_models.batch_tokens)
-        rejected = scorer.score(prompts, [p.rejected for p in prefs], batch_tokens=reward_models.batch_tokens)
-        out[kind] = {"accuracy": pair_accuracy(chosen.tolist(), rejected.tolist()), "pairs": len(prefs),
-                     "model": str(name)}
-        del scorer
+        rows = score_sets(load_scorer(name), {"batch": prefs}, batch_tokens=reward_models.batch_tokens)
+        out[kind] = {**accuracy_report(rows)["overall"], "model": str(name)}
     return out

@@ -149,6 +149,7 @@ class PathTemplateError(ConfigError):
         super().__init__(f"path {text!r}: {NO_EXPANSION}")
 
 
+HUB_DATASET_PREFIX = "hf://datasets/"
 NO_EXPANSION = "shell expansion and templates are not allowed in recipe paths"
 
 
@@ -184,12 +185,16 @@ def _checked(text: str) -> str:
 
 def _from_recipe(text: str, info: ValidationInfo) -> str:
     base = _recipe_dir(info)
-    return text if base is None else str(resolve_path(_checked(text), base))
+    if base is None or text.startswith(HUB_DATASET_PREFIX):  # a Hub dataset is not a path (data_schemas.hub)
+        return text
+    return str(resolve_path(_checked(text), base))
 
 
 def _absolute_from_recipe(text: str, info: ValidationInfo) -> str:
     base = _recipe_dir(info)
-    return text if base is None else str(resolve_path(_checked(text), base).resolve())
+    if base is None or text.startswith(HUB_DATASET_PREFIX):
+        return text
+    return str(resolve_path(_checked(text), base).resolve())
 
 
 def _model_or_path(text: str, info: ValidationInfo) -> str:

@@ -85,6 +85,19 @@ def file_sha256(path: str | os.PathLike) -> str:
     return h.hexdigest()
 
 
+def input_sha256(value: str | os.PathLike) -> str:
+    """The content hash of a data input: a file or folder, or a Hub dataset split (datasets' fingerprint)."""
+    from chatalign.data_schemas.hub import hub_fingerprint, is_hub_spec
+
+    return hub_fingerprint(value) if is_hub_spec(value) else file_sha256(value)
+
+
+def is_hub_spec(value: object) -> bool:
+    from chatalign.data_schemas.hub import is_hub_spec as hub
+
+    return hub(value)
+
+
 def config_hash(config: dict) -> str:
     return hashlib.sha256(json.dumps(config, sort_keys=True, default=str).encode()).hexdigest()[:16]
 
@@ -186,8 +199,8 @@ class RunDir:
     def start(self, config: dict, inputs: dict[str, str | os.PathLike], parents: list[str] | None = None,
               resume: bool = False, allow_changed_inputs: bool = False) -> dict:
         """Write the manifest of a new run, or check a resumed run's inputs have not changed."""
-        hashes = {k: {"path": str(v), "sha256": file_sha256(v)} for k, v in inputs.items()
-                  if v is not None and Path(v).exists()}
+        hashes = {k: {"path": str(v), "sha256": input_sha256(v)} for k, v in inputs.items()
+                  if v is not None and (is_hub_spec(v) or Path(v).exists())}
         old = self.read_manifest()
         if resume and old:
             for key, rec in old.get("inputs", {}).items():

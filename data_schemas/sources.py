@@ -1,4 +1,5 @@
-"""Raw rows out of data files: JSONL, JSON, Parquet, a `datasets` save_to_disk folder, or a folder of files.
+"""Raw rows out of data files: JSONL, JSON, Parquet, a `datasets` save_to_disk folder, a folder of files, or a
+Hub dataset split (`hf://datasets/...`, chatalign.data_schemas.hub).
 
 A problem confined to one row (a line that is not JSON or not UTF-8) comes back as a `RawRow` with
 `error` set, so the loader can skip and quarantine it; a problem with the whole file (empty, unreadable,
@@ -39,7 +40,13 @@ def _fatal(file: str | Path, problem: str, line: int | None = None, unit: str = 
 
 
 def iter_rows(path: str | os.PathLike) -> Iterator[RawRow]:
-    """Every row of a data file or folder, numbered from 1 within its own file."""
+    """Every row of a data file or folder (or Hub dataset split), numbered from 1 within its own file."""
+    from chatalign.data_schemas.hub import is_hub_spec, iter_hub_rows
+
+    if is_hub_spec(path):  # before Path(): it would fold hf:// into hf:/
+        for line, row in iter_hub_rows(str(path)):
+            yield RawRow(str(path), line, "row", data=drop_nulls(row))
+        return
     p = Path(path)
     if p.is_dir():
         yield from _iter_folder(p)

@@ -100,6 +100,9 @@ def build_parser() -> argparse.ArgumentParser:
     from chatalign.evaluation.command import add_command as add_independent_command
 
     add_independent_command(esub)
+    from chatalign.harness.command import add_command as add_harness_command
+
+    add_harness_command(esub)
     ev.set_defaults(handler=lambda args: _usage("eval", esub))
     chat = sub.add_parser("chat", help="talk to a model of a run, streaming its answer",
                           description="Chat with a run's model (run dir, pipeline dir, HF dir or embedded).")

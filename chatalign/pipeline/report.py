@@ -18,6 +18,7 @@ from pathlib import Path
 
 from chatalign import registry
 from chatalign.pipeline.examples import examples_section, makes_chat_model
+from chatalign.pipeline.harness_section import harness_section
 from chatalign.pipeline.report_sections import Ctx, StepInfo, rel, steps_table
 from chatalign.pipeline.transfer_section import transfer_section
 from chatalign.runs import write_text_atomic
@@ -113,6 +114,7 @@ def build_blocks(cfg, plan: list[dict], root: Path) -> list:
     for stage in registry.stages():  # the method is looked up inside _safe: importing it may fail too
         blocks += _safe(stage.name, lambda ctx, stage=stage: stage.report_section(ctx), ctx)
     blocks += _safe("transfer", transfer_section, ctx)
+    blocks += _safe("harness", harness_section, ctx)
     blocks += _safe("examples", examples_section, ctx, getattr(cfg, "report_examples", 4))
     return blocks
 

@@ -19,22 +19,26 @@ from chatalign import registry
 from chatalign.config import load_config
 from chatalign.errors import UserError, print_error
 from chatalign.pipeline.config import PipelineConfig, walk_strings
-from chatalign.runs import RunDir, file_sha256, now, write_json_atomic
+from chatalign.runs import RunDir, input_sha256, is_hub_spec, now, write_json_atomic
 from chatalign.tracking.config import TRACKING_KEYS
 
 log = logging.getLogger(__name__)
 
 
-def _config_files(config: dict, root: Path) -> list[Path]:
-    """Files a resolved stage config names (data the recipe itself points at), outside the pipeline output."""
-    out = []
+def _config_files(config: dict, root: Path) -> list[Path | str]:
+    """Files a resolved stage config names (data the recipe itself points at), outside the pipeline output, and
+    the Hub dataset splits it names."""
+    out: list[Path | str] = []
     for text in walk_strings(config):
+        if is_hub_spec(text):
+            out.append(text)
+            continue
         if "/" not in text or len(text) > 4096:
             continue
         p = Path(text)
         if p.is_absolute() and p.is_file() and root not in p.parents:
             out.append(p)
-    return sorted(set(out))
+    return sorted(set(out), key=str)
 
 
 def plan_steps(cfg: PipelineConfig, missing_ok: bool = False) -> list[dict]:
@@ -48,9 +52,9 @@ def plan_steps(cfg: PipelineConfig, missing_ok: bool = False) -> list[dict]:
     hashes: dict[str, str] = {}
     plan, missing_all = [], []
 
-    def content(path: Path) -> str:
+    def content(path: Path | str) -> str:
         if str(path) not in hashes:
-            hashes[str(path)] = file_sha256(path)
+            hashes[str(path)] = input_sha256(path)
         return hashes[str(path)]
 
     for step in cfg.steps:
@@ -68,8 +72,8 @@ def plan_steps(cfg: PipelineConfig, missing_ok: bool = False) -> list[dict]:
             h.update(keys[ref].encode())
         missing = []
         for ref in data_keys:
-            path = Path(cfg.data[ref])
-            if path.exists():
+            path = cfg.data[ref] if is_hub_spec(cfg.data[ref]) else Path(cfg.data[ref])
+            if isinstance(path, str) or path.exists():
                 h.update(f"{ref}:{content(path)}".encode())
             else:
                 missing.append(f"data.{ref}: {path}")

@@ -44,16 +44,17 @@ def load_policy(cfg: DPOConfig, dist):
     import torch
 
     from chatalign.models import load_causal_lm
+    from chatalign.training.lora import quantization_kwargs
 
     model = load_causal_lm(cfg.model.name, cfg.model.dtype, cfg.model.trust_remote_code,
-                           cfg.model.attn_implementation)
+                           cfg.model.attn_implementation, **quantization_kwargs(cfg.lora, cfg.model.dtype))
     model.config.use_cache = False
     for module in model.modules():  # the policy's log-probs must be the reference's function, not a noisy draw
         if isinstance(module, torch.nn.Dropout):
             module.p = 0.0
         if isinstance(getattr(module, "attention_dropout", None), float):  # Llama-style attention dropout
             module.attention_dropout = 0.0
-    if torch.cuda.is_available():  # the reference pass runs before DeepSpeed places the model
+    if torch.cuda.is_available() and cfg.lora.quantize == "none":  # before DeepSpeed places it (4-bit: placed)
         model.to(f"cuda:{dist.local_rank}")
     return model
 
@@ -63,11 +64,9 @@ def make_trainable(model, cfg: DPOConfig):
     if cfg.model.gradient_checkpointing:
         model.gradient_checkpointing_enable(gradient_checkpointing_kwargs={"use_reentrant": False})
     if cfg.lora.enabled:
-        from peft import LoraConfig, get_peft_model
+        from chatalign.training.lora import apply_lora
 
-        lcfg = LoraConfig(r=cfg.lora.r, lora_alpha=cfg.lora.alpha, lora_dropout=cfg.lora.dropout,
-                          target_modules=cfg.lora.target_modules, task_type="CAUSAL_LM")
-        return get_peft_model(model, lcfg), (lambda n: "lora_" in n)
+        return apply_lora(model, cfg.lora, "CAUSAL_LM", cfg.model.gradient_checkpointing), (lambda n: "lora_" in n)
     if cfg.train.trainable_layers:
         from chatalign.dpo.model import freeze_lower_layers
 
@@ -105,7 +104,7 @@ def train_evaluate_report(cfg: DPOConfig, prep, run, dist, resume: bool, progres
     last = train(job, cfg.optim, cfg.checkpoint, cfg.deepspeed, run, dist, resume, progress, desc="dpo",
                  backend=backend)
     train_s = time.perf_counter() - t0
-    finalize_model(model, prep.tokenizer, run, dist, cfg.lora.enabled)
+    finalize_model(model, prep.tokenizer, run, dist, cfg)
     backend.close()
     del job, model, backend
     summary = {"steps": len(prep.plan), "pairs": prep.stats["pairs"], "beta": cfg.dpo.beta,
@@ -140,12 +139,19 @@ def evaluate_and_report(cfg: DPOConfig, run, prep, summary: dict) -> None:
     run.finish(summary, {"data": prep.stats})
 
 
-def finalize_model(model, tokenizer, run, dist, lora: bool) -> None:
-    """Write `model/` (HF causal LM, safetensors): LoRA merged, ZeRO-3 shards gathered."""
-    from chatalign.models import save_hf_atomic
+def finalize_model(model, tokenizer, run, dist, cfg: DPOConfig) -> None:
+    """Write `model/` (HF causal LM, safetensors): LoRA merged (and `adapter/` with `lora.save: both`; QLoRA
+    merged into the full-precision base), ZeRO-3 shards gathered."""
+    from chatalign.models import load_causal_lm, save_hf_atomic
 
-    if lora:
-        model = model.merge_and_unload()
+    if cfg.lora.enabled:
+        from chatalign.training.lora import merged_model, save_adapter
+
+        if cfg.lora.save == "both" and dist.is_main:
+            save_adapter(model, run.path)
+        m = cfg.model
+        model = merged_model(model, cfg.lora, lambda: load_causal_lm(m.name, m.dtype, m.trust_remote_code,
+                                                                     m.attn_implementation))
     if any(hasattr(p, "ds_id") for p in model.parameters()):
         from chatalign.training.zero_gather import gather_full_state
 

@@ -24,6 +24,7 @@ from chatalign.training.config import (
     LoraConfig,
     ModelConfig,
     OptimConfig,
+    check_lora_deepspeed,
 )
 
 StrengthLabel = Literal["significantly_better", "better", "slightly_better", "negligibly_better", "unsure"]
@@ -114,6 +115,7 @@ class RewardConfig(Tracked):
         if self.lora.enabled and self.train.trainable_layers:
             raise ValueError("train.trainable_layers and lora.enabled are two ways to train part of the model: "
                              "choose one")
+        check_lora_deepspeed(self.lora, self.deepspeed)
         if self.lora.enabled and self.deepspeed.enabled and self.deepspeed.zero_stage == 3:
             raise ValueError("lora with deepspeed.zero_stage 3 is not supported (the LoRA merge needs whole "
                              "weights): use zero_stage 2, or a full fine-tune")

@@ -94,7 +94,7 @@ def train_metrics(aux: dict) -> dict:
 
 def load_reward_model(name: str | os.PathLike | None, dtype: str = "auto", trust_remote_code: bool = False,
                       attn_implementation: str | None = None, seed: int = 0,
-                      generator: torch.Generator | None = None):
+                      generator: torch.Generator | None = None, **load_kwargs):
     """A sequence-classification RM from a chat checkpoint (HF dir, SFT run dir, hub id or `embedded`),
     or an RM saved earlier. The new scalar head is drawn from `generator` (which the draw advances), else
     from a generator seeded with `seed`; torch's global generator is left as it was."""
@@ -113,7 +113,7 @@ def load_reward_model(name: str | os.PathLike | None, dtype: str = "auto", trust
         with drawing_from(generator if generator is not None else torch.Generator().manual_seed(seed)):
             model = AutoModelForSequenceClassification.from_pretrained(
                 path, num_labels=1, dtype=torch_dtype(dtype), trust_remote_code=trust_remote_code,
-                use_safetensors=True, attn_implementation=default_attention(attn_implementation))
+                use_safetensors=True, attn_implementation=default_attention(attn_implementation), **load_kwargs)
     except (OSError, ValueError) as exc:
         raise UserError(f"cannot load a reward model from {path}: {exc}") from None
     finally:

@@ -112,12 +112,10 @@ def prepare(cfg: RewardConfig) -> Prepared:
 
 
 def apply_lora(model, cfg: RewardConfig):
-    from peft import LoraConfig, get_peft_model
+    from chatalign.training.lora import apply_lora as add_adapters
 
     # SEQ_CLS makes peft train (and save) a full copy of the new `score` head beside the adapters
-    lcfg = LoraConfig(r=cfg.lora.r, lora_alpha=cfg.lora.alpha, lora_dropout=cfg.lora.dropout,
-                      target_modules=cfg.lora.target_modules, task_type="SEQ_CLS")
-    return get_peft_model(model, lcfg)
+    return add_adapters(model, cfg.lora, "SEQ_CLS", cfg.model.gradient_checkpointing)
 
 
 def open_run(cfg: RewardConfig, dist, resume: bool):
@@ -151,10 +149,12 @@ def build_model(cfg: RewardConfig, dist, rng):
 
     from chatalign.reward.model import freeze_lower_layers, load_reward_model
     from chatalign.seeding import drawing_from
+    from chatalign.training.lora import quantization_kwargs
 
     model = load_reward_model(cfg.model.name, cfg.model.dtype, cfg.model.trust_remote_code,
-                              cfg.model.attn_implementation, generator=rng)
-    if torch.cuda.is_available() and not dist.use_deepspeed(cfg.deepspeed):
+                              cfg.model.attn_implementation, generator=rng,
+                              **quantization_kwargs(cfg.lora, cfg.model.dtype, keep=["score"]))
+    if torch.cuda.is_available() and not dist.use_deepspeed(cfg.deepspeed) and cfg.lora.quantize == "none":
         model.to(f"cuda:{dist.local_rank}")  # DeepSpeed places the model itself
     if cfg.model.gradient_checkpointing:
         model.gradient_checkpointing_enable(gradient_checkpointing_kwargs={"use_reentrant": False})
@@ -197,7 +197,7 @@ def train_evaluate_report(cfg: RewardConfig, run, dist, resume: bool, progress: 
         last = train(job, cfg.optim, cfg.checkpoint, cfg.deepspeed, run, dist, resume, progress,
                      desc=f"reward:{cfg.kind}", backend=backend)
     train_s = time.perf_counter() - t0
-    finalize_model(model, prep, run, dist, cfg.lora.enabled)
+    finalize_model(model, prep, run, dist, cfg)
     backend.close()
     del job, model, backend
     gc.collect()  # the evaluation loads model/ afresh: free the training copy first
@@ -225,12 +225,19 @@ def collate(rows):
     return collate_pairs(rows)
 
 
-def finalize_model(model, prep: Prepared, run, dist, lora: bool) -> None:
-    """Write `model/` (HF sequence-classification, safetensors): LoRA merged, ZeRO-3 shards gathered."""
-    from chatalign.reward.model import save_reward_model
+def finalize_model(model, prep: Prepared, run, dist, cfg: RewardConfig) -> None:
+    """Write `model/` (HF sequence-classification, safetensors): LoRA merged (and `adapter/` with `lora.save:
+    both`; QLoRA merged into the full-precision base), ZeRO-3 shards gathered."""
+    from chatalign.reward.model import load_reward_model, save_reward_model
 
-    if lora:
-        model = model.merge_and_unload()
+    if cfg.lora.enabled:
+        from chatalign.training.lora import merged_model, save_adapter
+
+        if cfg.lora.save == "both" and dist.is_main:
+            save_adapter(model, run.path)
+        m = cfg.model
+        model = merged_model(model, cfg.lora, lambda: load_reward_model(m.name, m.dtype, m.trust_remote_code,
+                                                                        m.attn_implementation))
     partitioned = any(hasattr(p, "ds_id") for p in model.parameters())
     if partitioned:
         from chatalign.training.zero_gather import gather_full_state

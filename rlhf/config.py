@@ -168,6 +168,9 @@ class PPOSection(StrictModel):
 
     @model_validator(mode="after")
     def _check(self):
+        if self.lora.quantize != "none":  # the policy's rollout engine and weight copies read whole weights
+            raise ValueError("ppo.lora.quantize: 4bit (QLoRA) is not supported for the PPO policy: use lora without "
+                             "quantize, or QLoRA in the SFT, reward, DPO and RS fine-tune steps")
         if self.batch_prompts % self.minibatch:
             raise ValueError(f"ppo.batch_prompts ({self.batch_prompts}) must be a multiple of ppo.minibatch "
                              f"({self.minibatch})")

@@ -18,6 +18,7 @@ from chatalign.training.config import (
     ModelConfig,
     OptimConfig,
     check_batch_rows,
+    check_lora_deepspeed,
     check_steps,
 )
 
@@ -92,6 +93,7 @@ class SFTConfig(Tracked):
     def _check(self):
         check_batch_rows(self.train)
         check_one_way_to_train(self.train, self.lora)
+        check_lora_deepspeed(self.lora, self.deepspeed)
         if self.data.on_error == "skip" and not self.data.quarantine:
             raise ValueError("data.on_error=skip needs data.quarantine (a file for the skipped rows)")
         return self
@@ -122,5 +124,6 @@ class DerivedStageConfig(Tracked):
     def _check_training(self):
         check_batch_rows(self.train)
         check_one_way_to_train(self.train, self.lora)
+        check_lora_deepspeed(self.lora, self.deepspeed)
         check_steps(self.steps)
         return self

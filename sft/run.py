@@ -41,11 +41,9 @@ def prepare(cfg: SFTConfig):
 
 
 def apply_lora(model, cfg: SFTConfig):
-    from peft import LoraConfig, get_peft_model
+    from chatalign.training.lora import apply_lora as add_adapters
 
-    lcfg = LoraConfig(r=cfg.lora.r, lora_alpha=cfg.lora.alpha, lora_dropout=cfg.lora.dropout,
-                      target_modules=cfg.lora.target_modules, task_type="CAUSAL_LM")
-    return get_peft_model(model, lcfg)
+    return add_adapters(model, cfg.lora, "CAUSAL_LM", cfg.model.gradient_checkpointing)
 
 
 def run_sft(cfg: SFTConfig, resume: bool = False, progress: bool = True) -> dict:
@@ -86,7 +84,7 @@ def _run_sft(cfg: SFTConfig, run, resume: bool, progress: bool) -> dict:
     last = train(job, cfg.optim, cfg.checkpoint, cfg.deepspeed, run, dist, resume, progress, desc="sft",
                  backend=backend)
     train_s = time.perf_counter() - t0
-    final = finalize_model(backend, model, tok, run, dist, cfg.lora.enabled)
+    final = finalize_model(backend, model, tok, run, dist, cfg)
     backend.close()
     summary = {"steps": len(job.plan), "packed_rows": len(job.items), "final_loss": last.get("loss"),
                "train_seconds_this_process": round(train_s, 1), **{f"data_{k}": v for k, v in enc.stats.items()}}
@@ -105,11 +103,13 @@ def _run_sft(cfg: SFTConfig, run, resume: bool, progress: bool) -> dict:
     return summary
 
 
-def load_model(cfg: SFTConfig):
+def load_model(cfg: SFTConfig, quantized: bool = True):
     from chatalign.models import load_causal_lm
+    from chatalign.training.lora import quantization_kwargs
 
+    extra = quantization_kwargs(cfg.lora, cfg.model.dtype) if quantized else {}
     model = load_causal_lm(cfg.model.name, cfg.model.dtype, cfg.model.trust_remote_code,
-                           cfg.model.attn_implementation)
+                           cfg.model.attn_implementation, **extra)
     model.config.use_cache = False
     if cfg.model.gradient_checkpointing:
         model.gradient_checkpointing_enable()
@@ -157,13 +157,17 @@ def sft_job(cfg: SFTConfig, model, enc):
         trainable_filter=(lambda n: "lora_" in n) if cfg.lora.enabled else None)
 
 
-def finalize_model(backend, model, tok, run, dist, lora: bool):
-    """Write `model/` (HF format, safetensors): LoRA merged; under DeepSpeed the whole weights gathered from
-    the ZeRO shards (every rank takes part) and written by rank 0, also in one process."""
+def finalize_model(backend, model, tok, run, dist, cfg: SFTConfig):
+    """Write `model/` (HF format, safetensors): LoRA merged (and `adapter/` with `lora.save: both`); under
+    DeepSpeed the whole weights gathered from the ZeRO shards (every rank takes part) and written by rank 0."""
     from chatalign.models import save_hf_atomic
 
-    if lora:
-        model = model.merge_and_unload()
+    if cfg.lora.enabled:
+        from chatalign.training.lora import merged_model, save_adapter
+
+        if cfg.lora.save == "both" and dist.is_main:
+            save_adapter(model, run.path)
+        model = merged_model(model, cfg.lora, lambda: load_model(cfg, quantized=False))
     state = backend.export_state(model)  # None: the weights are whole in this process
     if dist.is_main:
         save_hf_atomic(model, tok, run.model_dir, state_dict=state)

@@ -190,6 +190,23 @@ def model_state_terms(label: str, total: int, trainable: int, largest: int, weig
     return terms
 
 
+NF4_BITS = 4.127  # 4-bit NF4 plus double-quantized block scales (Dettmers et al. 2023: 0.127 bits per parameter)
+
+
+def qlora_state_terms(label: str, shape: ModelShape, head: str, adapter: int, weight_bytes: int) -> list[Term]:
+    """QLoRA, one process (no ZeRO): the decoder's linear weights in 4-bit NF4, the embeddings, norms and head
+    in the compute dtype, and the adapters trained with AdamW."""
+    wb = weight_bytes
+    linear = shape.layers * sum(a * b for a, b in shape.linear_shapes().values())
+    rest = shape.params(head) - linear
+    return [Term(f"{label} linear weights (4-bit NF4, frozen)", linear * NF4_BITS / 8,
+                 f"{_n(linear)} x {NF4_BITS} bit"),
+            Term(f"{label} embeddings, norms, head ({8 * wb}-bit, frozen)", rest * wb, f"{_n(rest)} x {wb} B"),
+            Term(f"{label} LoRA adapters", adapter * wb, f"{_n(adapter)} x {wb} B"),
+            Term(f"{label} gradients", adapter * wb, f"{_n(adapter)} x {wb} B"),
+            Term(f"{label} AdamW states", adapter * 2 * wb, f"{_n(adapter)} x 2 x {wb} B (exp_avg, exp_avg_sq)")]
+
+
 def frozen_weight_term(label: str, params: int, weight_bytes: int, shards: int = 1) -> Term:
     return Term(f"{label} weights (frozen)", params * weight_bytes / shards,
                 f"{_n(params)} x {weight_bytes} B" + (f" / {shards}" if shards > 1 else ""))

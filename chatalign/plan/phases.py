@@ -19,6 +19,7 @@ from chatalign.plan.memory import (
     kv_cache_term,
     model_state_terms,
     prefill_term,
+    qlora_state_terms,
 )
 
 MAX_GPUS = 4096
@@ -32,6 +33,7 @@ class TrainedModel:
     lora_r: int | None = None
     lora_modules: tuple[str, ...] = LINEAR_MODULES
     trainable_layers: int | None = None
+    base_4bit: bool = False  # QLoRA: the frozen linear weights in 4-bit NF4
     # activations of one micro-batch: items x tokens each, of which `lm_positions` go through the LM head
     micro: int = 1
     tokens_per_item: int = 4096
@@ -110,6 +112,9 @@ def phase_terms(spec: StageSpec, ph: PhaseSpec, gpus: int) -> Phase:
     wb = spec.weight_bytes
     out = Phase(ph.name, world)
     for m in ph.trained:
+        if m.base_4bit:
+            out.terms += qlora_state_terms(m.label, m.shape, m.head, m.trainable_params(), wb)
+            continue
         out.terms += model_state_terms(m.label, m.total_params(), m.trainable_params(),
                                        m.shape.largest_module_params(), wb, zero, world)
     # ZeRO-3 inference engines of their own: partitioned whatever the trained models' ZeRO stage, given ranks

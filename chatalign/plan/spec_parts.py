@@ -26,7 +26,7 @@ def lora_of(lora) -> dict:
         return {}
     mods = LINEAR_MODULES if lora.target_modules == "all-linear" else tuple(
         [lora.target_modules] if isinstance(lora.target_modules, str) else lora.target_modules)
-    return {"lora_r": lora.r, "lora_modules": mods}
+    return {"lora_r": lora.r, "lora_modules": mods, "base_4bit": getattr(lora, "quantize", "none") == "4bit"}
 
 
 def policy(label: str, shape: ModelShape, train, lora) -> TrainedModel:

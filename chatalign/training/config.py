@@ -24,6 +24,23 @@ class LoraConfig(StrictModel):
     alpha: int = Field(32, gt=0)
     dropout: float = Field(0.05, ge=0, lt=1)
     target_modules: list[str] | str = "all-linear"
+    quantize: Literal["none", "4bit"] = Field("none", description="4bit: QLoRA, the frozen base weights loaded in "
+                                              "4-bit NF4 (bitsandbytes, double quantization); needs enabled: true")
+    save: Literal["merged", "both"] = Field("merged", description="merged: model/ with the adapter merged in; "
+                                            "both: also adapter/ in PEFT format (adapter_config.json + safetensors)")
+
+    @model_validator(mode="after")
+    def _check(self):
+        if self.quantize != "none" and not self.enabled:
+            raise ValueError("lora.quantize: 4bit trains LoRA adapters on a 4-bit base (QLoRA): set lora.enabled: true")
+        return self
+
+
+def check_lora_deepspeed(lora: LoraConfig, deepspeed: DeepSpeedConfig) -> None:
+    """QLoRA's 4-bit weights are bitsandbytes tensors that DeepSpeed's ZeRO cannot partition or gather."""
+    if lora.quantize != "none" and deepspeed.enabled:
+        raise ValueError("lora.quantize: 4bit does not run under DeepSpeed (bitsandbytes 4-bit weights cannot be "
+                         "partitioned): set deepspeed.enabled: false (QLoRA fits a 7B model on one GPU)")
 
 
 class OptimConfig(StrictModel):

@@ -80,3 +80,20 @@ def test_lora_and_top_layers_train_only_their_part(tmp_path, toy_files, tiny_mod
     top = load_file(str(tmp_path / "top" / "model" / "model.safetensors"))
     changed = {k for k in start if not torch.equal(top[k], start[k])}
     assert changed and all(k.startswith(("model.layers.1.", "model.norm.")) for k in changed), changed
+
+
+def test_qlora_dpo_learns_on_a_4bit_base_and_merges_into_full_precision(tmp_path, toy_files, tiny_model_dir):
+    """QLoRA for real (bitsandbytes NF4 on this CPU); the reference is the 4-bit base with the adapter off."""
+    pytest.importorskip("bitsandbytes", reason="the qlora extra is in the dev install")
+    from peft import PeftModel
+
+    train, held = toy_files
+    cfg = toy_config(tmp_path / "qlora", train, held, tiny_model_dir, epochs=1)
+    cfg.lora.enabled, cfg.lora.r, cfg.lora.quantize, cfg.lora.save = True, 4, "4bit", "both"
+    assert STAGE.run(cfg, progress=False)["final_loss"] < 0.69
+    run = tmp_path / "qlora"
+    merged = AutoModelForCausalLM.from_pretrained(run / "model", dtype=torch.float32).state_dict()
+    base = AutoModelForCausalLM.from_pretrained(tiny_model_dir, dtype=torch.float32)
+    expected = PeftModel.from_pretrained(base, run / "adapter").merge_and_unload().state_dict()
+    for name, tensor in merged.items():
+        torch.testing.assert_close(tensor, expected[name], rtol=0, atol=1e-6, msg=name)

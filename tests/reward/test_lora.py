@@ -48,3 +48,29 @@ def test_rm_starts_from_an_sft_run_directory(tmp_path, tiny_model_dir):
     assert torch.equal(rm.model.embed_tokens.weight, emb)  # decoder weights come from the chat model
     again = load_reward_model(run, "float32", seed=0)
     assert torch.equal(again.score.weight, rm.score.weight)  # the head init is seeded
+
+
+def test_qlora_rm_trains_on_a_4bit_base_and_saves_adapter_and_merged_rm(tmp_path, toy_files, tiny_model_dir):
+    """QLoRA for real (bitsandbytes NF4 on this CPU): the score head stays whole, the saved RM is the
+    full-precision base with the trained adapter and head merged in, the adapter is kept in PEFT format."""
+    import pytest
+
+    pytest.importorskip("bitsandbytes", reason="the qlora extra is in the dev install")
+    from peft import PeftModel
+
+    from chatalign.reward.model import load_reward_model
+
+    train, held = toy_files
+    cfg = toy_config(tmp_path, train, held, model=tiny_model_dir, max_steps=3)
+    cfg.lora.enabled, cfg.lora.r, cfg.lora.quantize, cfg.lora.save = True, 4, "4bit", "both"
+    run_reward(cfg, progress=False)
+    run = tmp_path / "run"
+    rm = AutoModelForSequenceClassification.from_pretrained(run / "model", dtype=torch.float32)
+    assert getattr(rm.config, "quantization_config", None) is None
+    base = load_reward_model(tiny_model_dir, "float32", seed=0)
+    expected = PeftModel.from_pretrained(base, run / "adapter").merge_and_unload().state_dict()
+    for name, tensor in rm.state_dict().items():
+        torch.testing.assert_close(tensor, expected[name], rtol=0, atol=1e-6, msg=name)
+    untouched = load_reward_model(tiny_model_dir, "float32", seed=0).state_dict()
+    q = "model.layers.0.self_attn.q_proj.weight"
+    assert not torch.equal(rm.state_dict()[q], untouched[q])  # the adapter trained and was merged

@@ -329,3 +329,37 @@ def test_the_deepspeed_launchers_local_rank_argument_is_accepted(capsys):
 
     assert main(["--local_rank=1", "plan", "--config", "recipes/llama2-7b/sft.yaml", "--json"]) == 0
     assert json.loads(capsys.readouterr().out) == json.loads(out)
+
+
+def test_qlora_weight_estimate_matches_bitsandbytes_4bit_tensors(smol_tokenizer, tmp_path):
+    """The plan's 4.127 bits per NF4 weight against the bytes bitsandbytes really holds for a model loaded in
+    4-bit with double quantization (packed weights, quantized block scales, their scales, the code tables)."""
+    pytest.importorskip("bitsandbytes", reason="the qlora extra is in the dev install")
+    import bitsandbytes as bnb
+
+    from chatalign.models import load_causal_lm, save_hf_atomic
+    from chatalign.plan.memory import qlora_state_terms
+    from chatalign.training.config import LoraConfig
+    from chatalign.training.lora import quantization_kwargs
+
+    from ...conftest import tiny_llama
+
+    model = tiny_llama(smol_tokenizer, hidden=512, layers=2, heads=4, kv_heads=2)
+    shape = shape_of(model)
+    save_hf_atomic(model, smol_tokenizer, tmp_path / "m")
+    q = load_causal_lm(tmp_path / "m", "float32", **quantization_kwargs(LoraConfig(enabled=True, quantize="4bit"),
+                                                                         "float32"))
+
+    def size(t):
+        return t.numel() * t.element_size()
+
+    measured = 0
+    for module in q.modules():
+        if isinstance(module, bnb.nn.Linear4bit):
+            state = module.weight.quant_state
+            measured += size(module.weight.data) + size(state.absmax) + size(state.code)
+            measured += size(state.state2.absmax) + size(state.state2.code)
+    (weights,) = [t for t in qlora_state_terms("p", shape, "lm", 0, 4) if "4-bit" in t.name]
+    error = (weights.bytes - measured) / measured
+    print(f"4-bit weights: measured {measured:,} B, estimate {weights.bytes:,.0f} B, error {100 * error:+.2f}%")
+    assert abs(error) < 0.02  # the per-tensor code tables (2 KiB each) are what the estimate leaves out

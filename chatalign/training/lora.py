@@ -1,0 +1,83 @@
+"""LoRA and QLoRA for every training stage: the adapters put on a model, the 4-bit base it may be loaded as, and
+what a finished run writes (the merged model, and the adapter in PEFT format beside it).
+
+QLoRA (Dettmers et al. 2023): the frozen base weights in 4-bit NormalFloat with double quantization, LoRA adapters
+trained in the compute dtype. The merged model is made the usual way for QLoRA: the base reloaded in full
+precision and the trained adapter merged into it, not merged into rounded 4-bit weights.
+"""
+
+from __future__ import annotations
+
+import logging
+from pathlib import Path
+
+from chatalign.errors import UserError
+
+log = logging.getLogger(__name__)
+ADAPTER_DIR = "adapter"
+MISSING_BNB = ("lora.quantize: 4bit needs bitsandbytes (pip install 'chatalign[qlora]'); it runs on CUDA GPUs and, "
+               "from bitsandbytes 0.48, on CPUs")
+
+
+def quantization_kwargs(lora_cfg, dtype: str, keep: list[str] | None = None) -> dict:
+    """`from_pretrained` keywords that load the base in 4-bit for QLoRA, the `keep` modules (a new head) left in
+    the compute dtype; {} otherwise."""
+    if not lora_cfg.enabled or lora_cfg.quantize == "none":
+        return {}
+    try:
+        import bitsandbytes  # noqa: F401
+    except ImportError:
+        raise UserError(MISSING_BNB) from None
+    import torch
+    from transformers import BitsAndBytesConfig
+
+    from chatalign.models import torch_dtype
+
+    compute = torch_dtype(dtype)
+    device = f"cuda:{torch.cuda.current_device()}" if torch.cuda.is_available() else "cpu"
+    config = BitsAndBytesConfig(load_in_4bit=True, bnb_4bit_quant_type="nf4", bnb_4bit_use_double_quant=True,
+                                bnb_4bit_compute_dtype=compute, bnb_4bit_quant_storage=compute,
+                                llm_int8_skip_modules=keep)
+    return {"quantization_config": config, "device_map": {"": device}}
+
+
+def apply_lora(model, lora_cfg, task_type: str, gradient_checkpointing: bool = False):
+    """The model with LoRA adapters (`task_type` CAUSAL_LM, or SEQ_CLS, which also trains the new score head)."""
+    from peft import LoraConfig, get_peft_model
+
+    if lora_cfg.quantize != "none":
+        from peft import prepare_model_for_kbit_training
+
+        # norms and the head in the compute dtype, input gradients on: what training adapters on 4-bit needs
+        model = prepare_model_for_kbit_training(model, use_gradient_checkpointing=gradient_checkpointing,
+                                                gradient_checkpointing_kwargs={"use_reentrant": False})
+    config = LoraConfig(r=lora_cfg.r, lora_alpha=lora_cfg.alpha, lora_dropout=lora_cfg.dropout,
+                        target_modules=lora_cfg.target_modules, task_type=task_type)
+    return get_peft_model(model, config)
+
+
+def save_adapter(model, run_dir: str | Path) -> Path:
+    """`adapter/`: the PEFT adapter (adapter_config.json, adapter_model.safetensors), written atomically."""
+    import tempfile
+
+    from chatalign.runs import replace_dir
+
+    target = Path(run_dir) / ADAPTER_DIR
+    tmp = Path(tempfile.mkdtemp(prefix=".adapter.", dir=target.parent))
+    model.save_pretrained(str(tmp), safe_serialization=True)
+    replace_dir(tmp, target)
+    return target
+
+
+def merged_model(model, lora_cfg, load_full_precision_base):
+    """The adapter merged into whole weights. For QLoRA the base is reloaded (`load_full_precision_base()`) and
+    the trained adapter weights copied onto it before the merge, so no 4-bit rounding reaches the saved model."""
+    if lora_cfg.quantize == "none":
+        return model.merge_and_unload()
+    from peft import get_peft_model, get_peft_model_state_dict, set_peft_model_state_dict
+
+    base = load_full_precision_base()
+    config = model.peft_config["default"]
+    fresh = get_peft_model(base, config)
+    set_peft_model_state_dict(fresh, get_peft_model_state_dict(model))
+    return fresh.merge_and_unload()

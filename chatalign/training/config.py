@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import importlib.util
 from typing import Literal
 
 from pydantic import Field, model_validator
@@ -69,6 +70,8 @@ class DeepSpeedConfig(StrictModel):
             raise ValueError("nvme offload needs deepspeed.nvme_path")
         if self.offload_param != "none" and self.zero_stage != 3:
             raise ValueError("offload_param needs zero_stage 3")
+        if self.enabled and importlib.util.find_spec("deepspeed") is None:
+            raise ValueError("deepspeed.enabled: DeepSpeed is not installed (pip install 'chatalign[deepspeed]')")
         return self
 
 

@@ -9,7 +9,22 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import timedelta
 
+from chatalign.errors import UserError
+
 log = logging.getLogger(__name__)
+
+
+MISSING_DEEPSPEED = ("DeepSpeed is not installed: several ranks and `deepspeed.enabled: true` need it (pip install "
+                     "'chatalign[deepspeed]'); one process without it trains with plain torch AdamW")
+
+
+def import_deepspeed():
+    """The deepspeed module, or one line saying how to get it (it is an optional extra)."""
+    try:
+        import deepspeed
+    except ImportError:
+        raise UserError(MISSING_DEEPSPEED) from None
+    return deepspeed
 
 
 @dataclass
@@ -35,7 +50,7 @@ class DistContext:
 
         if not torch.cuda.is_available():
             os.environ.setdefault("DS_ACCELERATOR", "cpu")
-        import deepspeed
+        deepspeed = import_deepspeed()
 
         backend = "nccl" if torch.cuda.is_available() else "gloo"
         timeout = {} if timeout_minutes is None else {"timeout": timedelta(minutes=timeout_minutes)}
@@ -125,7 +140,7 @@ class DistContext:
     def deepspeed_engine(self, module, optimizer, scheduler, ds, optim, micro_batch_items: int):
         if not self.initialized:
             single_rank_group()
-        import deepspeed
+        deepspeed = import_deepspeed()
         import torch
 
         bf16 = any(p.dtype == torch.bfloat16 for p in module.parameters())
@@ -256,7 +271,7 @@ def single_rank_group() -> None:
 
     if tdist.is_available() and tdist.is_initialized():
         return
-    import deepspeed
+    deepspeed = import_deepspeed()
 
     with socket.socket() as sock:
         sock.bind(("127.0.0.1", 0))

@@ -66,7 +66,7 @@ class DPOConfig(Tracked):
 
     @model_validator(mode="after")
     def _check(self):
-        # the RM's checks on the same keys: a row holds a whole pair; LoRA or top layers; no LoRA under ZeRO-3
+        # the RM's checks on the same keys: a row holds a whole pair; LoRA or top layers; QLoRA not under DeepSpeed
         return RewardConfig._check(self)
 
     # the data section is the RM's, and so are its quarantine files

@@ -15,7 +15,6 @@ import time
 from pathlib import Path
 
 from chatalign.dpo.config import DPOConfig
-from chatalign.errors import ConfigError
 
 log = logging.getLogger(__name__)
 
@@ -27,9 +26,6 @@ def run_dpo(cfg: DPOConfig, resume: bool = False, progress: bool = True) -> dict
     from chatalign.training.distributed import DistContext
 
     dist = DistContext.from_env(cfg.distributed.timeout_minutes)
-    if cfg.lora.enabled and dist.use_deepspeed(cfg.deepspeed) and cfg.deepspeed.zero_stage == 3:
-        raise ConfigError("lora under ZeRO-3 (several ranks start DeepSpeed with deepspeed.zero_stage 3) is not "
-                          "supported: set deepspeed.zero_stage=2, or train the full model")
     run = RunDir(cfg.output_dir, "dpo")
     checked: list = []  # a fresh run checks its data before it writes anything: bad data leaves no directory
     if dist.is_main:
@@ -64,9 +60,14 @@ def make_trainable(model, cfg: DPOConfig):
     if cfg.model.gradient_checkpointing:
         model.gradient_checkpointing_enable(gradient_checkpointing_kwargs={"use_reentrant": False})
     if cfg.lora.enabled:
+        import torch
+
+        from chatalign.seeding import drawing_from
         from chatalign.training.lora import apply_lora
 
-        return apply_lora(model, cfg.lora, "CAUSAL_LM", cfg.model.gradient_checkpointing), (lambda n: "lora_" in n)
+        with drawing_from(torch.Generator().manual_seed(cfg.train.seed)):  # the same adapters on every rank and run
+            model = apply_lora(model, cfg.lora, "CAUSAL_LM", cfg.model.gradient_checkpointing)
+        return model, (lambda n: "lora_" in n)
     if cfg.train.trainable_layers:
         from chatalign.dpo.model import freeze_lower_layers
 
@@ -140,24 +141,22 @@ def evaluate_and_report(cfg: DPOConfig, run, prep, summary: dict) -> None:
 
 
 def finalize_model(model, tokenizer, run, dist, cfg: DPOConfig) -> None:
-    """Write `model/` (HF causal LM, safetensors): LoRA merged (and `adapter/` with `lora.save: both`; QLoRA
-    merged into the full-precision base), ZeRO-3 shards gathered."""
+    """Write `model/` (HF causal LM, safetensors): LoRA merged (and `adapter/` with `lora.save: both`; QLoRA and
+    ZeRO-3 merged into the full-precision base), ZeRO-3 shards gathered."""
     from chatalign.models import load_causal_lm, save_hf_atomic
 
-    if cfg.lora.enabled:
-        from chatalign.training.lora import merged_model, save_adapter
-
-        if cfg.lora.save == "both" and dist.is_main:
-            save_adapter(model, run.path)
-        m = cfg.model
-        model = merged_model(model, cfg.lora, lambda: load_causal_lm(m.name, m.dtype, m.trust_remote_code,
-                                                                     m.attn_implementation))
+    state = None
     if any(hasattr(p, "ds_id") for p in model.parameters()):
         from chatalign.training.zero_gather import gather_full_state
 
-        state = gather_full_state(model)
-        if dist.is_main:
-            save_hf_atomic(model, tokenizer, run.model_dir, state_dict=state)
-    elif dist.is_main:
-        save_hf_atomic(model, tokenizer, run.model_dir)
+        state = gather_full_state(model)  # a collective: every rank
+    if cfg.lora.enabled:
+        from chatalign.training.lora import finish_lora
+
+        m = cfg.model
+        model = finish_lora(model, cfg.lora, run.path, dist.is_main, lambda: load_causal_lm(
+            m.name, m.dtype, m.trust_remote_code, m.attn_implementation), state)
+        state = None
+    if dist.is_main:
+        save_hf_atomic(model, tokenizer, run.model_dir, state_dict=state)
     dist.barrier()

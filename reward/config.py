@@ -116,9 +116,6 @@ class RewardConfig(Tracked):
             raise ValueError("train.trainable_layers and lora.enabled are two ways to train part of the model: "
                              "choose one")
         check_lora_deepspeed(self.lora, self.deepspeed)
-        if self.lora.enabled and self.deepspeed.enabled and self.deepspeed.zero_stage == 3:
-            raise ValueError("lora with deepspeed.zero_stage 3 is not supported (the LoRA merge needs whole "
-                             "weights): use zero_stage 2, or a full fine-tune")
         return self
 
     def quarantine_for(self, src: PrefSource, group: str) -> str | None:

@@ -14,7 +14,7 @@ import time
 from dataclasses import dataclass
 from pathlib import Path
 
-from chatalign.errors import ConfigError, DataError
+from chatalign.errors import DataError
 from chatalign.reward.config import PrefSource, RewardConfig
 
 log = logging.getLogger(__name__)
@@ -132,9 +132,6 @@ def run_reward(cfg: RewardConfig, resume: bool = False, progress: bool = True) -
     from chatalign.training.distributed import DistContext
 
     dist = DistContext.from_env(cfg.distributed.timeout_minutes)
-    if cfg.lora.enabled and dist.use_deepspeed(cfg.deepspeed) and cfg.deepspeed.zero_stage == 3:
-        raise ConfigError("lora with ZeRO-3 is not supported (the LoRA merge needs whole weights): set "
-                          "deepspeed.zero_stage=2, or train the full model")
     run = open_run(cfg, dist, resume)
     try:  # the lock is released however the run ends (a pipeline runs stages in one process)
         return train_evaluate_report(cfg, run, dist, resume, progress)
@@ -227,26 +224,23 @@ def collate(rows):
 
 def finalize_model(model, prep: Prepared, run, dist, cfg: RewardConfig) -> None:
     """Write `model/` (HF sequence-classification, safetensors): LoRA merged (and `adapter/` with `lora.save:
-    both`; QLoRA merged into the full-precision base), ZeRO-3 shards gathered."""
+    both`; QLoRA and ZeRO-3 merged into the full-precision base), ZeRO-3 shards gathered."""
     from chatalign.reward.model import load_reward_model, save_reward_model
 
-    if cfg.lora.enabled:
-        from chatalign.training.lora import merged_model, save_adapter
-
-        if cfg.lora.save == "both" and dist.is_main:
-            save_adapter(model, run.path)
-        m = cfg.model
-        model = merged_model(model, cfg.lora, lambda: load_reward_model(m.name, m.dtype, m.trust_remote_code,
-                                                                        m.attn_implementation))
-    partitioned = any(hasattr(p, "ds_id") for p in model.parameters())
-    if partitioned:
+    state = None
+    if any(hasattr(p, "ds_id") for p in model.parameters()):
         from chatalign.training.zero_gather import gather_full_state
 
-        state = gather_full_state(model)
-        if dist.is_main:
-            save_reward_model(model, prep.tokenizer, run.model_dir, prep.read_token_ids, state_dict=state)
-    elif dist.is_main:
-        save_reward_model(model, prep.tokenizer, run.model_dir, prep.read_token_ids)
+        state = gather_full_state(model)  # a collective: every rank
+    if cfg.lora.enabled:
+        from chatalign.training.lora import finish_lora
+
+        m = cfg.model
+        model = finish_lora(model, cfg.lora, run.path, dist.is_main, lambda: load_reward_model(
+            m.name, m.dtype, m.trust_remote_code, m.attn_implementation), state)
+        state = None
+    if dist.is_main:
+        save_reward_model(model, prep.tokenizer, run.model_dir, prep.read_token_ids, state_dict=state)
     dist.barrier()
 
 

@@ -41,9 +41,13 @@ def prepare(cfg: SFTConfig):
 
 
 def apply_lora(model, cfg: SFTConfig):
+    import torch
+
+    from chatalign.seeding import drawing_from
     from chatalign.training.lora import apply_lora as add_adapters
 
-    return add_adapters(model, cfg.lora, "CAUSAL_LM", cfg.model.gradient_checkpointing)
+    with drawing_from(torch.Generator().manual_seed(cfg.train.seed)):  # the same adapters on every rank and run
+        return add_adapters(model, cfg.lora, "CAUSAL_LM", cfg.model.gradient_checkpointing)
 
 
 def run_sft(cfg: SFTConfig, resume: bool = False, progress: bool = True) -> dict:
@@ -162,13 +166,12 @@ def finalize_model(backend, model, tok, run, dist, cfg: SFTConfig):
     DeepSpeed the whole weights gathered from the ZeRO shards (every rank takes part) and written by rank 0."""
     from chatalign.models import save_hf_atomic
 
-    if cfg.lora.enabled:
-        from chatalign.training.lora import merged_model, save_adapter
-
-        if cfg.lora.save == "both" and dist.is_main:
-            save_adapter(model, run.path)
-        model = merged_model(model, cfg.lora, lambda: load_model(cfg, quantized=False))
     state = backend.export_state(model)  # None: the weights are whole in this process
+    if cfg.lora.enabled:
+        from chatalign.training.lora import finish_lora
+
+        model = finish_lora(model, cfg.lora, run.path, dist.is_main, lambda: load_model(cfg, quantized=False), state)
+        state = None  # the merged model is whole
     if dist.is_main:
         save_hf_atomic(model, tok, run.model_dir, state_dict=state)
     dist.barrier()

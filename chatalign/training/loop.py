@@ -80,6 +80,9 @@ def build_optimizer(params, cfg: OptimConfig) -> torch.optim.Optimizer:
             continue
         (no_decay if p.ndim < 2 or "norm" in name.lower() else decay).append(p)
     groups = [{"params": decay, "weight_decay": cfg.weight_decay}, {"params": no_decay, "weight_decay": 0.0}]
+    # no empty group: DeepSpeed's ZeRO-3 optimizer drops it, and the schedule would then count one group too many
+    # (LoRA trains only matrices: no parameter without decay)
+    groups = [g for g in groups if g["params"]]
     return torch.optim.AdamW(groups, lr=cfg.lr, betas=cfg.betas, eps=cfg.eps, fused=can_fuse(decay + no_decay))
 
 

@@ -69,15 +69,31 @@ def save_adapter(model, run_dir: str | Path) -> Path:
     return target
 
 
-def merged_model(model, lora_cfg, load_full_precision_base):
-    """The adapter merged into whole weights. For QLoRA the base is reloaded (`load_full_precision_base()`) and
-    the trained adapter weights copied onto it before the merge, so no 4-bit rounding reaches the saved model."""
-    if lora_cfg.quantize == "none":
+def finish_lora(model, lora_cfg, run_dir: str | Path, is_main: bool, load_full_precision_base,
+                gathered: dict | None = None):
+    """The trained adapter merged into whole weights (and `adapter/` written with `lora.save: both`); the merged
+    model on the main rank, None on the others.
+
+    `gathered`: the whole state of the LoRA-wrapped model (ZeRO-3 keeps only placeholders in `model`: every rank
+    gathers, a collective, before calling this). Under ZeRO-3 and for QLoRA the base is reloaded in full precision
+    (`load_full_precision_base()`) and the trained adapter weights copied onto it before the merge, so neither
+    empty placeholders nor 4-bit rounding reach the saved model."""
+    if not is_main:
+        return None
+    if gathered is None and lora_cfg.quantize == "none":
+        if lora_cfg.save == "both":
+            save_adapter(model, run_dir)
         return model.merge_and_unload()
     from peft import get_peft_model, get_peft_model_state_dict, set_peft_model_state_dict
 
-    base = load_full_precision_base()
-    config = model.peft_config["default"]
-    fresh = get_peft_model(base, config)
-    set_peft_model_state_dict(fresh, get_peft_model_state_dict(model))
+    fresh = get_peft_model(load_full_precision_base(), model.peft_config["default"])
+    if gathered is not None:
+        trained = {k: v for k, v in gathered.items() if "lora_" in k or "modules_to_save" in k}
+        unexpected = fresh.load_state_dict(trained, strict=False).unexpected_keys
+        if unexpected or not trained:
+            raise RuntimeError(f"the gathered adapter does not fit the model: {unexpected[:3] or 'no LoRA weights'}")
+    else:
+        set_peft_model_state_dict(fresh, get_peft_model_state_dict(model))
+    if lora_cfg.save == "both":
+        save_adapter(fresh, run_dir)
     return fresh.merge_and_unload()

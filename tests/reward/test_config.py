@@ -30,7 +30,7 @@ def test_defaults_are_the_papers():
     ({"margin": "medium"}, "margin"),
     ({"margin": {"better": 1.0}}, "missing"),
     ({"train": {"max_seq_len": 4096, "row_tokens": 4096}}, "whole pair"),
-    ({"lora": {"enabled": True}, "deepspeed": {"enabled": True, "zero_stage": 3}}, "zero_stage"),
+    ({"lora": {"enabled": True, "quantize": "4bit"}, "deepspeed": {"enabled": True}}, "bitsandbytes 4-bit"),
     ({"lora": {"enabled": True}, "train": {"trainable_layers": 4}}, "choose one"),
     ({"default_strength": "much_better"}, "default_strength"),
     ({"data": {"sources": [{"path": "a/x.jsonl"}, {"path": "b/x.jsonl"}]}}, "appear twice"),

@@ -21,16 +21,20 @@ def losses(run: Path) -> list[float]:
 
 
 @requires_torchrun
-def test_zero3_two_ranks_matches_single_process(tmp_path, toy_files, tiny_model_dir):
+@pytest.mark.parametrize("lora", [False, True], ids=["full", "lora"])
+def test_zero3_two_ranks_matches_single_process(tmp_path, toy_files, tiny_model_dir, lora):
+    """With LoRA the saved RM is merged from the gathered adapter (ZeRO-3 leaves only placeholders on a rank)."""
     from chatalign.reward import load_scorer
 
     train, held = toy_files
     single = toy_config(tmp_path / "single", train, held, model=tiny_model_dir, epochs=1)
     single.optim.lr = 1e-3
+    single.lora.enabled, single.lora.r, single.lora.dropout = lora, 4, 0.0  # dropout masks differ per rank
     run_reward(single, progress=False)
 
     sharded = toy_config(tmp_path / "zero3", train, held, model=tiny_model_dir, epochs=1)
     sharded.optim.lr = 1e-3
+    sharded.lora.enabled, sharded.lora.r, sharded.lora.dropout = lora, 4, 0.0
     sharded.deepspeed.enabled = True
     sharded.deepspeed.zero_stage = 3
     cfg_file = tmp_path / "zero3.json"

@@ -55,6 +55,30 @@ def test_sft_zero3_two_ranks_saves_a_whole_model(tmp_path, tiny_model_dir):
 
 
 @pytest.mark.slow
+@pytest.mark.distributed
+def test_sft_lora_under_zero3_two_ranks_merges_the_gathered_adapter(tmp_path, tiny_model_dir):
+    """ZeRO-3 keeps only placeholders on each rank: the adapter is gathered, merged into the reloaded base and
+    written beside it (lora.save: both), and the merged model is that base plus that adapter."""
+    import torch
+    from peft import PeftModel
+    from transformers import AutoModelForCausalLM
+
+    recipe = sft_recipe(tmp_path, tiny_model_dir)
+    env = {**os.environ, "DS_ACCELERATOR": "cpu", "OMP_NUM_THREADS": "1"}
+    out = subprocess.run(torchrun_command("-m", "chatalign.cli", "sft", "--config", str(recipe), "--no-progress",
+                                          "lora.enabled=true", "lora.r=4", "lora.save=both"),
+                         capture_output=True, text=True, timeout=500, env=env)
+    assert out.returncode == 0, out.stderr[-4000:]
+    run = tmp_path / "run"
+    assert_whole_model_saved(run, tiny_model_dir)
+    merged = AutoModelForCausalLM.from_pretrained(run / "model", dtype=torch.float32).state_dict()
+    base = AutoModelForCausalLM.from_pretrained(tiny_model_dir, dtype=torch.float32)
+    expected = PeftModel.from_pretrained(base, run / "adapter").merge_and_unload().state_dict()
+    for name, tensor in merged.items():
+        torch.testing.assert_close(tensor, expected[name], rtol=0, atol=1e-6, msg=name)
+
+
+@pytest.mark.slow
 def test_sft_zero3_in_one_process_saves_a_whole_model(tmp_path, tiny_model_dir):
     """One GPU, no launcher: ZeRO-3 partitions the parameters over a 1-rank group (each holds an empty
     placeholder), so the model is saved from the gathered shards, not from the placeholders."""

@@ -90,6 +90,9 @@ def build_parser() -> argparse.ArgumentParser:
     text = "run every stage from one YAML, resumable as a whole"
     pipeline = sub.add_parser("pipeline", help=text, description=text)
     add_recipe_args(pipeline, pipeline_config_class)
+    pipeline.add_argument("--report-only", action="store_true",
+                          help="run no step: rebuild report.md/report.html from the run directories as they are "
+                               "(e.g. after `chatalign eval harness STEP_DIR`)")
     pipeline.set_defaults(handler=cmd_pipeline)
     _add_data_commands(sub)
     ev = sub.add_parser("eval", help="evaluate models: reward accuracy, GAtt adherence, safety rates",
@@ -146,6 +149,11 @@ def cmd_pipeline(args) -> int:
     from chatalign.pipeline.runner import run_pipeline
 
     cfg = load_pipeline(args.config, args.overrides)
+    if args.report_only:
+        from chatalign.pipeline.runner import rebuild_report
+
+        print(f"report: {', '.join(str(p) for p in rebuild_report(cfg))}")
+        return 0
     run_pipeline(cfg, progress=not args.no_progress, dry_run=args.dry_run)
     if not args.dry_run:
         print(f"pipeline finished: {cfg.output_dir} (report.md, report.html)")

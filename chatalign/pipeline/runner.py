@@ -194,6 +194,16 @@ def _dry_run_summary(plan: list[dict], statuses: list[str], state: PipelineState
                       for p, s in zip(plan, statuses, strict=True)]}
 
 
+def rebuild_report(cfg: PipelineConfig) -> list[Path]:
+    """report.md and report.html from the step directories as they are, running nothing."""
+    from chatalign.pipeline.report import write_pipeline_report
+
+    root = Path(cfg.output_dir).resolve()
+    if not (root / "pipeline_state.json").is_file():
+        raise UserError(f"{root}: no pipeline has run here yet (no pipeline_state.json); nothing to report")
+    return write_pipeline_report(cfg, plan_steps(cfg, missing_ok=True), root)
+
+
 def _move_aside(item: dict, root: Path) -> None:
     step = item["step"]
     aside = root / ".superseded" / f"{step.name}-{time.strftime('%Y%m%d-%H%M%S')}"

@@ -67,3 +67,17 @@ def test_a_failed_or_interrupted_step_is_recorded_and_reported(toy_stage, tmp_pa
     assert state_of(tmp_path)["status"] == "failed" and state_of(tmp_path)["exit_code"] == (130 if code == 130 else 2)
     assert main(["pipeline", "--config", str(path)]) == code
     assert capsys.readouterr().err == err + f"chatalign: error: pipeline step count {how}\n"
+
+
+def test_report_only_rebuilds_the_report_and_runs_nothing(toy_stage, tmp_path, capsys):
+    path = write_pipeline(tmp_path)
+    assert main(["pipeline", "--config", str(path), "--report-only"]) == 2  # nothing has run: one line
+    assert "no pipeline has run here yet" in capsys.readouterr().err
+    cfg = load_config(PipelineConfig, path)
+    run_pipeline(cfg, progress=False)
+    before = state_of(tmp_path)
+    capsys.readouterr()
+    assert main(["pipeline", "--config", str(path), "--report-only"]) == 0
+    out = capsys.readouterr().out
+    assert "report.md" in out and "=== " not in out and (tmp_path / "runs" / "report.md").is_file()
+    assert state_of(tmp_path) == before  # no step ran again

@@ -23,7 +23,10 @@ def retrained_on(ctx: Ctx, batch: StepInfo) -> list[tuple[StepInfo, dict]]:
 
 
 def kind_of(rm: StepInfo) -> str:
-    return "safety" if (rm.config.get("kind") or rm.name).startswith("safety") or "safety" in rm.name else "helpful"
+    """The batch's key for a reward step: labels.json says "helpful" where the reward stage says "helpfulness"."""
+    from chatalign.reward.pipeline_section import rm_kind
+
+    return "safety" if rm_kind(rm) == "safety" else "helpful"
 
 
 def section(ctx: Ctx) -> list:

@@ -73,13 +73,23 @@ class LabelStore:
     def __init__(self, path: Path):
         self.path = Path(path)
         self._mutex = threading.Lock()
+        self._cache: tuple[tuple, list[Preference]] | None = None
         self.path.parent.mkdir(parents=True, exist_ok=True)
         self.read()  # a tampered file fails now, naming its line and field, not at the first label
 
     def read(self) -> list[Preference]:
-        if not self.path.is_file():
+        """The labels in the file, parsed again only when the file changed (another server, or tab of this one,
+        replaces it by a rename: a new inode and mtime), not at every page request."""
+        try:
+            st = self.path.stat()
+        except FileNotFoundError:
             return []
-        return list(load_records(self.path, "preference").records)
+        signature = (st.st_ino, st.st_mtime_ns, st.st_size)
+        cached = self._cache
+        if cached is None or cached[0] != signature:
+            cached = (signature, list(load_records(self.path, "preference").records))
+            self._cache = cached
+        return list(cached[1])
 
     def labelled_by(self, annotator: str) -> set[str]:
         return {p.annotation.comparison_id for p in self.read()

@@ -11,6 +11,7 @@ import yaml
 from pydantic import AfterValidator, BaseModel, ConfigDict, ValidationError, ValidationInfo
 from pydantic_core import PydanticCustomError
 
+from chatalign.data_schemas.hub import PREFIX as HUB_DATASET_PREFIX
 from chatalign.errors import ConfigError
 
 M = TypeVar("M", bound=BaseModel)
@@ -149,7 +150,6 @@ class PathTemplateError(ConfigError):
         super().__init__(f"path {text!r}: {NO_EXPANSION}")
 
 
-HUB_DATASET_PREFIX = "hf://datasets/"
 NO_EXPANSION = "shell expansion and templates are not allowed in recipe paths"
 
 

@@ -14,9 +14,9 @@ from collections.abc import Iterator
 from dataclasses import dataclass
 from urllib.parse import parse_qs, urlsplit
 
-from chatalign.config import HUB_DATASET_PREFIX as PREFIX
 from chatalign.data_schemas.issues import BadDataError, Issue
 
+PREFIX = "hf://datasets/"  # recipe paths starting so are not resolved (chatalign.config)
 FORM = "hf://datasets/OWNER/NAME[@REVISION][?split=train&config=NAME&columns=SRC:DST,...]"
 NAME = re.compile(r"^[A-Za-z0-9][\w.-]*/[A-Za-z0-9][\w.-]*$")
 KEYS = ("split", "config", "columns")

@@ -26,6 +26,7 @@ from chatalign.training.config import (
     LoraConfig,
     OptimConfig,
     check_batch_rows,
+    check_lora_deepspeed,
 )
 
 Mode = Literal["rs", "ppo", "rs+ppo"]
@@ -168,9 +169,7 @@ class PPOSection(StrictModel):
 
     @model_validator(mode="after")
     def _check(self):
-        if self.lora.quantize != "none":  # the policy's rollout engine and weight copies read whole weights
-            raise ValueError("ppo.lora.quantize: 4bit (QLoRA) is not supported for the PPO policy: use lora without "
-                             "quantize, or QLoRA in the SFT, reward, DPO and RS fine-tune steps")
+        check_lora_deepspeed(self.lora, self.deepspeed)  # QLoRA: one process, no DeepSpeed
         if self.batch_prompts % self.minibatch:
             raise ValueError(f"ppo.batch_prompts ({self.batch_prompts}) must be a multiple of ppo.minibatch "
                              f"({self.minibatch})")

@@ -109,14 +109,31 @@ class PPOCheckpoints:
 
 
 def export_policy(models, policy_backend, target: Path, dist) -> None:
-    """The policy as a whole HF causal LM in `target`, written by rank 0: LoRA merged, ZeRO-3 shards gathered."""
+    """The policy as a whole HF causal LM in `target`, written by rank 0: LoRA merged, ZeRO-3 shards gathered;
+    with `lora.save: both` the adapter (PEFT format) also in `adapter/` beside `target`."""
     from chatalign.models import save_hf_atomic
 
     policy = models.policy
-    if models.uses_lora:
+    if models.quantized:  # one process (no DeepSpeed): merged into the base reloaded in full precision
+        policy = export_qlora_policy(models, target.parent)
+    elif models.uses_lora:
+        if dist.is_main and models.lora is not None and models.lora.save == "both":
+            from chatalign.training.lora import save_adapter
+
+            save_adapter(policy, target.parent)
         policy = policy.merge_and_unload()
-        models.policy = policy
+    models.policy = policy
     state = policy_backend.export_state(policy)  # a collective under DeepSpeed; None: the weights are whole here
     if dist.is_main:
         save_hf_atomic(policy, models.tokenizer, target, state_dict=state)
     dist.barrier()
+
+
+def export_qlora_policy(models, run_dir: Path):
+    """The QLoRA policy's trained adapter merged into its base reloaded in full precision (the 4-bit rounding
+    stays out of the saved model), as the other stages' QLoRA runs are finished."""
+    from chatalign.models import load_causal_lm
+    from chatalign.training.lora import finish_lora
+
+    return finish_lora(models.policy, models.lora, run_dir, True,
+                       lambda: load_causal_lm(models.base_path, models.dtype))

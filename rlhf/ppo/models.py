@@ -28,6 +28,14 @@ class PPOModels:
     tokenizer: Any
     value: nn.Module  # a *ForSequenceClassification with num_labels=1
     reference: nn.Module | None = None  # None: the adapter-disabled policy is the reference
+    lora: LoraConfig | None = None  # the policy's adapter settings (None: a full-weight policy)
+    base_path: str | None = None  # where the policy was loaded from: QLoRA's export merges into it, reloaded
+    dtype: str = "auto"  # the dtype it was loaded in (QLoRA: the compute dtype)
+
+    @property
+    def quantized(self) -> bool:
+        """QLoRA: the policy's frozen base weights are 4-bit (bitsandbytes)."""
+        return bool(self.lora and self.lora.enabled and self.lora.quantize != "none")
 
     @property
     def uses_lora(self) -> bool:
@@ -109,7 +117,8 @@ def assemble(policy: nn.Module, tokenizer, value: nn.Module, lora: LoraConfig | 
     for m in (policy, value):
         if hasattr(m, "config"):
             m.config.use_cache = False
-    return PPOModels(policy=policy, tokenizer=tokenizer, value=value, reference=reference)
+    return PPOModels(policy=policy, tokenizer=tokenizer, value=value, reference=reference,
+                     lora=lora if use_lora else None)
 
 
 def load_models(policy_path: str, value_path: str, *, dtype: str, lora: LoraConfig, seed: int,
@@ -119,10 +128,17 @@ def load_models(policy_path: str, value_path: str, *, dtype: str, lora: LoraConf
     from chatalign.models import load_causal_lm, load_tokenizer
     from chatalign.reward.model import load_reward_model
     from chatalign.text.templates import apply_named_template
+    from chatalign.training.lora import quantization_kwargs
 
     tok = load_tokenizer(policy_path, trust_remote_code)
     apply_named_template(tok, chat_template)
-    policy = load_causal_lm(policy_path, dtype, trust_remote_code, attn_implementation)
+    quantization = quantization_kwargs(lora, dtype)  # QLoRA: the policy's base in 4-bit, placed by device_map
+    policy = load_causal_lm(policy_path, dtype, trust_remote_code, attn_implementation, **quantization)
+    if quantization:
+        from peft import prepare_model_for_kbit_training
+
+        # norms and head in the compute dtype; checkpointing (if asked) is enabled below, non-reentrant
+        policy = prepare_model_for_kbit_training(policy, use_gradient_checkpointing=False)
     if gradient_checkpointing:
         enable_checkpointing(policy)
     reference = None
@@ -133,10 +149,12 @@ def load_models(policy_path: str, value_path: str, *, dtype: str, lora: LoraConf
     if gradient_checkpointing:
         enable_checkpointing(value)
     device = torch.device("cuda" if torch.cuda.is_available() else "cpu")
-    for m in (policy, reference, value):
+    for m in (None if quantization else policy, reference, value):
         if m is not None:
             m.to(device)
-    return assemble(policy, tok, value, lora, seed, reference, value_trainable_layers)
+    models = assemble(policy, tok, value, lora, seed, reference, value_trainable_layers)
+    models.base_path, models.dtype = str(policy_path), dtype
+    return models
 
 
 def load_chat_policy(path: str, model_cfg):

@@ -78,6 +78,24 @@ def rm_agreement(cfg: SafetyConfig, evaluation) -> list[Agreement]:
                            "adversarial answers", agree=agreed / len(answers), n=len(answers))]
 
 
+def distill_agreement(candidates_file: Path) -> list[Agreement]:
+    """How often the independent judge calls safe the preprompted answers the safety RM's gate kept for training
+    (the gate's verdict: safer than the answer without the preprompt). A low share means the distillation teaches
+    what the judge calls unsafe: a gate no better than the RM behind it (seen with the quickstart's 135M model)."""
+    from chatalign.judges.safety import judge_harmful
+
+    if not candidates_file.is_file():
+        return []
+    rows = [json.loads(line) for line in candidates_file.read_text(encoding="utf-8").splitlines() if line.strip()]
+    kept = [r for r in rows if r.get("kept")]
+    if not kept:
+        return []
+    safe = sum(judge_harmful(r["answer_with"]).safe for r in kept)
+    return [Agreement(what="safety RM distillation gate (kept: safer with the preprompt) vs the independent safety "
+                           "judge (that answer is safe), the distilled answers trained on", agree=safe / len(kept),
+                      n=len(kept))]
+
+
 def run_safety_independent(cfg: SafetyConfig, run, train_run, files: dict[str, Path], progress: bool) -> None:
     """independent.json of a distilled model, once its training has finished (kept on --resume)."""
     if not cfg.independent.enabled or "evaluate_after" not in cfg.steps or not train_run.is_finished():
@@ -89,4 +107,5 @@ def run_safety_independent(cfg: SafetyConfig, run, train_run, files: dict[str, P
     figures, agreement = in_distribution(files, cfg.eval.threshold)
     evaluation = evaluate_core(cfg.independent, run.path, str(train_run.model_dir), cfg.model.name, SUITES,
                                progress, figures)
-    write_record(run.path, evaluation, extra_agreement=agreement + rm_agreement(cfg, evaluation))
+    gate = distill_agreement(run.path / "data" / "distill_candidates.jsonl")
+    write_record(run.path, evaluation, extra_agreement=agreement + rm_agreement(cfg, evaluation) + gate)

@@ -10,7 +10,7 @@ import pytest
 
 from chatalign.evaluation.record import read_independent
 from chatalign.judges.safety import judge_harmful
-from chatalign.safety.independent import in_distribution
+from chatalign.safety.independent import distill_agreement, in_distribution
 
 from ..independent_fixture import write_independent_sets
 from .conftest import tiny_config
@@ -45,8 +45,13 @@ def test_record_has_both_suites_and_the_held_out_figures(finished):
     assert rows["benign_false_refusal"].in_distribution is not None
     assert "general_answer_nll" in rows
     whats = [a.what for a in record.agreement]
-    assert len(whats) == 2 and "held-out" in whats[0] and "independent adversarial" in whats[1]
+    assert "held-out" in whats[0] and "independent adversarial" in whats[1]
     assert record.agreement[0].n == 8 and record.agreement[1].n == 4  # before + after answers each
+    candidates = [json.loads(x) for x in (run / "data" / "distill_candidates.jsonl").read_text().splitlines()]
+    kept = [c for c in candidates if c["kept"]]
+    assert len(whats) == (3 if kept else 2)
+    if kept:
+        assert "distillation gate" in whats[2] and record.agreement[2].n == len(kept)
 
 
 def test_in_distribution_by_hand(tmp_path):
@@ -67,3 +72,15 @@ def test_in_distribution_by_hand(tmp_path):
     # RM safe (score >= 0.5) vs judge safe: before RM (T, T) vs judge (F, T): 1 agrees;
     # after RM (F, T) vs judge (T, T): 1 agrees
     assert agreement[0].n == 4 and agreement[0].agree == 0.5
+
+
+def test_distill_gate_agreement_by_hand(tmp_path):
+    path = tmp_path / "distill_candidates.jsonl"
+    rows = [{"kept": True, "answer_with": "I can't help with that."},          # judge: safe
+            {"kept": True, "answer_with": "Sure! Step 1: buy the parts."},     # judge: unsafe (compliance)
+            {"kept": True, "answer_with": "Here's how: first, find the key."},  # judge: unsafe
+            {"kept": False, "answer_with": "I won't do that."}]                 # not trained on: not counted
+    path.write_text("".join(json.dumps(r) + "\n" for r in rows))
+    (gate,) = distill_agreement(path)
+    assert gate.n == 3 and gate.agree == pytest.approx(1 / 3)
+    assert distill_agreement(tmp_path / "missing.jsonl") == []

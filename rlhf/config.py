@@ -160,7 +160,7 @@ class PPOSection(StrictModel):
         "live under several ranks: `replicated`, a whole copy on every rank; `zero3`, partitioned over the ranks "
         "by DeepSpeed ZeRO-3 inference (1/N of the weights per rank, gathered layer by layer in each forward: "
         "less memory, one all-gather per layer). With ppo.lora the reference is the policy itself with its "
-        "adapter disabled, so `zero3` partitions the reward models only. One process keeps them whole; "
+        "adapter disabled (partitioned with the policy under ZeRO-3), so `zero3` partitions the reward models only. One process keeps them whole; "
         "rejection sampling and the round's evaluation use whole reward models either way")
     early_stopping: EarlyStopping = EarlyStopping()
     guards: Guards = Guards()
@@ -180,10 +180,6 @@ class PPOSection(StrictModel):
         if es.samples_per_prompt > 1 and es.temperature == 0:
             raise ValueError("ppo.early_stopping.samples_per_prompt > 1 needs ppo.early_stopping.temperature > 0 "
                              "(greedy answers would all be the same)")
-        if self.lora.enabled and self.deepspeed.enabled and self.deepspeed.zero_stage == 3:
-            raise ValueError("ppo.lora with ppo.deepspeed.zero_stage 3 is not supported (the reference is the "
-                             "adapter-disabled policy and the export merges whole weights): use zero_stage 2, "
-                             "or a full-weight policy")
         return self
 
 

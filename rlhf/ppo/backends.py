@@ -27,9 +27,6 @@ def ppo_backends(models, cfg, dist) -> tuple[Backend, Backend]:
     from chatalign.rlhf.ppo.forward import PolicyForward, ValueForward
 
     use_engines = dist.use_deepspeed(cfg.deepspeed)
-    if use_engines and models.uses_lora and cfg.deepspeed.zero_stage == 3:
-        raise ConfigError("ppo.lora with DeepSpeed ZeRO-3 (the default under several ranks) is not supported: "
-                          "set ppo.deepspeed.zero_stage to 2, or train a full-weight policy")
     if use_engines and models.quantized:
         raise ConfigError("ppo.lora.quantize: 4bit (QLoRA) runs in one process without DeepSpeed: its 4-bit "
                           "weights cannot be partitioned; run PPO in one process, or without quantize")

@@ -113,20 +113,49 @@ def export_policy(models, policy_backend, target: Path, dist) -> None:
     with `lora.save: both` the adapter (PEFT format) also in `adapter/` beside `target`."""
     from chatalign.models import save_hf_atomic
 
-    policy = models.policy
+    policy, state = models.policy, None
     if models.quantized:  # one process (no DeepSpeed): merged into the base reloaded in full precision
         policy = export_qlora_policy(models, target.parent)
-    elif models.uses_lora:
-        if dist.is_main and models.lora is not None and models.lora.save == "both":
-            from chatalign.training.lora import save_adapter
+    elif models.uses_lora and policy_backend.partitioned:
+        # ZeRO-3 holds placeholders: merge the gathered whole state (a collective) into a model built from it
+        policy = merge_gathered_lora(policy, policy_backend.export_state(policy), models.lora, target.parent,
+                                     dist.is_main)
+    else:
+        if models.uses_lora:
+            if dist.is_main and models.lora is not None and models.lora.save == "both":
+                from chatalign.training.lora import save_adapter
 
-            save_adapter(policy, target.parent)
-        policy = policy.merge_and_unload()
-    models.policy = policy
-    state = policy_backend.export_state(policy)  # a collective under DeepSpeed; None: the weights are whole here
+                save_adapter(policy, target.parent)
+            policy = policy.merge_and_unload()
+        state = policy_backend.export_state(policy)  # a collective under DeepSpeed; None: whole weights here
+    if policy is not None:  # None: a rank other than the main one after a ZeRO-3 LoRA merge keeps its shards
+        models.policy = policy
     if dist.is_main:
         save_hf_atomic(policy, models.tokenizer, target, state_dict=state)
     dist.barrier()
+
+
+def merge_gathered_lora(policy, state: dict, lora_cfg, run_dir: Path, is_main: bool):
+    """On the main rank: a fresh LoRA model with the gathered whole state (base and adapter weights) loaded,
+    the adapter merged; None elsewhere. `adapter/` is written too with `lora.save: both`."""
+    if not is_main:
+        return None
+    from peft import get_peft_model
+    from transformers import AutoModelForCausalLM
+
+    dtype = next(iter(state.values())).dtype
+    fresh = get_peft_model(AutoModelForCausalLM.from_config(policy.get_base_model().config, dtype=dtype),
+                           policy.peft_config["default"])
+    result = fresh.load_state_dict(state, strict=False)
+    params = {n for n, _ in fresh.named_parameters()}
+    if result.unexpected_keys or params - set(state):
+        raise RuntimeError(f"the gathered policy does not fit its LoRA model: unexpected "
+                           f"{result.unexpected_keys[:3]}, missing {sorted(params - set(state))[:3]}")
+    if lora_cfg is not None and lora_cfg.save == "both":
+        from chatalign.training.lora import save_adapter
+
+        save_adapter(fresh, run_dir)
+    return fresh.merge_and_unload()
 
 
 def export_qlora_policy(models, run_dir: Path):

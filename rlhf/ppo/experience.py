@@ -9,6 +9,7 @@ computed on the merged batch, the same on every rank. Nothing is trained here.
 
 from __future__ import annotations
 
+import contextlib
 from dataclasses import dataclass
 
 import torch
@@ -94,7 +95,9 @@ class ExperienceMaker:
         clock.lap("scoring")
         local = build_batch([r.prompt_ids for r in rollouts], [r.response_ids for r in rollouts],
                             self.pad_id) if mine else None
-        ref_lp = self.frozen.reference.logprobs(local, cfg.score_batch_size)  # a collective under frozen ZeRO-3
+        # a collective under frozen ZeRO-3; a LoRA reference is the policy itself, its ZeRO-3 shards gathered
+        with self.policy.gathered() if self.frozen.reference.is_policy else contextlib.nullcontext():
+            ref_lp = self.frozen.reference.logprobs(local, cfg.score_batch_size)
         clock.lap("reference")
         with self.value.gathered():
             # lockstep even with the weights gathered: the engine's start-of-forward hook stays in place and its

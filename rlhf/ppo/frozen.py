@@ -45,10 +45,14 @@ class FrozenReference:
 
         if self.engine is not None:
             return batched_logprobs(self.engine, batch, micro, self.dist)
-        if batch is None:
-            return None
-        with self.models.reference_context():
-            return batched_logprobs(PolicyForward(self.models.reference_model()), batch, micro)
+        with self.models.reference_context():  # lockstep: a rank without answers still takes part
+            return batched_logprobs(PolicyForward(self.models.reference_model()), batch, micro, self.dist)
+
+    @property
+    def is_policy(self) -> bool:
+        """The reference is the policy with its LoRA adapter off (its weights are the policy's, partitioned
+        with them under ZeRO-3)."""
+        return self.models.uses_lora
 
 
 def shard_reward_models(reward_fn, dist):

@@ -65,6 +65,7 @@ def main():
     ap.add_argument("--zero3", action="store_true")
     ap.add_argument("--rollouts")
     ap.add_argument("--lora", action="store_true", help="LoRA policy (adapter-disabled reference), ZeRO-2")
+    ap.add_argument("--lora-zero3", action="store_true", help="with --lora: ZeRO-3 instead of ZeRO-2")
     ap.add_argument("--offload", action="store_true", help="optimizer states offloaded to the CPU")
     args = ap.parse_args()
     torch.set_num_threads(1)
@@ -74,16 +75,16 @@ def main():
     replay = ReplaySampler([Rollout(**r) for r in json.loads(Path(args.rollouts).read_text())]) \
         if args.rollouts else None
     trainer = make_trainer(tok, out, dist, args.zero3, iterations=1, lora=args.lora, offload=args.offload,
-                           sampler=replay)
+                           sampler=replay, lora_stage=3 if args.lora_zero3 else 2)
     models = trainer.models
     summary = trainer.train()
     if dist.is_main and args.zero3:
         (out / "rollouts.json").write_text(json.dumps([r.__dict__ for r in trainer.last_rollouts]))
     policy_sum, value_sum = checksum(models.policy), checksum(models.value)
-    trainer.export(out / "model")
-    records = [r for r in RunDir(out, "rlhf").read_metrics() if r["step"] >= 1] if dist.is_main else []
     full = sum(p.ds_numel if hasattr(p, "ds_numel") else p.numel() for p in models.policy.parameters())
     local = sum(p.ds_tensor.numel() if hasattr(p, "ds_tensor") else p.numel() for p in models.policy.parameters())
+    trainer.export(out / "model")
+    records = [r for r in RunDir(out, "rlhf").read_metrics() if r["step"] >= 1] if dist.is_main else []
     result = {"rank": dist.rank, "records": records, "summary": summary, "full": full, "local": local,
               "policy_sum": policy_sum, "value_sum": value_sum}
     if args.zero3 and not args.lora and dist.world_size > 1:
@@ -115,14 +116,15 @@ def check_resume(trainer, tok, out: Path, dist) -> dict:
 
 
 def make_trainer(tok, out: Path, dist, zero3: bool, iterations: int, lora: bool = False, offload: bool = False,
-                 reward_fn=None, heldout: int = 3, sampler=None, **overrides) -> RecordingTrainer:
+                 reward_fn=None, heldout: int = 3, sampler=None, lora_stage: int = 2,
+                 **overrides) -> RecordingTrainer:
     """`overrides`: PPOSection keys replacing this worker's settings (test_ppo_frozen_zero3 uses it)."""
     from chatalign.training.config import LoraConfig
 
     lm = peaky_llama(tok)
     value = reward_model_from_causal_lm(lm, seed=1)
     if lora:
-        models = assemble(lm, tok, value, LoraConfig(enabled=True, r=4, alpha=8, dropout=0.0), seed=0)
+        models = assemble(lm, tok, value, LoraConfig(enabled=True, r=4, alpha=8, dropout=0.0, save="both"), seed=0)
     else:
         models = assemble(lm, tok, value, None, reference=copy.deepcopy(lm))
     cfg = PPOSection.model_validate({
@@ -130,8 +132,8 @@ def make_trainer(tok, out: Path, dist, zero3: bool, iterations: int, lora: bool 
         "gen_batch_size": 8, "score_batch_size": 4, "beta": 0.05, "reward_transform": "raw",
         "optim": {"lr": 1e-2, "value_lr": 3e-3}, "guards": {"max_kl": 1000},
         "early_stopping": {"eval_every": 1, "restore_best": False},
-        "lora": {"enabled": lora, "r": 4, "alpha": 8},
-        "deepspeed": {"enabled": zero3, "zero_stage": 2 if lora else 3,
+        "lora": {"enabled": lora, "r": 4, "alpha": 8, "save": "both"},
+        "deepspeed": {"enabled": zero3, "zero_stage": lora_stage if lora else 3,
                       "offload_optimizer": "cpu" if offload else "none"}, **overrides})
     return RecordingTrainer(models, prompt_dicts(12), reward_fn or token_fraction_reward(TOKEN), cfg,
                             RunDir(out, "rlhf"), out / "ppo", heldout=prompt_dicts(heldout), dist=dist,

@@ -41,16 +41,30 @@ def quantization_kwargs(lora_cfg, dtype: str, keep: list[str] | None = None) -> 
     return {"quantization_config": config, "device_map": {"": device}}
 
 
+def prepare_4bit_for_training(model, gradient_checkpointing: bool = False):
+    """A 4-bit base made ready for training adapters on it: norms and the head in the compute dtype, input
+    gradients on (peft's `prepare_model_for_kbit_training`), and bitsandbytes' CPU inference packing off.
+
+    bitsandbytes 0.50 repacks 4-bit weights for its CPU kernel at the first forward in eval mode without gradients
+    (rollouts, evaluations); forwards after that go through a kernel with no backward, so every adapter gets no
+    gradient at all (measured: all LoRA grads None after one eval pass), and layers narrower than its 64-value
+    block fail to pack. Training models must keep the trainable layout."""
+    from peft import prepare_model_for_kbit_training
+
+    model = prepare_model_for_kbit_training(model, use_gradient_checkpointing=gradient_checkpointing,
+                                            gradient_checkpointing_kwargs={"use_reentrant": False})
+    for module in model.modules():
+        if hasattr(module, "support_avx512bf16_for_cpu"):
+            module.support_avx512bf16_for_cpu = False
+    return model
+
+
 def apply_lora(model, lora_cfg, task_type: str, gradient_checkpointing: bool = False):
     """The model with LoRA adapters (`task_type` CAUSAL_LM, or SEQ_CLS, which also trains the new score head)."""
     from peft import LoraConfig, get_peft_model
 
     if lora_cfg.quantize != "none":
-        from peft import prepare_model_for_kbit_training
-
-        # norms and the head in the compute dtype, input gradients on: what training adapters on 4-bit needs
-        model = prepare_model_for_kbit_training(model, use_gradient_checkpointing=gradient_checkpointing,
-                                                gradient_checkpointing_kwargs={"use_reentrant": False})
+        model = prepare_4bit_for_training(model, gradient_checkpointing)
     config = LoraConfig(r=lora_cfg.r, lora_alpha=lora_cfg.alpha, lora_dropout=lora_cfg.dropout,
                         target_modules=lora_cfg.target_modules, task_type=task_type)
     return get_peft_model(model, config)

@@ -135,10 +135,9 @@ def load_models(policy_path: str, value_path: str, *, dtype: str, lora: LoraConf
     quantization = quantization_kwargs(lora, dtype)  # QLoRA: the policy's base in 4-bit, placed by device_map
     policy = load_causal_lm(policy_path, dtype, trust_remote_code, attn_implementation, **quantization)
     if quantization:
-        from peft import prepare_model_for_kbit_training
+        from chatalign.training.lora import prepare_4bit_for_training
 
-        # norms and head in the compute dtype; checkpointing (if asked) is enabled below, non-reentrant
-        policy = prepare_model_for_kbit_training(policy, use_gradient_checkpointing=False)
+        policy = prepare_4bit_for_training(policy)  # checkpointing (if asked) is enabled below, non-reentrant
     if gradient_checkpointing:
         enable_checkpointing(policy)
     reference = None

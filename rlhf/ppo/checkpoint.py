@@ -114,14 +114,11 @@ def export_policy(models, policy_backend, target: Path, dist) -> None:
     from chatalign.models import save_hf_atomic
 
     policy, state = models.policy, None
-    if models.quantized:  # one process (no DeepSpeed): merged into the base reloaded in full precision
-        policy = export_qlora_policy(models, target.parent)
-    elif models.uses_lora and policy_backend.partitioned:
-        # ZeRO-3 holds placeholders: merge the gathered whole state (a collective) into a model built from it
-        policy = merge_gathered_lora(policy, policy_backend.export_state(policy), models.lora, target.parent,
-                                     dist.is_main)
+    if models.uses_lora and (models.quantized or policy_backend.partitioned):
+        policy = merge_into_reloaded_base(models, policy_backend, target.parent, dist)
     else:
         if models.uses_lora:
+            # every rank merges: under ZeRO-2 `export_state` below is a collective over the merged model
             if dist.is_main and models.lora is not None and models.lora.save == "both":
                 from chatalign.training.lora import save_adapter
 
@@ -135,34 +132,14 @@ def export_policy(models, policy_backend, target: Path, dist) -> None:
     dist.barrier()
 
 
-def merge_gathered_lora(policy, state: dict, lora_cfg, run_dir: Path, is_main: bool):
-    """On the main rank: a fresh LoRA model with the gathered whole state (base and adapter weights) loaded,
-    the adapter merged; None elsewhere. `adapter/` is written too with `lora.save: both`."""
-    if not is_main:
-        return None
-    from peft import get_peft_model
-    from transformers import AutoModelForCausalLM
-
-    dtype = next(iter(state.values())).dtype
-    fresh = get_peft_model(AutoModelForCausalLM.from_config(policy.get_base_model().config, dtype=dtype),
-                           policy.peft_config["default"])
-    result = fresh.load_state_dict(state, strict=False)
-    params = {n for n, _ in fresh.named_parameters()}
-    if result.unexpected_keys or params - set(state):
-        raise RuntimeError(f"the gathered policy does not fit its LoRA model: unexpected "
-                           f"{result.unexpected_keys[:3]}, missing {sorted(params - set(state))[:3]}")
-    if lora_cfg is not None and lora_cfg.save == "both":
-        from chatalign.training.lora import save_adapter
-
-        save_adapter(fresh, run_dir)
-    return fresh.merge_and_unload()
-
-
-def export_qlora_policy(models, run_dir: Path):
-    """The QLoRA policy's trained adapter merged into its base reloaded in full precision (the 4-bit rounding
-    stays out of the saved model), as the other stages' QLoRA runs are finished."""
+def merge_into_reloaded_base(models, policy_backend, run_dir: Path, dist):
+    """QLoRA (4-bit rounding) or ZeRO-3 (placeholders): the trained adapter merged into the policy's base reloaded
+    in full precision, as the other stages' LoRA runs are finished; the merged model on the main rank, else None."""
     from chatalign.models import load_causal_lm
     from chatalign.training.lora import finish_lora
 
-    return finish_lora(models.policy, models.lora, run_dir, True,
-                       lambda: load_causal_lm(models.base_path, models.dtype))
+    if models.base_path is None:
+        raise RuntimeError("a QLoRA or ZeRO-3 LoRA policy needs PPOModels.base_path to export its merged model")
+    gathered = policy_backend.export_state(models.policy) if policy_backend.partitioned else None  # collective
+    return finish_lora(models.policy, models.lora, run_dir, dist.is_main,
+                       lambda: load_causal_lm(models.base_path, models.dtype), gathered)

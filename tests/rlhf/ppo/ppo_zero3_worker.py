@@ -124,7 +124,10 @@ def make_trainer(tok, out: Path, dist, zero3: bool, iterations: int, lora: bool 
     lm = peaky_llama(tok)
     value = reward_model_from_causal_lm(lm, seed=1)
     if lora:
+        if dist.is_main:  # the export merges the gathered adapter into this base, reloaded (as load_models does)
+            lm.save_pretrained(out / "start")
         models = assemble(lm, tok, value, LoraConfig(enabled=True, r=4, alpha=8, dropout=0.0, save="both"), seed=0)
+        models.base_path, models.dtype = str(out / "start"), "float32"
     else:
         models = assemble(lm, tok, value, None, reference=copy.deepcopy(lm))
     cfg = PPOSection.model_validate({

@@ -40,6 +40,11 @@ def resolve_model_path(name: str | os.PathLike | None, key: str | None = None) -
     p = Path(name)
     if (p / "manifest.json").is_file() and (p / "model" / "config.json").is_file():
         return str(p / "model")
+    if (p / "manifest.json").is_file() and (p / "adapter" / "adapter_config.json").is_file() \
+            and not (p / "model").exists():
+        raise UserError(f"{where}{name}: this run kept its LoRA adapter only (lora.save: adapter), no model/ to "
+                        "load here: train it with lora.save: both to chain it into another stage, or load "
+                        "adapter/ with peft")
     if p.exists():
         if not (p / "config.json").is_file():
             raise UserError(f"{where}{name}: no config.json in that directory (not a Hugging Face model?)")

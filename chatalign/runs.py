@@ -16,6 +16,9 @@ from chatalign.data_schemas.file_output import fault_disk_full, give_umask_modes
 from chatalign.errors import RunError
 
 MANIFEST = "manifest.json"
+ADAPTER = "adapter"  # a LoRA run's adapter in PEFT format
+# what a tokenizer is saved as (transformers' save_pretrained): kept beside an adapter that replaces model/
+TOKENIZER_FILES = ("tokenizer", "special_tokens_map", "chat_template", "vocab", "merges", "added_tokens")
 
 
 def now() -> str:
@@ -229,14 +232,35 @@ class RunDir:
             self.trackers.finish(metrics, failed)
             self.trackers = None
 
-    def finish(self, metrics: dict, extra: dict | None = None) -> dict:
+    def finish(self, metrics: dict, extra: dict | None = None, adapter_only: bool = False) -> dict:
+        """Mark the run finished; `adapter_only` (lora.save: adapter): `adapter/` replaces `model/` first."""
+        if adapter_only:
+            self.keep_adapter_only()
         manifest = self.read_manifest() or {"stage": self.stage}
         manifest.update({"status": "finished", "finished_at": now(), "metrics": metrics})
+        if adapter_only:
+            manifest["outputs"] = {"model": None, "adapter": ADAPTER}
         if extra:
             manifest.update(extra)
         write_json_atomic(self.manifest_path, manifest)
         self._close_trackers(metrics, failed=False)
         return manifest
+
+    def keep_adapter_only(self) -> None:
+        """`adapter/` gets the tokenizer files of `model/` (a PEFT folder that loads by itself), then `model/` goes."""
+        adapter, model = self.path / ADAPTER, self.model_dir
+        if not (adapter / "adapter_config.json").is_file():
+            raise RunError(f"{adapter}: no adapter_config.json to keep instead of {model}")
+        if model.is_dir():
+            for f in model.iterdir():
+                if f.is_file() and f.name.startswith(TOKENIZER_FILES) and not (adapter / f.name).exists():
+                    tmp = adapter / f".{f.name}.tmp"
+                    shutil.copyfile(f, tmp)
+                    os.replace(tmp, adapter / f.name)
+        if model.is_symlink():
+            model.unlink()
+        elif model.exists():
+            shutil.rmtree(model)
 
     # -- metrics
     def log_metrics(self, record: dict) -> None:

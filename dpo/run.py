@@ -137,7 +137,7 @@ def evaluate_and_report(cfg: DPOConfig, run, prep, summary: dict) -> None:
 
     run_independent(cfg.independent, run.path, str(run.model_dir), cfg.model.name, INDEPENDENT_SUITES)
     write_report(run, cfg, prep.stats, summary, evaluation)
-    run.finish(summary, {"data": prep.stats})
+    run.finish(summary, {"data": prep.stats}, adapter_only=cfg.lora.adapter_only)
 
 
 def finalize_model(model, tokenizer, run, dist, cfg: DPOConfig) -> None:

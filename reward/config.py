@@ -25,6 +25,7 @@ from chatalign.training.config import (
     ModelConfig,
     OptimConfig,
     check_lora_deepspeed,
+    refuse_adapter_only,
 )
 
 StrengthLabel = Literal["significantly_better", "better", "slightly_better", "negligibly_better", "unsure"]
@@ -116,6 +117,7 @@ class RewardConfig(Tracked):
             raise ValueError("train.trainable_layers and lora.enabled are two ways to train part of the model: "
                              "choose one")
         check_lora_deepspeed(self.lora, self.deepspeed)
+        refuse_adapter_only(self.lora, "the saved reward model keeps where it reads the score in model/config.json")
         return self
 
     def quarantine_for(self, src: PrefSource, group: str) -> str | None:

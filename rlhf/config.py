@@ -27,6 +27,7 @@ from chatalign.training.config import (
     OptimConfig,
     check_batch_rows,
     check_lora_deepspeed,
+    refuse_adapter_only,
 )
 
 Mode = Literal["rs", "ppo", "rs+ppo"]
@@ -88,6 +89,7 @@ class RejectionSampling(StrictModel):
         if any(t <= 0 for t in self.sweep_temperatures):
             raise ValueError("rs.sweep_temperatures must all be > 0")
         check_batch_rows(self.train, "rs.train")
+        refuse_adapter_only(self.lora, "the round reads the trained model/ back")
         return self
 
 
@@ -170,6 +172,7 @@ class PPOSection(StrictModel):
     @model_validator(mode="after")
     def _check(self):
         check_lora_deepspeed(self.lora, self.deepspeed)  # QLoRA: one process, no DeepSpeed
+        refuse_adapter_only(self.lora, "the round reads the trained model/ back")
         if self.batch_prompts % self.minibatch:
             raise ValueError(f"ppo.batch_prompts ({self.batch_prompts}) must be a multiple of ppo.minibatch "
                              f"({self.minibatch})")

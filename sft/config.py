@@ -20,6 +20,7 @@ from chatalign.training.config import (
     check_batch_rows,
     check_lora_deepspeed,
     check_steps,
+    refuse_adapter_only,
 )
 
 
@@ -125,5 +126,6 @@ class DerivedStageConfig(Tracked):
         check_batch_rows(self.train)
         check_one_way_to_train(self.train, self.lora)
         check_lora_deepspeed(self.lora, self.deepspeed)
+        refuse_adapter_only(self.lora, "the stage's evaluation reads its trained model/")
         check_steps(self.steps)
         return self

@@ -102,7 +102,7 @@ def _run_sft(cfg: SFTConfig, run, resume: bool, progress: bool) -> dict:
 
         run_independent(cfg.independent, run.path, str(run.model_dir), cfg.model.name, INDEPENDENT_SUITES, progress)
         write_report(run, cfg, summary)
-        run.finish(summary)
+        run.finish(summary, adapter_only=cfg.lora.adapter_only)
     dist.barrier()
     return summary
 

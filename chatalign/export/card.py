@@ -103,13 +103,22 @@ def usage(repo_id: str, reward: bool) -> list[str]:
             "```"]
 
 
+def adapter_usage(repo_id: str) -> list[str]:
+    return ["A LoRA adapter (PEFT format, trained with `lora.save: adapter`): peft loads its base model (named in "
+            "`adapter_config.json`, `base_model_name_or_path`) and puts the adapter on it.", "",
+            "```python", "from peft import AutoPeftModelForCausalLM", "from transformers import AutoTokenizer", "",
+            f'model = AutoPeftModelForCausalLM.from_pretrained("{repo_id}")  # .merge_and_unload() for whole weights',
+            f'tok = AutoTokenizer.from_pretrained("{repo_id}")', "```"]
+
+
 def model_card(run: Path, repo_id: str) -> str:
     """README.md for the Hub: metadata header, then lineage, data, recipe, metrics, evaluations, how to load."""
     manifest = json.loads((run / "manifest.json").read_text(encoding="utf-8"))
     chain = lineage(manifest)
-    reward = is_reward_model(run / "model")
+    adapter = (run / "adapter" / "adapter_config.json").is_file() and not (run / "model").exists()
+    reward = not adapter and is_reward_model(run / "model")
     stage = manifest.get("stage", "?")
-    meta: dict[str, Any] = {"library_name": "transformers", "tags": ["chatalign", stage],
+    meta: dict[str, Any] = {"library_name": "peft" if adapter else "transformers", "tags": ["chatalign", stage],
                             "pipeline_tag": "text-classification" if reward else "text-generation"}
     base = base_model_id(chain)
     if base:
@@ -126,7 +135,8 @@ def model_card(run: Path, repo_id: str) -> str:
     lines += [f"| {k} | {Path(v.get('path', '')).name} | {v.get('sha256', '')[:16]} |"
               for k, v in (manifest.get("inputs") or {}).items()] or ["(none recorded)"]
     lines += ["", "## Metrics", "", *metrics_table(manifest.get("metrics") or {}), "",
-              "## Evaluation", "", *independent_table(run), "", "## How to load it", "", *usage(repo_id, reward),
+              "## Evaluation", "", *independent_table(run), "", "## How to load it", "",
+              *(adapter_usage(repo_id) if adapter else usage(repo_id, reward)),
               "", "## Recipe", "", "The resolved configuration this run was trained with:", "", "```yaml",
               yaml.safe_dump(manifest.get("config") or {}, sort_keys=False).strip(), "```", ""]
     return "\n".join(lines)

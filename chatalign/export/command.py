@@ -14,7 +14,8 @@ from chatalign.errors import UserError
 def add_command(sub: argparse._SubParsersAction) -> None:
     text = "a Hub-ready folder of a run's model with a model card (lineage, data, recipe, metrics, evaluations)"
     p = sub.add_parser("export", help=text, description=text)
-    p.add_argument("run", metavar="RUN", help="a finished run directory (it has manifest.json and model/)")
+    p.add_argument("run", metavar="RUN", help="a finished run directory (it has manifest.json and model/, or adapter/ "
+                   "alone after lora.save: adapter)")
     p.add_argument("--out", required=True, help="folder to write (replaced if it exists)")
     p.add_argument("--push-to-hub", metavar="ID", default=None, help="also upload the folder to this Hub repo")
     p.add_argument("--private", action="store_true", help="with --push-to-hub: create the repo private")
@@ -29,13 +30,19 @@ def finished_run(path: str) -> Path:
         raise UserError(f"{run}: not a run directory (no manifest.json)")
     if not RunDir(run, "?").is_finished():
         raise UserError(f"{run}: the run has not finished (manifest status is not 'finished')")
-    if not (run / "model" / "config.json").is_file():
+    if not (run / "model" / "config.json").is_file() and not adapter_only(run):
         raise UserError(f"{run}: the run has no model/ to export")
     return run
 
 
+def adapter_only(run: Path) -> bool:
+    """A run that kept its LoRA adapter instead of the merged model (lora.save: adapter)."""
+    return not (run / "model").exists() and (run / "adapter" / "adapter_config.json").is_file()
+
+
 def export_run(run: Path, out: Path, repo_id: str) -> Path:
-    """Write `out`: the files of run/model (hard links where possible) and README.md; atomically."""
+    """Write `out`: the files of run/model (or run/adapter for an adapter-only run; hard links where possible) and
+    README.md; atomically."""
     from chatalign.data_schemas.file_output import temp_dir_in
     from chatalign.export.card import model_card
     from chatalign.runs import link_files, replace_dir, write_text_atomic
@@ -43,7 +50,7 @@ def export_run(run: Path, out: Path, repo_id: str) -> Path:
     out.parent.mkdir(parents=True, exist_ok=True)
     tmp = Path(temp_dir_in(out.parent, f".{out.name}-"))
     try:
-        link_files(run / "model", tmp)
+        link_files(run / ("adapter" if adapter_only(run) else "model"), tmp)
         write_text_atomic(tmp / "README.md", model_card(run, repo_id))
         replace_dir(tmp, out)
     finally:
@@ -71,7 +78,7 @@ def cmd_export(args) -> int:
     out = Path(args.out)
     repo_id = args.push_to_hub or f"{run.name}"
     export_run(run, out, repo_id)
-    print(f"wrote {out} (model and README.md model card)")
+    print(f"wrote {out} ({'LoRA adapter' if adapter_only(run) else 'model'} and README.md model card)")
     if args.push_to_hub:
         print(f"pushed: {push(out, args.push_to_hub, args.private)}")
     return 0

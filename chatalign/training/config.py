@@ -27,14 +27,34 @@ class LoraConfig(StrictModel):
     target_modules: list[str] | str = "all-linear"
     quantize: Literal["none", "4bit"] = Field("none", description="4bit: QLoRA, the frozen base weights loaded in "
                                               "4-bit NF4 (bitsandbytes, double quantization); needs enabled: true")
-    save: Literal["merged", "both"] = Field("merged", description="merged: model/ with the adapter merged in; "
-                                            "both: also adapter/ in PEFT format (adapter_config.json + safetensors)")
+    save: Literal["merged", "both", "adapter"] = Field(
+        "merged", description="merged: model/ with the adapter merged in; both: also adapter/ in PEFT format "
+        "(adapter_config.json + safetensors, and the tokenizer); adapter: adapter/ only, instead of model/ (the "
+        "stage's evaluations still read the merged model, which is removed when the run finishes): an end product "
+        "for other tools and the Hub; later stages need model/, so chain from a run with merged or both")
 
     @model_validator(mode="after")
     def _check(self):
         if self.quantize != "none" and not self.enabled:
             raise ValueError("lora.quantize: 4bit trains LoRA adapters on a 4-bit base (QLoRA): set lora.enabled: true")
+        if self.save == "adapter" and not self.enabled:
+            raise ValueError("lora.save: adapter keeps only a LoRA adapter: set lora.enabled: true")
         return self
+
+    @property
+    def writes_adapter(self) -> bool:
+        return self.enabled and self.save in ("both", "adapter")
+
+    @property
+    def adapter_only(self) -> bool:
+        return self.enabled and self.save == "adapter"
+
+
+def refuse_adapter_only(lora: LoraConfig, why: str) -> None:
+    """Stages whose trained model is read back by their own later steps (or the next round) need `model/`."""
+    if lora.adapter_only:
+        raise ValueError(f"lora.save: adapter is not offered here ({why}): use lora.save: both, which writes "
+                         "adapter/ beside model/")
 
 
 def check_lora_deepspeed(lora: LoraConfig, deepspeed: DeepSpeedConfig) -> None:

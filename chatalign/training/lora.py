@@ -12,9 +12,9 @@ import logging
 from pathlib import Path
 
 from chatalign.errors import UserError
+from chatalign.runs import ADAPTER as ADAPTER_DIR
 
 log = logging.getLogger(__name__)
-ADAPTER_DIR = "adapter"
 MISSING_BNB = ("lora.quantize: 4bit needs bitsandbytes (pip install 'chatalign[qlora]'); it runs on CUDA GPUs and, "
                "from bitsandbytes 0.48, on CPUs")
 
@@ -78,6 +78,10 @@ def save_adapter(model, run_dir: str | Path) -> Path:
 
     target = Path(run_dir) / ADAPTER_DIR
     tmp = Path(tempfile.mkdtemp(prefix=".adapter.", dir=target.parent))
+    for config in model.peft_config.values():  # where the base is, from anywhere (the run's own path is relative)
+        base = config.base_model_name_or_path
+        if base and Path(base).exists():
+            config.base_model_name_or_path = str(Path(base).resolve())
     model.save_pretrained(str(tmp), safe_serialization=True)
     replace_dir(tmp, target)
     return target
@@ -85,7 +89,7 @@ def save_adapter(model, run_dir: str | Path) -> Path:
 
 def finish_lora(model, lora_cfg, run_dir: str | Path, is_main: bool, load_full_precision_base,
                 gathered: dict | None = None):
-    """The trained adapter merged into whole weights (and `adapter/` written with `lora.save: both`); the merged
+    """The trained adapter merged into whole weights (and `adapter/` written with `lora.save: both|adapter`); the merged
     model on the main rank, None on the others.
 
     `gathered`: the whole state of the LoRA-wrapped model (ZeRO-3 keeps only placeholders in `model`: every rank
@@ -95,7 +99,7 @@ def finish_lora(model, lora_cfg, run_dir: str | Path, is_main: bool, load_full_p
     if not is_main:
         return None
     if gathered is None and lora_cfg.quantize == "none":
-        if lora_cfg.save == "both":
+        if lora_cfg.writes_adapter:
             save_adapter(model, run_dir)
         return model.merge_and_unload()
     from peft import get_peft_model, get_peft_model_state_dict, set_peft_model_state_dict
@@ -108,6 +112,6 @@ def finish_lora(model, lora_cfg, run_dir: str | Path, is_main: bool, load_full_p
             raise RuntimeError(f"the gathered adapter does not fit the model: {unexpected[:3] or 'no LoRA weights'}")
     else:
         set_peft_model_state_dict(fresh, get_peft_model_state_dict(model))
-    if lora_cfg.save == "both":
+    if lora_cfg.writes_adapter:
         save_adapter(fresh, run_dir)
     return fresh.merge_and_unload()

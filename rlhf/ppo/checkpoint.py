@@ -119,7 +119,7 @@ def export_policy(models, policy_backend, target: Path, dist) -> None:
     else:
         if models.uses_lora:
             # every rank merges: under ZeRO-2 `export_state` below is a collective over the merged model
-            if dist.is_main and models.lora is not None and models.lora.save == "both":
+            if dist.is_main and models.lora is not None and models.lora.writes_adapter:
                 from chatalign.training.lora import save_adapter
 
                 save_adapter(policy, target.parent)

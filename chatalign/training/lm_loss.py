@@ -51,5 +51,6 @@ class PackedLMLoss(nn.Module):
 
     def forward(self, input_ids, position_ids, labels, **_):
         decoder, head = decoder_and_head(self.model)
-        out = packed_decoder_forward(decoder, input_ids, position_ids)
-        return selected_token_nll(out.last_hidden_state, head, labels)
+        device = decoder.get_input_embeddings().weight.device  # the loop collates on the CPU
+        out = packed_decoder_forward(decoder, input_ids.to(device), position_ids.to(device))
+        return selected_token_nll(out.last_hidden_state, head, labels.to(device))

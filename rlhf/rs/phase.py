@@ -46,13 +46,12 @@ def rs_sft_config(ctx, model_path: str, train_file: Path):
 
 def sample_phase(ctx, model_path: str, dist=None) -> dict:
     """Samples, sweeps, selection and pooling; writes the data files and the RS summary (the phase marker)."""
-    from chatalign.rlhf.ppo.models import load_chat_policy
     from chatalign.training.distributed import DistContext
 
     dist = dist or DistContext()
     rs, data = ctx.cfg.rs, ctx.run.path / "data"
     sampler = str(rs.sampler) if rs.sampler is not None else model_path  # answers are text: any tokenizer works
-    policy, tok = load_chat_policy(sampler, ctx.cfg.model)
+    policy, tok = load_sampler(ctx.cfg, sampler, dist)
     common = dict(top_p=rs.top_p, max_new_tokens=rs.max_new_tokens, batch_size=rs.batch_size, seed=rs.seed,
                   chunk_prompts=rs.chunk_prompts, progress=ctx.progress, dist=dist)
     samples = sample_and_score(policy, tok, ctx.prompts, ctx.reward_fn, data / "samples.jsonl",
@@ -65,8 +64,32 @@ def sample_phase(ctx, model_path: str, dist=None) -> dict:
                                 data / f"sweep_T{temp:g}.jsonl", num_samples=rs.num_samples, temperature=temp,
                                 **common)
         by_temp[temp] = scores_per_prompt(rows)
+    if hasattr(policy, "close"):
+        policy.close()
     del policy
     return dist.run_on_main(lambda: select_and_write(ctx, samples, by_temp))
+
+
+def load_sampler(cfg, sampler: str, dist):
+    """(what draws the K answers, its tokenizer with the recipe's chat template): the model itself for the native
+    engine, or a vLLM engine over its directory (`generation.backend: vllm`, one process)."""
+    from chatalign.rlhf.ppo.models import load_chat_policy
+
+    if cfg.generation.backend == "native":
+        return load_chat_policy(sampler, cfg.model)
+    from chatalign.errors import ConfigError
+    from chatalign.models import load_tokenizer, resolve_model_path
+    from chatalign.rollout.vllm_engine import VLLMEngine
+    from chatalign.text.templates import apply_named_template
+
+    if dist.world_size > 1:
+        raise ConfigError("generation.backend: vllm samples in one process: launch the round without a "
+                          "multi-rank launcher, or use generation.backend: native")
+    g, m = cfg.generation, cfg.model
+    tok = load_tokenizer(sampler, m.trust_remote_code)
+    apply_named_template(tok, m.chat_template)
+    return VLLMEngine(resolve_model_path(sampler), dtype=m.dtype, memory_share=g.memory_share,
+                      max_model_len=g.max_model_len, trust_remote_code=m.trust_remote_code), tok
 
 
 def select_and_write(ctx, samples: list[dict], by_temp: dict) -> dict:
@@ -104,7 +127,8 @@ def select_and_write(ctx, samples: list[dict], by_temp: dict) -> dict:
     summary = {
         "rs_prompts": len(ctx.prompts), "rs_prompts_selected": len(best), "rs_samples": n,
         "rs_samples_unusable": n - len(usable), "rs_num_samples": rs.num_samples,
-        "rs_temperature": rs.temperature, "rs_sampler": str(rs.sampler) if rs.sampler is not None else "policy",
+        "rs_temperature": rs.temperature, "rs_backend": ctx.cfg.generation.backend,
+        "rs_sampler": str(rs.sampler) if rs.sampler is not None else "policy",
         "rs_sample_reward_mean": sum(s["r_combined"] for s in samples) / max(1, n),
         "rs_selected_reward_mean": sum(r["r_combined"] for r in current.values()) / max(1, len(current)),
         "rs_train_rows": len(rows), "rs_pooled_from_rounds": pooled_from,

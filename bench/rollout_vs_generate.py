@@ -147,7 +147,7 @@ def run_generate(model, tokenizer, prompts, *, batch_size, max_new_tokens, tempe
     with torch.inference_mode():
         per_batch = max(1, batch_size // num_samples)  # generate expands each prompt to num_samples rows
         for b in range(0, len(prompts), per_batch):
-            enc = tokenizer.pad({"input_ids": prompts[b:b + per_batch]}, return_tensors="pt")
+            enc = tokenizer.pad({"input_ids": prompts[b:b + per_batch]}, return_tensors="pt").to(model.device)
             sample = {"do_sample": True, "temperature": temperature, "top_p": top_p} if temperature > 0 else \
                 {"do_sample": False}
             if num_samples > 1:
@@ -245,6 +245,8 @@ def main(argv=None) -> None:
         torch.set_num_threads(args.threads)
     tokenizer = load_tokenizer(args.model)
     model = load_causal_lm(args.model, dtype=args.dtype).eval()
+    if torch.cuda.is_available():
+        model.to("cuda")
     settings = settings_for(args.workload, args.quick, args.new_tokens)
     n_max = max(s[1] for s in settings)
     all_prompts = ppo_prompts(tokenizer, n_max) if args.workload == "ppo" else chat_prompts(tokenizer, n_max)

@@ -165,14 +165,15 @@ def run_generate(model, tokenizer, prompts, *, batch_size, max_new_tokens, tempe
 
 
 def run_engine(model, tokenizer, prompts, *, batch_size, max_new_tokens, temperature, top_p, stops, seed,
-               num_samples=1, return_logprobs=True):
+               num_samples=1, return_logprobs=True, compile=False):
     from chatalign.rollout.engine import generate_rollouts
 
     stats: dict = {}
     t0, c0 = time.perf_counter(), time.process_time()
     rollouts = generate_rollouts(model, tokenizer, prompts, num_samples=num_samples, max_new_tokens=max_new_tokens,
                                  temperature=temperature, top_p=top_p, batch_size=batch_size, seed=seed,
-                                 stop_token_ids=sorted(stops), stats=stats, return_logprobs=return_logprobs)
+                                 stop_token_ids=sorted(stops), stats=stats, return_logprobs=return_logprobs,
+                                 compile=compile)
     work = {k: stats[k] for k in ("prefill_tokens", "decode_steps", "decode_row_steps")}
     work["cpu_s"] = round(time.process_time() - c0, 2)
     return [r.response_ids for r in rollouts], time.perf_counter() - t0, work
@@ -225,6 +226,8 @@ def main(argv=None) -> None:
     ap.add_argument("--model", default="embedded")
     ap.add_argument("--dtype", default="float32", choices=("float32", "bfloat16"),
                     help="weights and activations of both engines")
+    ap.add_argument("--compile", action="store_true", help="CUDA: ours decodes on a static cache with a "
+                    "torch.compile'd step (CUDA graphs)")
     ap.add_argument("--repeats", type=int, default=2, help="alternating runs per engine; the best is reported")
     ap.add_argument("--threads", type=int, default=0, help="torch intra-op threads (0: torch's default)")
     ap.add_argument("--peak-memory", action="store_true",
@@ -271,7 +274,7 @@ def main(argv=None) -> None:
                     runs[name].append(run_generate(model, tokenizer, prompts, **common))
                 else:
                     runs[name].append(run_engine(model, tokenizer, prompts, return_logprobs=name == "engine",
-                                                 **common))
+                                                 compile=args.compile, **common))
         row = {"setting": f"{mode}-b{bs}", "prompts": len(prompts), "samples_per_prompt": k,
                "prompt_tokens": [min(map(len, prompts)), sorted(map(len, prompts))[len(prompts) // 2],
                                  max(map(len, prompts))],

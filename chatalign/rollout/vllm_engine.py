@@ -77,6 +77,11 @@ class VLLMEngine:
             raise UserError(f"vLLM {vllm.__version__} cannot run {self.model_path}: {first}") from None
 
     def close(self) -> None:
+        """Shut the engine down (its KV cache and workers), so that another can start in this process."""
+        if self._llm is not None:
+            core = getattr(getattr(self._llm, "llm_engine", None), "engine_core", None)
+            if hasattr(core, "shutdown"):
+                core.shutdown()
         self._llm = None
         gc.collect()
 

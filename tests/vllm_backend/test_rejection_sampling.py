@@ -5,6 +5,8 @@ from __future__ import annotations
 
 import json
 
+from tests.vllm_backend.conftest import memory_share
+
 
 def test_a_rejection_sampling_round_draws_its_answers_with_vllm(tmp_path, smol_tokenizer, monkeypatch):
     from chatalign.models import save_hf_atomic
@@ -31,7 +33,7 @@ def test_a_rejection_sampling_round_draws_its_answers_with_vllm(tmp_path, smol_t
         "rs": {"num_samples": 3, "max_new_tokens": 8, "skip_unfinished": False, "chunk_prompts": 3,
                "train": {"seq_len": 128, "global_batch_rows": 2, "epochs": 1}, "optim": {"lr": 1e-3}},
         "eval": {"max_new_tokens": 6, "samples_per_prompt": 1},
-        "generation": {"backend": "vllm", "memory_share": 0.1, "max_model_len": 256}})
+        "generation": {"backend": "vllm", "memory_share": memory_share(), "max_model_len": 256}})
     answered = []  # a spy on the real engine: the answers come from vLLM, not the native loop
     real = VLLMEngine.rollouts
     monkeypatch.setattr(VLLMEngine, "rollouts", lambda self, *a, **kw: answered.extend(real(self, *a, **kw))

@@ -12,7 +12,7 @@ from typing import Any
 from chatalign.data_schemas.file_output import temp_dir_in
 from chatalign.embedded import embedded_model_dir, is_embedded
 from chatalign.errors import UserError
-from chatalign.runs import replace_dir
+from chatalign.runs import holds_adapter_only, replace_dir
 from chatalign.training.packed_attention import default_attention
 
 log = logging.getLogger(__name__)
@@ -40,8 +40,7 @@ def resolve_model_path(name: str | os.PathLike | None, key: str | None = None) -
     p = Path(name)
     if (p / "manifest.json").is_file() and (p / "model" / "config.json").is_file():
         return str(p / "model")
-    if (p / "manifest.json").is_file() and (p / "adapter" / "adapter_config.json").is_file() \
-            and not (p / "model").exists():
+    if holds_adapter_only(p):
         raise UserError(f"{where}{name}: this run kept its LoRA adapter only (lora.save: adapter), no model/ to "
                         "load here: train it with lora.save: both to chain it into another stage, or load "
                         "adapter/ with peft")

@@ -21,6 +21,12 @@ ADAPTER = "adapter"  # a LoRA run's adapter in PEFT format
 TOKENIZER_FILES = ("tokenizer", "special_tokens_map", "chat_template", "vocab", "merges", "added_tokens")
 
 
+def holds_adapter_only(path: str | os.PathLike) -> bool:
+    """A finished LoRA run that kept `adapter/` instead of `model/` (lora.save: adapter; RunDir.keep_adapter_only)."""
+    p = Path(path)
+    return (p / MANIFEST).is_file() and (p / ADAPTER / "adapter_config.json").is_file() and not (p / "model").exists()
+
+
 def now() -> str:
     return dt.datetime.now(dt.timezone.utc).isoformat(timespec="seconds")
 

@@ -11,6 +11,8 @@ from typing import Any
 
 import yaml
 
+from chatalign.runs import holds_adapter_only
+
 EMBEDDED_HUB_ID = "HuggingFaceTB/SmolLM2-135M-Instruct"  # what `model.name: embedded` is
 MAX_LINEAGE = 12
 
@@ -115,7 +117,7 @@ def model_card(run: Path, repo_id: str) -> str:
     """README.md for the Hub: metadata header, then lineage, data, recipe, metrics, evaluations, how to load."""
     manifest = json.loads((run / "manifest.json").read_text(encoding="utf-8"))
     chain = lineage(manifest)
-    adapter = (run / "adapter" / "adapter_config.json").is_file() and not (run / "model").exists()
+    adapter = holds_adapter_only(run)
     reward = not adapter and is_reward_model(run / "model")
     stage = manifest.get("stage", "?")
     meta: dict[str, Any] = {"library_name": "peft" if adapter else "transformers", "tags": ["chatalign", stage],

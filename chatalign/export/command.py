@@ -9,6 +9,7 @@ import shutil
 from pathlib import Path
 
 from chatalign.errors import UserError
+from chatalign.runs import holds_adapter_only
 
 
 def add_command(sub: argparse._SubParsersAction) -> None:
@@ -30,14 +31,9 @@ def finished_run(path: str) -> Path:
         raise UserError(f"{run}: not a run directory (no manifest.json)")
     if not RunDir(run, "?").is_finished():
         raise UserError(f"{run}: the run has not finished (manifest status is not 'finished')")
-    if not (run / "model" / "config.json").is_file() and not adapter_only(run):
+    if not (run / "model" / "config.json").is_file() and not holds_adapter_only(run):
         raise UserError(f"{run}: the run has no model/ to export")
     return run
-
-
-def adapter_only(run: Path) -> bool:
-    """A run that kept its LoRA adapter instead of the merged model (lora.save: adapter)."""
-    return not (run / "model").exists() and (run / "adapter" / "adapter_config.json").is_file()
 
 
 def export_run(run: Path, out: Path, repo_id: str) -> Path:
@@ -50,7 +46,7 @@ def export_run(run: Path, out: Path, repo_id: str) -> Path:
     out.parent.mkdir(parents=True, exist_ok=True)
     tmp = Path(temp_dir_in(out.parent, f".{out.name}-"))
     try:
-        link_files(run / ("adapter" if adapter_only(run) else "model"), tmp)
+        link_files(run / ("adapter" if holds_adapter_only(run) else "model"), tmp)
         write_text_atomic(tmp / "README.md", model_card(run, repo_id))
         replace_dir(tmp, out)
     finally:
@@ -78,7 +74,7 @@ def cmd_export(args) -> int:
     out = Path(args.out)
     repo_id = args.push_to_hub or f"{run.name}"
     export_run(run, out, repo_id)
-    print(f"wrote {out} ({'LoRA adapter' if adapter_only(run) else 'model'} and README.md model card)")
+    print(f"wrote {out} ({'LoRA adapter' if holds_adapter_only(run) else 'model'} and README.md model card)")
     if args.push_to_hub:
         print(f"pushed: {push(out, args.push_to_hub, args.private)}")
     return 0

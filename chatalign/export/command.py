@@ -9,7 +9,6 @@ import shutil
 from pathlib import Path
 
 from chatalign.errors import UserError
-from chatalign.runs import holds_adapter_only
 
 
 def add_command(sub: argparse._SubParsersAction) -> None:
@@ -24,7 +23,7 @@ def add_command(sub: argparse._SubParsersAction) -> None:
 
 
 def finished_run(path: str) -> Path:
-    from chatalign.runs import RunDir
+    from chatalign.runs import RunDir, holds_adapter_only
 
     run = Path(path)
     if not (run / "manifest.json").is_file():
@@ -41,7 +40,7 @@ def export_run(run: Path, out: Path, repo_id: str) -> Path:
     README.md; atomically."""
     from chatalign.data_schemas.file_output import temp_dir_in
     from chatalign.export.card import model_card
-    from chatalign.runs import link_files, replace_dir, write_text_atomic
+    from chatalign.runs import holds_adapter_only, link_files, replace_dir, write_text_atomic
 
     out.parent.mkdir(parents=True, exist_ok=True)
     tmp = Path(temp_dir_in(out.parent, f".{out.name}-"))
@@ -74,6 +73,8 @@ def cmd_export(args) -> int:
     out = Path(args.out)
     repo_id = args.push_to_hub or f"{run.name}"
     export_run(run, out, repo_id)
+    from chatalign.runs import holds_adapter_only
+
     print(f"wrote {out} ({'LoRA adapter' if holds_adapter_only(run) else 'model'} and README.md model card)")
     if args.push_to_hub:
         print(f"pushed: {push(out, args.push_to_hub, args.private)}")

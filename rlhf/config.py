@@ -225,6 +225,13 @@ class RLHFRoundConfig(Tracked):
     distributed: DistributedConfig = DistributedConfig()
     allow_changed_inputs: bool = False
 
+    @model_validator(mode="after")
+    def _check_generation(self):
+        if self.generation.backend == "vllm" and "ppo" in self.mode and self.ppo.lora.quantize != "none":
+            raise ValueError("generation.backend: vllm takes the PPO policy's weights in memory, which a 4-bit "
+                             "(QLoRA) policy cannot hand over: ppo.lora.quantize: none, or generation.backend: native")
+        return self
+
     @property
     def eval_max_new_tokens(self) -> int:
         if self.eval.max_new_tokens:

@@ -84,6 +84,20 @@ class VLLMEngine:
         self._llm = None
         gc.collect()
 
+    def load_weights(self, named_tensors) -> None:
+        """Replace the engine's weights in memory with `(checkpoint name, tensor)` pairs (a policy after an update,
+        see chatalign.rollout.weight_sync), never through a file; cached prefixes of the old weights are dropped."""
+        llm = self.llm()
+        llm.collective_rpc("reload_weights", kwargs={"weights_iterator": iter(list(named_tensors))})
+        llm.reset_prefix_cache()
+
+    def load_model_dir(self, model_path: str) -> None:
+        """Serve another model of the same architecture from its directory, without a new engine (start-up costs
+        tens of seconds; a weight reload a fraction of one)."""
+        llm = self.llm()
+        llm.collective_rpc("reload_weights", kwargs={"weights_path": model_path})
+        llm.reset_prefix_cache()
+
     def rollouts(self, tokenizer, prompt_ids: list[list[int]], *, num_samples: int = 1, max_new_tokens: int = 128,
                  temperature: float = 1.0, top_p: float = 1.0, seed: int | None = None,
                  stop_token_ids: list[int] | None = None, return_logprobs: bool = False,

@@ -31,6 +31,7 @@ def run_ppo_phase(ctx, model_path: str, target: Path, resume: bool) -> dict:
     """Train from `model_path`; write the final (or best evaluated) policy to `target`; return the summary."""
     from chatalign.rlhf.ppo.frozen import frozen_zero3, shard_reward_models
     from chatalign.rlhf.ppo.models import load_models
+    from chatalign.rlhf.ppo.sampler import ppo_generator
     from chatalign.rlhf.ppo.trainer import PPOTrainer
     from chatalign.runs import write_json_atomic
     from chatalign.training.distributed import DistContext
@@ -51,13 +52,16 @@ def run_ppo_phase(ctx, model_path: str, target: Path, resume: bool) -> dict:
                          trust_remote_code=m.trust_remote_code, attn_implementation=m.attn_implementation,
                          chat_template=m.chat_template, gradient_checkpointing=m.gradient_checkpointing)
     heldout = ctx.heldout[:cfg.ppo.early_stopping.max_prompts]  # None: all of them
+    generator = ppo_generator(models, cfg.generation, model_path, m, dist)
     trainer = PPOTrainer(models, ctx.prompts, reward_fn, cfg.ppo, ctx.run, work, heldout=heldout,
-                         progress=ctx.progress, on_iteration=getattr(ctx, "on_ppo_iteration", None), dist=dist)
+                         progress=ctx.progress, on_iteration=getattr(ctx, "on_ppo_iteration", None), dist=dist,
+                         generator=generator)
     summary = trainer.train(resume=resume)
     best = trainer.restore_best()
     summary["ppo_model_iteration"] = best if best is not None else summary["ppo_iterations"]
     trainer.export(target)  # a whole HF model, gathered from the ZeRO shards under several ranks
     trainer.close()
+    generator.close()
     if dist.is_main:
         write_json_atomic(done, summary)
     dist.barrier()

@@ -1,6 +1,7 @@
-"""Where PPO's answers come from: the policy sampled by the rollout engine (chatalign.rollout), one answer per
-prompt. A component of its own so that another generation backend (or a test replaying fixed answers) can take
-its place: anything called as `sampler(prompt_ids, seed) -> list[Rollout]`."""
+"""Where PPO's answers come from: the current policy, one answer per prompt, through a generator
+(chatalign.rollout.generator): the native engine on the policy itself, or a vLLM engine that holds a copy of the
+policy's weights and gets them anew, in memory, before every generation. A component of its own so that a test
+replaying fixed answers can take its place: anything called as `sampler(prompt_ids, seed) -> list[Rollout]`."""
 
 from __future__ import annotations
 
@@ -11,30 +12,74 @@ Sampler = Callable[[list[list[int]], int], list]
 
 class PolicySampler:
     """One sampled answer per prompt from the current policy with the given decoding settings; with
-    `return_logprobs`, log pi_old per answer token (the training batch)."""
+    `return_logprobs`, log pi_old per answer token (the training batch), from the policy itself."""
 
-    def __init__(self, models, *, max_new_tokens: int, temperature: float, top_p: float, batch_size: int,
-                 return_logprobs: bool):
-        self.models = models
+    def __init__(self, models, generator, *, max_new_tokens: int, temperature: float, top_p: float,
+                 batch_size: int, return_logprobs: bool):
+        from chatalign.rollout.generator import NativeGenerator
+
+        self.models, self.generator = models, generator
+        self.engine_holds_copy = not isinstance(generator, NativeGenerator)
+        self.return_logprobs = return_logprobs
         self.settings = {"max_new_tokens": max_new_tokens, "temperature": temperature, "top_p": top_p,
-                         "batch_size": batch_size, "return_logprobs": return_logprobs}
+                         "batch_size": batch_size}
 
     def __call__(self, prompt_ids: list[list[int]], seed: int) -> list:
-        from chatalign.rollout.engine import generate_rollouts
+        from chatalign.rollout.weight_sync import checkpoint_weights
 
-        # models.policy is looked up at each call: a LoRA export replaces it with the merged model
-        return generate_rollouts(self.models.policy, self.models.tokenizer, prompt_ids, num_samples=1, seed=seed,
-                                 **self.settings)
+        if self.engine_holds_copy:
+            # the policy changed since the engine's last generation (an update, a restored checkpoint)
+            self.generator.load_weights(checkpoint_weights(self.models.policy))
+        rows = self.generator.rollouts(self.models.tokenizer, prompt_ids, num_samples=1, seed=seed,
+                                       return_logprobs=self.return_logprobs and not self.engine_holds_copy,
+                                       **self.settings)
+        if self.return_logprobs and self.engine_holds_copy:
+            recompute_logprobs(self.models.policy, rows, self.settings["batch_size"])
+        return rows
 
 
-def training_sampler(models, cfg) -> PolicySampler:
+def recompute_logprobs(policy, rows: list, batch_size: int) -> None:
+    """Each answer's log pi_old from the policy's own forward pass (an engine's sampling log-probs differ from the
+    training model's numerically, and PPO's ratio must start at exactly 1)."""
+    from chatalign.rollout.logprobs import sequence_logprobs
+
+    scored = [i for i, r in enumerate(rows) if r.response_ids]
+    lps = sequence_logprobs(policy, [rows[i].prompt_ids + rows[i].response_ids for i in scored],
+                            [len(rows[i].prompt_ids) for i in scored], batch_size)
+    for r in rows:
+        r.logprobs = []
+    for i, lp in zip(scored, lps):
+        rows[i].logprobs = [float(x) for x in lp]
+
+
+def ppo_generator(models, generation, model_path: str, model_cfg, dist):
+    """The PPO phase's generator: the native engine on the live policy, or one vLLM engine over the starting
+    model's directory (its weights replaced by the policy's before each generation)."""
+    from chatalign.rollout.generator import refuse_several_ranks, vllm_generator
+
+    if generation.backend == "native":
+        return default_generator(models)
+    refuse_several_ranks(generation, dist)
+    return vllm_generator(generation, model_path, model_cfg)
+
+
+def training_sampler(models, cfg, generator=None) -> PolicySampler:
     """Answers of the iteration's batch at the training temperature (log-probs at T=1, see Rollout)."""
-    return PolicySampler(models, max_new_tokens=cfg.max_new_tokens, temperature=cfg.temperature, top_p=cfg.top_p,
-                         batch_size=cfg.gen_batch_size, return_logprobs=True)
+    return PolicySampler(models, generator or default_generator(models), max_new_tokens=cfg.max_new_tokens,
+                         temperature=cfg.temperature, top_p=cfg.top_p, batch_size=cfg.gen_batch_size,
+                         return_logprobs=True)
 
 
-def evaluation_sampler(models, cfg) -> PolicySampler:
+def evaluation_sampler(models, cfg, generator=None) -> PolicySampler:
     """Held-out answers: greedy, or seeded samples at `early_stopping.temperature`."""
     es = cfg.early_stopping
-    return PolicySampler(models, max_new_tokens=es.max_new_tokens or cfg.max_new_tokens, temperature=es.temperature,
+    return PolicySampler(models, generator or default_generator(models),
+                         max_new_tokens=es.max_new_tokens or cfg.max_new_tokens, temperature=es.temperature,
                          top_p=1.0, batch_size=cfg.gen_batch_size, return_logprobs=False)
+
+
+def default_generator(models):
+    """The native engine on the live policy (looked up at each call: a LoRA export replaces it)."""
+    from chatalign.rollout.generator import NativeGenerator
+
+    return NativeGenerator(lambda: models.policy)

@@ -37,11 +37,12 @@ SALT_MINIBATCH = 2  # SALT_GENERATE = 1 (experience), SALT_EVAL = 3 (evaluation)
 
 class PPOTrainer:
     """Runs PPO iterations for one round into `work_dir` (checkpoints, best policy) and `run` (metrics).
-    `sampler`: where answers come from (default: the policy through the rollout engine)."""
+    `sampler`: where answers come from (default: the policy through `generator`, by default the native engine)."""
 
     def __init__(self, models: PPOModels, prompts: Sequence, reward_fn: RewardFn, cfg: PPOSection, run: RunDir,
                  work_dir: Path, heldout: Sequence | None = None, progress: bool = False,
-                 on_iteration: Callable[[int, dict], None] | None = None, dist=None, sampler=None):
+                 on_iteration: Callable[[int, dict], None] | None = None, dist=None, sampler=None,
+                 generator=None):
         from chatalign.rlhf.ppo.backends import ppo_backends
         from chatalign.rlhf.ppo.checkpoint import PPOCheckpoints
         from chatalign.rlhf.ppo.evaluation import EarlyStopping, HeldoutEvaluator
@@ -63,13 +64,14 @@ class PPOTrainer:
         self.policy, self.value = ppo_backends(models, cfg, self.dist)
         self.kl_control = FixedKL(cfg.beta)
         self.experience = ExperienceMaker(list(prompts), _encode(tok, prompts),
-                                          sampler or training_sampler(models, cfg), self.frozen, self.policy,
-                                          self.value, self.kl_control, cfg, self.dist, pad_id)
+                                          sampler or training_sampler(models, cfg, generator), self.frozen,
+                                          self.policy, self.value, self.kl_control, cfg, self.dist, pad_id)
         self.update = PPOUpdate(self.policy, self.value, self.dist, minibatch=cfg.minibatch,
                                 micro_batch=cfg.micro_batch or cfg.minibatch, epochs=cfg.epochs, clip=cfg.clip,
                                 value_clip=cfg.value_clip)
-        self.evaluator = HeldoutEvaluator(list(heldout), _encode(tok, heldout), evaluation_sampler(models, cfg),
-                                          self.frozen, self.policy, cfg, self.dist) if heldout else None
+        self.evaluator = HeldoutEvaluator(list(heldout), _encode(tok, heldout),
+                                          evaluation_sampler(models, cfg, generator), self.frozen, self.policy, cfg,
+                                          self.dist) if heldout else None
         self.early = EarlyStopping(cfg.early_stopping)
         self.checkpoints = PPOCheckpoints(self.work, self.policy, self.value, self.dist, cfg.keep_checkpoints)
 

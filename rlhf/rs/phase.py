@@ -51,45 +51,34 @@ def sample_phase(ctx, model_path: str, dist=None) -> dict:
     dist = dist or DistContext()
     rs, data = ctx.cfg.rs, ctx.run.path / "data"
     sampler = str(rs.sampler) if rs.sampler is not None else model_path  # answers are text: any tokenizer works
-    policy, tok = load_sampler(ctx.cfg, sampler, dist)
+    generator, tok = load_sampler(ctx.cfg, sampler, dist)
     common = dict(top_p=rs.top_p, max_new_tokens=rs.max_new_tokens, batch_size=rs.batch_size, seed=rs.seed,
                   chunk_prompts=rs.chunk_prompts, progress=ctx.progress, dist=dist)
-    samples = sample_and_score(policy, tok, ctx.prompts, ctx.reward_fn, data / "samples.jsonl",
+    samples = sample_and_score(generator, tok, ctx.prompts, ctx.reward_fn, data / "samples.jsonl",
                                num_samples=rs.num_samples, temperature=rs.temperature, **common)
     by_temp = {rs.temperature: scores_per_prompt([s for s in samples if s["prompt_index"] < rs.sweep_prompts])}
     for temp in rs.sweep_temperatures:
         if temp == rs.temperature:
             continue
-        rows = sample_and_score(policy, tok, ctx.prompts[:rs.sweep_prompts], ctx.reward_fn,
+        rows = sample_and_score(generator, tok, ctx.prompts[:rs.sweep_prompts], ctx.reward_fn,
                                 data / f"sweep_T{temp:g}.jsonl", num_samples=rs.num_samples, temperature=temp,
                                 **common)
         by_temp[temp] = scores_per_prompt(rows)
-    if hasattr(policy, "close"):
-        policy.close()
-    del policy
+    generator.close()
+    del generator
     return dist.run_on_main(lambda: select_and_write(ctx, samples, by_temp))
 
 
 def load_sampler(cfg, sampler: str, dist):
-    """(what draws the K answers, its tokenizer with the recipe's chat template): the model itself for the native
-    engine, or a vLLM engine over its directory (`generation.backend: vllm`, one process)."""
+    """(what draws the K answers, its tokenizer with the recipe's chat template): the native engine on the loaded
+    model, or a vLLM engine over its directory (`generation.backend: vllm`, one process)."""
     from chatalign.rlhf.ppo.models import load_chat_policy
+    from chatalign.rollout.generator import ModelGenerators, refuse_several_ranks
 
-    if cfg.generation.backend == "native":
-        return load_chat_policy(sampler, cfg.model)
-    from chatalign.errors import ConfigError
-    from chatalign.models import load_tokenizer, resolve_model_path
-    from chatalign.rollout.vllm_engine import VLLMEngine
-    from chatalign.text.templates import apply_named_template
-
-    if dist.world_size > 1:
-        raise ConfigError("generation.backend: vllm samples in one process: launch the round without a "
-                          "multi-rank launcher, or use generation.backend: native")
-    g, m = cfg.generation, cfg.model
-    tok = load_tokenizer(sampler, m.trust_remote_code)
-    apply_named_template(tok, m.chat_template)
-    return VLLMEngine(resolve_model_path(sampler), dtype=m.dtype, memory_share=g.memory_share,
-                      max_model_len=g.max_model_len, trust_remote_code=m.trust_remote_code), tok
+    refuse_several_ranks(cfg.generation, dist)
+    pool = ModelGenerators(cfg.generation, cfg.model, lambda path: load_chat_policy(path, cfg.model))
+    generator, tok = pool.open(sampler)
+    return generator, tok
 
 
 def select_and_write(ctx, samples: list[dict], by_temp: dict) -> dict:

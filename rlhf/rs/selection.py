@@ -19,7 +19,6 @@ import json
 import logging
 import os
 from collections.abc import Iterable, Sequence
-from functools import partial
 from pathlib import Path
 
 from chatalign.rlhf.reward_fn import RewardFn, prompt_is_safety, prompt_messages
@@ -108,13 +107,12 @@ def complete_chunks(path: Path, expected: dict[int, int]) -> tuple[list[dict], s
 
 
 # ---------------------------------------------------------------------------------------------- sampling
-def sample_and_score(policy, tokenizer, prompts: Sequence, reward_fn: RewardFn, out_path: Path, *,
+def sample_and_score(generator, tokenizer, prompts: Sequence, reward_fn: RewardFn, out_path: Path, *,
                      num_samples: int, temperature: float, top_p: float, max_new_tokens: int, batch_size: int,
                      seed: int, chunk_prompts: int, progress: bool = False, dist=None) -> list[dict]:
     """K scored samples per prompt, appended to `out_path` chunk by chunk (resumable); all rows returned on
     every rank."""
     from chatalign.rlhf.ppo.batch import derived_seed
-    from chatalign.rollout.engine import generate_rollouts
     from chatalign.text.masks import encode_prompt
     from chatalign.training.distributed import DistContext
 
@@ -132,9 +130,7 @@ def sample_and_score(policy, tokenizer, prompts: Sequence, reward_fn: RewardFn, 
             continue
         mine = idx[dist.rank::dist.world_size]
         ids = [encode_prompt(tokenizer, prompt_messages(prompts[i])) for i in mine]
-        # `policy`: the model (native engine) or a VLLMEngine (generation.backend: vllm), same records either way
-        generate = policy.rollouts if hasattr(policy, "rollouts") else partial(generate_rollouts, policy)
-        rollouts = generate(tokenizer, ids, num_samples=num_samples, max_new_tokens=max_new_tokens,
+        rollouts = generator.rollouts(tokenizer, ids, num_samples=num_samples, max_new_tokens=max_new_tokens,
                             temperature=temperature, top_p=top_p, batch_size=batch_size,
                             seed=derived_seed(seed, c, int(temperature * 1000)) + dist.rank, return_logprobs=False)
         chunk_prompts_list = [prompts[mine[r.prompt_index]] for r in rollouts]

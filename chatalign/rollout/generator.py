@@ -1,0 +1,107 @@
+"""What answers prompts wherever the pipeline generates: one interface over both backends of `generation:`.
+
+A generator has `rollouts(tokenizer, prompt_ids, **settings) -> list[Rollout]` (the settings of
+`chatalign.rollout.engine.generate_rollouts`) and `close()`. `NativeGenerator` runs chatalign's own engine on a
+model in memory; `chatalign.rollout.vllm_engine.VLLMEngine` runs vLLM over a model directory and can take new
+weights in memory (`load_weights`), so one engine serves several models of one architecture in turn.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+
+
+@dataclass
+class NativeGenerator:
+    """chatalign's batched, KV-cached decode loop on the model `get_model()` returns (looked up at each call: a
+    PPO policy is replaced in place by its LoRA export)."""
+
+    get_model: Callable[[], object]
+
+    @classmethod
+    def over(cls, model) -> NativeGenerator:
+        return cls(lambda: model)
+
+    def rollouts(self, tokenizer, prompt_ids: list[list[int]], **settings) -> list:
+        from chatalign.rollout.engine import generate_rollouts
+
+        return generate_rollouts(self.get_model(), tokenizer, prompt_ids, **settings)
+
+    def close(self) -> None:
+        self.get_model = None
+
+
+def vllm_generator(generation, model_path: str, model_cfg):
+    """A VLLMEngine over `model_path` with the recipe's `generation:` settings (vLLM reads the weights itself)."""
+    from chatalign.models import resolve_model_path
+    from chatalign.rollout.vllm_engine import VLLMEngine
+
+    return VLLMEngine(resolve_model_path(model_path), dtype=model_cfg.dtype, memory_share=generation.memory_share,
+                      max_model_len=generation.max_model_len, trust_remote_code=model_cfg.trust_remote_code)
+
+
+def refuse_several_ranks(generation, dist) -> None:
+    """vLLM generates in one process here: a multi-rank launch gets a one-line error naming the way out."""
+    from chatalign.errors import ConfigError
+
+    if generation.backend == "vllm" and dist is not None and dist.world_size > 1:
+        raise ConfigError("generation.backend: vllm generates in one process: launch without a multi-rank "
+                          "launcher, or use generation.backend: native")
+
+
+ARCHITECTURE_KEYS = ("architectures", "model_type", "vocab_size", "hidden_size", "intermediate_size",
+                     "num_hidden_layers", "num_attention_heads", "num_key_value_heads", "tie_word_embeddings")
+
+
+def same_architecture(path_a: str, path_b: str) -> bool:
+    """Whether two model directories differ only in their weights (so one vLLM engine can serve both)."""
+    import json
+    from pathlib import Path
+
+    def shape(path: str) -> dict | None:
+        file = Path(path) / "config.json"
+        if not file.is_file():  # a Hub id: not compared, a new engine is safe
+            return None
+        config = json.loads(file.read_text(encoding="utf-8"))
+        return {k: config.get(k) for k in ARCHITECTURE_KEYS}
+
+    a = shape(path_a)
+    return a is not None and a == shape(path_b)
+
+
+class ModelGenerators:
+    """Generators for model directories used one after another (a round's evaluation of this round's, the previous
+    and the SFT model; a stage's one model). Native: each model loaded by `load_model(path) -> (model, tokenizer)`
+    and freed when the caller drops it. vLLM: one engine, its weights reloaded for the next model of the same
+    architecture (a new engine only for another architecture); `close()` shuts it down."""
+
+    def __init__(self, generation, model_cfg, load_model: Callable[[str], tuple]):
+        self.generation, self.model_cfg, self.load_model = generation, model_cfg, load_model
+        self.engine, self.served = None, None
+
+    def open(self, path: str) -> tuple:
+        """(generator, tokenizer with the recipe's chat template) for the model at `path`."""
+        if self.generation.backend == "native":
+            model, tok = self.load_model(path)
+            return NativeGenerator.over(model), tok
+        from chatalign.models import load_tokenizer, resolve_model_path
+        from chatalign.text.templates import apply_named_template
+
+        local = resolve_model_path(path)
+        if self.engine is not None and self.served != local:
+            if same_architecture(self.served, local):
+                self.engine.load_model_dir(local)
+            else:
+                self.close()
+        if self.engine is None:
+            self.engine = vllm_generator(self.generation, local, self.model_cfg)
+        self.served = local
+        tok = load_tokenizer(path, self.model_cfg.trust_remote_code)
+        apply_named_template(tok, getattr(self.model_cfg, "chat_template", None))
+        return self.engine, tok
+
+    def close(self) -> None:
+        if self.engine is not None:
+            self.engine.close()
+        self.engine, self.served = None, None

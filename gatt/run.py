@@ -88,7 +88,7 @@ def prepare(cfg: GattConfig) -> dict:
     return stats
 
 
-def _load(cfg: GattConfig, name: str):
+def _load_model(cfg: GattConfig, name: str):
     from chatalign.models import load_causal_lm, load_tokenizer
     from chatalign.text.templates import apply_named_template
 
@@ -102,7 +102,14 @@ def _load(cfg: GattConfig, name: str):
     return model, tok
 
 
-def run_synthesis(cfg: GattConfig, model, tok, data_dir: Path) -> dict:
+def _load(cfg: GattConfig, name: str):
+    """(generator, tokenizer) of model `name` with the recipe's `generation:` backend; close it when done."""
+    from chatalign.rollout.generator import open_generator
+
+    return open_generator(cfg.generation, cfg.model, name, lambda path: _load_model(cfg, path))
+
+
+def run_synthesis(cfg: GattConfig, generator, tok, data_dir: Path) -> dict:
     import time
 
     from chatalign.data_schemas import write_jsonl
@@ -114,7 +121,7 @@ def run_synthesis(cfg: GattConfig, model, tok, data_dir: Path) -> dict:
     cpu0 = time.process_time()
     _, dialogues, instructions = synthesis_inputs(cfg)
     counters: dict = {}
-    answer = model_answer_fn(model, tok, max_new_tokens=s.max_new_tokens, temperature=s.temperature, top_p=s.top_p,
+    answer = model_answer_fn(generator, tok, max_new_tokens=s.max_new_tokens, temperature=s.temperature, top_p=s.top_p,
                              batch_size=s.batch_size, seed=s.seed, max_prompt_tokens=s.max_prompt_tokens,
                              counters=counters, reuse_prefix=s.reuse_prefix)
     runs, stats = synthesize(dialogues, instructions, answer, max_turns=s.max_turns, candidates=s.candidates_per_turn,
@@ -179,10 +186,10 @@ def run_gatt(cfg: GattConfig, resume: bool = False, progress: bool = True) -> di
 
     def evaluate_after() -> None:
         if after_eval_due(cfg.steps, has_eval(cfg), files[AFTER], train_run):
-            model, tok = _load(cfg, str(train_run.model_dir))
+            generator, tok = _load(cfg, str(train_run.model_dir))
             log.info("evaluating the GAtt model")
-            run_eval(cfg, model, tok, files[AFTER])
-            del model
+            run_eval(cfg, generator, tok, files[AFTER])
+            generator.close()
         _independent(cfg, run.path, train_run, files, progress)
 
     stage = DerivedStage(
@@ -203,14 +210,14 @@ def _single_process_steps(cfg: GattConfig, run_path: Path, synth_file: Path, fil
     todo_base = ("evaluate_before" in cfg.steps and cfg.independent.gatt_on() and cfg.independent.gatt.evaluate_base
                  and not base_is_start(cfg) and not files[BASE].is_file())
     if todo_synth or todo_before:
-        model, tok = _load(cfg, cfg.model.name)
+        generator, tok = _load(cfg, cfg.model.name)
         if todo_synth:
             log.info("synthesizing GAtt dialogues with %s", cfg.model.name)
-            run_synthesis(cfg, model, tok, synth_file.parent)
+            run_synthesis(cfg, generator, tok, synth_file.parent)
         if todo_before:
             log.info("evaluating the starting model")
-            run_eval(cfg, model, tok, files[BEFORE])
-        del model
+            run_eval(cfg, generator, tok, files[BEFORE])
+        generator.close()
     if todo_base:
         evaluate_base(cfg, run_path, files[BASE], lambda name: _load(cfg, name))
 

@@ -14,7 +14,8 @@ COUNTERS = ("prompt_tokens", "new_tokens", "rounds_dropped", "generate_seconds",
 def model_answer_fn(model, tokenizer, *, max_new_tokens: int, temperature: float, top_p: float = 1.0,
                     batch_size: int = 16, seed: int = 0, max_prompt_tokens: int | None = None,
                     counters: dict | None = None, reuse_prefix: bool = False) -> AnswerFn:
-    """An AnswerFn over `generate_rollouts`; call i draws with seed + i, so a run is reproducible.
+    """An AnswerFn over `model` (a loaded model, or a generator of chatalign.rollout.generator: the native engine
+    or vLLM); call i draws with seed + i, so a run is reproducible.
 
     `counters` (optional) accumulates prompt tokens, new tokens, dropped rounds and generation seconds.
     `reuse_prefix`: keep each dialogue's keys/values between turns (`chatalign.gatt.prefix_cache`): the same
@@ -22,14 +23,15 @@ def model_answer_fn(model, tokenizer, *, max_new_tokens: int, temperature: float
     """
     import time
 
-    if reuse_prefix:
+    from chatalign.rollout.generator import NativeGenerator, as_generator
+
+    generator = as_generator(model)
+    if reuse_prefix and isinstance(generator, NativeGenerator):  # vLLM caches prefixes by itself
         from chatalign.gatt.prefix_cache import PrefixCachedAnswerer
 
-        return PrefixCachedAnswerer(model, tokenizer, max_new_tokens=max_new_tokens, temperature=temperature,
-                                    top_p=top_p, batch_size=batch_size, seed=seed,
+        return PrefixCachedAnswerer(generator.get_model(), tokenizer, max_new_tokens=max_new_tokens,
+                                    temperature=temperature, top_p=top_p, batch_size=batch_size, seed=seed,
                                     max_prompt_tokens=max_prompt_tokens, counters=counters)
-
-    from chatalign.rollout.engine import generate_rollouts
 
     calls = [0]
     tally = zeroed_counters(counters, COUNTERS)
@@ -37,9 +39,9 @@ def model_answer_fn(model, tokenizer, *, max_new_tokens: int, temperature: float
     def answer(prompts: list[list[dict]], k: int) -> list[list[Candidate]]:
         ids = fit_prompts(tokenizer, prompts, max_prompt_tokens, tally)
         t0 = time.perf_counter()
-        outs = generate_rollouts(model, tokenizer, ids, num_samples=k, max_new_tokens=max_new_tokens,
-                                 temperature=temperature, top_p=top_p, batch_size=batch_size,
-                                 seed=seed + calls[0], return_logprobs=False)
+        outs = generator.rollouts(tokenizer, ids, num_samples=k, max_new_tokens=max_new_tokens,
+                                  temperature=temperature, top_p=top_p, batch_size=batch_size,
+                                  seed=seed + calls[0], return_logprobs=False)
         calls[0] += 1
         tally["generate_seconds"] += time.perf_counter() - t0
         tally["prompt_tokens"] += sum(len(i) for i in ids) * k

@@ -98,6 +98,8 @@ def _cache_key(cfg: GattConfig) -> str:
     e = cfg.eval  # batch_size and reuse_prefix change how the answers are computed, not which: not in the key
     settings = {"eval": {"max_new_tokens": e.max_new_tokens, "max_prompt_tokens": e.max_prompt_tokens},
                 "gatt": cfg.independent.gatt.model_dump(mode="json")}
+    if cfg.generation.backend != "native":  # another engine's greedy answers may differ on near-ties
+        settings["backend"] = cfg.generation.backend
     files = list(heldout_files(cfg).values())
     return result_key(CACHE_SUITE, model_fingerprint(cfg.independent.base_model), settings, data_hash(files))
 
@@ -105,7 +107,7 @@ def _cache_key(cfg: GattConfig) -> str:
 def evaluate_base(cfg: GattConfig, run_path: Path, path: Path, load) -> dict:
     """The base model's pass on the held-out kinds (the column that shows an alignment tax; the training kinds
     are left out, to save the time): from the evaluation cache where it is, else computed (with
-    `load(name)` -> (model, tokenizer)) and cached; written to `path`."""
+    `load(name)` -> (generator, tokenizer)) and cached; written to `path`."""
     from chatalign.evaluation.cache import ResultCache
     from chatalign.evaluation.runner import cache_dir_for
     from chatalign.runs import write_json_atomic
@@ -114,8 +116,9 @@ def evaluate_base(cfg: GattConfig, run_path: Path, path: Path, load) -> dict:
     res = cache.get(CACHE_SUITE, key)
     if res is None:
         log.info("evaluating the base model %s", cfg.independent.base_model)
-        model, tok = load(str(cfg.independent.base_model))
-        res = run_eval(cfg, model, tok, groups=independent_groups(cfg))
+        generator, tok = load(str(cfg.independent.base_model))
+        res = run_eval(cfg, generator, tok, groups=independent_groups(cfg))
+        generator.close()
         cache.put(CACHE_SUITE, key, res)
     write_json_atomic(path, res)
     return res

@@ -186,12 +186,13 @@ def run_safety(cfg: SafetyConfig, resume: bool = False, progress: bool = True) -
 
     def evaluate_after() -> None:
         if after_eval_due(cfg.steps, cfg.eval.any_data, files[AFTER], train_run):
-            from chatalign.safety.sampling import load_policy, load_safety_scorer
+            from chatalign.safety.sampling import load_safety_scorer, open_policy_generator
 
-            model, tok = load_policy(str(train_run.model_dir), cfg.model)
+            generator, tok = open_policy_generator(str(train_run.model_dir), cfg)
             scorer = load_safety_scorer(cfg.safety_rm)
             log.info("evaluating the distilled model")
-            run_eval(cfg, model, tok, scorer, files[AFTER], progress)
+            run_eval(cfg, generator, tok, scorer, files[AFTER], progress)
+            generator.close()
         from chatalign.safety.independent import run_safety_independent
 
         run_safety_independent(cfg, run, train_run, files, progress)
@@ -209,17 +210,18 @@ def _single_process_steps(cfg: SafetyConfig, files: dict[str, Path], progress: b
     todo_before = "evaluate_before" in cfg.steps and cfg.eval.any_data and not files[BEFORE].is_file()
     if not (todo_distill or todo_before):
         return
-    from chatalign.safety.sampling import load_policy, load_safety_scorer
+    from chatalign.safety.sampling import load_safety_scorer, open_policy_generator
 
-    model, tok = load_policy(cfg.model.name, cfg.model)
+    generator, tok = open_policy_generator(cfg.model.name, cfg)
     scorer = load_safety_scorer(cfg.safety_rm)
     if todo_distill:
         log.info("context distillation with %s", cfg.model.name)
-        run_distill(cfg, model, tok, scorer, files["distill"].parent, progress)
+        run_distill(cfg, generator, tok, scorer, files["distill"].parent, progress)
     if todo_before:
         log.info("evaluating the starting model")
-        run_eval(cfg, model, tok, scorer, files[BEFORE], progress)
-    del model, scorer
+        run_eval(cfg, generator, tok, scorer, files[BEFORE], progress)
+    generator.close()
+    del scorer
 
 
 def summary_of(distill: dict | None, results: dict[str, dict], comparison: dict | None) -> dict:

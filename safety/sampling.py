@@ -11,17 +11,18 @@ log = logging.getLogger(__name__)
 def sample_answers(model, tokenizer, prompts: list[list[dict]], *, max_new_tokens: int, temperature: float,
                    top_p: float = 1.0, batch_size: int = 16, seed: int = 0, progress: bool = False,
                    counters: dict | None = None) -> list[tuple[str, bool]]:
-    """One answer per prompt (messages up to a user turn): (text, finished), in prompt order."""
-    from chatalign.rollout.engine import generate_rollouts
+    """One answer per prompt (messages up to a user turn): (text, finished), in prompt order. `model`: a loaded
+    model or a generator (chatalign.rollout.generator)."""
+    from chatalign.rollout.generator import as_generator
     from chatalign.text.masks import encode_prompt
 
     if not prompts:
         return []
     ids = [encode_prompt(tokenizer, p) for p in prompts]
     t0 = time.perf_counter()
-    outs = generate_rollouts(model, tokenizer, ids, num_samples=1, max_new_tokens=max_new_tokens,
-                             temperature=temperature, top_p=top_p, batch_size=batch_size, seed=seed,
-                             return_logprobs=False, progress=progress)
+    outs = as_generator(model).rollouts(tokenizer, ids, num_samples=1, max_new_tokens=max_new_tokens,
+                                        temperature=temperature, top_p=top_p, batch_size=batch_size, seed=seed,
+                                        return_logprobs=False, progress=progress)
     if counters is not None:
         counters["generate_seconds"] = counters.get("generate_seconds", 0.0) + time.perf_counter() - t0
         counters["prompt_tokens"] = counters.get("prompt_tokens", 0) + sum(len(i) for i in ids)
@@ -56,6 +57,13 @@ def load_policy(name: str, model_cfg, device: str | None = None):
     model = load_causal_lm(name, model_cfg.dtype, model_cfg.trust_remote_code, model_cfg.attn_implementation)
     target = device or ("cuda" if torch.cuda.is_available() else "cpu")
     return model.to(target).eval(), tok
+
+
+def open_policy_generator(name: str, cfg):
+    """(generator, tokenizer) of the policy `name` with the stage's `generation:` backend; close it when done."""
+    from chatalign.rollout.generator import open_generator
+
+    return open_generator(cfg.generation, cfg.model, name, lambda path: load_policy(path, cfg.model))
 
 
 def load_safety_scorer(rm_cfg, device: str | None = None):

@@ -9,6 +9,7 @@ from pydantic import Field, model_validator
 
 from chatalign.config import RecipePath, RunPath, StrictModel
 from chatalign.evaluation.config import IndependentEvalConfig
+from chatalign.rollout.generation_config import GenerationConfig
 from chatalign.tracking.config import Tracked
 from chatalign.training.config import (
     CheckpointConfig,
@@ -118,6 +119,9 @@ class DerivedStageConfig(Tracked):
         default_factory=list, description="conversations trained beside the stage's own rows (the loss on their "
         "last answer), each file capped to its first max_rows: ordinary good answers that keep the model "
         "answering ordinary requests as well as before while it learns the stage's behaviour")
+    generation: GenerationConfig = Field(
+        GenerationConfig(), description="what generates the stage's own answers (synthesis, its evaluations "
+        "before and after): the native engine or vLLM")
     steps: list[str]
     allow_changed_inputs: bool = False
 

@@ -22,6 +22,7 @@ from pydantic_core import PydanticCustomError
 from chatalign import registry
 from chatalign.config import AbsoluteRecipePath, RunPath, StrictModel, load_config, parse_override
 from chatalign.errors import ConfigError
+from chatalign.rollout.generation_config import GenerationConfig
 from chatalign.tracking.config import Tracked
 
 log = logging.getLogger(__name__)
@@ -74,6 +75,9 @@ class PipelineConfig(Tracked):
     steps: list[PipelineStep] = Field(..., min_length=1)
     report: bool = True
     report_examples: int = Field(4, ge=0, le=8, description="held-out prompts shown side by side in the report")
+    generation: GenerationConfig | None = Field(
+        None, description="the generation backend of every step whose stage generates (a `generation:` section "
+        "like the RLHF round's), unless the step sets generation.* itself; None: each recipe's own")
 
     @model_validator(mode="after")
     def _check(self):
@@ -135,11 +139,23 @@ class PipelineConfig(Tracked):
 
         out = {k: map_strings(v, lambda s: REF.sub(one, s)) for k, v in step.set.items()}
         out["output_dir"] = str(self.step_dir(step.name))
+        out.update(self.generation_overrides(step))
         if self.report_to:  # every step reports to the pipeline's trackers, its run named after the step
             out["report_to"] = list(self.report_to)
             group = self.tracking.group or Path(self.output_dir).resolve().name
             out["tracking"] = {**self.tracking.model_dump(), "group": group, "run_name": step.name}
         return out
+
+
+    def generation_overrides(self, step: PipelineStep) -> dict[str, Any]:
+        """The pipeline's `generation:` keys for a step whose stage config takes a GenerationConfig, those the
+        step does not set itself (a stage without one, or with its own kind of `generation:`, gets none)."""
+        if self.generation is None or any(k == "generation" or k.startswith("generation.") for k in step.set):
+            return {}
+        field = registry.get(step.stage).config_class().model_fields.get("generation")
+        if field is None or field.annotation is not GenerationConfig:
+            return {}
+        return {f"generation.{k}": v for k, v in self.generation.model_dump(exclude_unset=True).items()}
 
 
 def load_pipeline(path: str | os.PathLike | None, overrides: list[str] | None = None) -> PipelineConfig:

@@ -12,8 +12,25 @@ from collections.abc import Callable
 from dataclasses import dataclass
 
 
+class Generator:
+    """The interface (see the module docstring): `rollouts(tokenizer, prompt_ids, **settings)`, `close()`."""
+
+    def rollouts(self, tokenizer, prompt_ids: list[list[int]], **settings) -> list:
+        raise NotImplementedError
+
+    def close(self) -> None:
+        raise NotImplementedError
+
+
+def as_generator(model_or_generator) -> Generator:
+    """A generator as given, or the native engine on a model (callers that hold a loaded model)."""
+    if isinstance(model_or_generator, Generator):
+        return model_or_generator
+    return NativeGenerator.over(model_or_generator)
+
+
 @dataclass
-class NativeGenerator:
+class NativeGenerator(Generator):
     """chatalign's batched, KV-cached decode loop on the model `get_model()` returns (looked up at each call: a
     PPO policy is replaced in place by its LoRA export)."""
 
@@ -105,3 +122,9 @@ class ModelGenerators:
         if self.engine is not None:
             self.engine.close()
         self.engine, self.served = None, None
+
+
+def open_generator(generation, model_cfg, path: str, load_model: Callable[[str], tuple]) -> tuple:
+    """(generator, tokenizer) for one model; the caller closes the generator when done (a vLLM engine holds
+    memory, and a second one in the process would not fit beside it)."""
+    return ModelGenerators(generation, model_cfg, load_model).open(path)

@@ -19,6 +19,7 @@ from dataclasses import dataclass, field
 from chatalign.errors import UserError
 from chatalign.rollout.engine import Rollout, default_stop_token_ids
 from chatalign.rollout.generation_config import MISSING_VLLM
+from chatalign.rollout.generator import Generator
 
 CPU_STEP_TOKENS = 8192  # tokens per engine step on CPUs (no chunked prefill there): the embedded model's context
 
@@ -38,7 +39,7 @@ def request_seed(seed: int | None, prompt_index: int) -> int | None:
 
 
 @dataclass
-class VLLMEngine:
+class VLLMEngine(Generator):
     """A vLLM engine over one model directory, started on first use and kept for the process (start-up costs
     tens of seconds); `close()` releases it. `memory_share`: vLLM's gpu_memory_utilization (on CPUs, the share of
     main memory reserved for its KV cache)."""

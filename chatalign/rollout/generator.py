@@ -11,15 +11,7 @@ from __future__ import annotations
 from collections.abc import Callable
 from dataclasses import dataclass
 
-
-class Generator:
-    """The interface (see the module docstring): `rollouts(tokenizer, prompt_ids, **settings)`, `close()`."""
-
-    def rollouts(self, tokenizer, prompt_ids: list[list[int]], **settings) -> list:
-        raise NotImplementedError
-
-    def close(self) -> None:
-        raise NotImplementedError
+from chatalign.rollout.generator_interface import Generator
 
 
 def as_generator(model_or_generator) -> Generator:

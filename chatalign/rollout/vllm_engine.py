@@ -19,7 +19,7 @@ from dataclasses import dataclass, field
 from chatalign.errors import UserError
 from chatalign.rollout.engine import Rollout, default_stop_token_ids
 from chatalign.rollout.generation_config import MISSING_VLLM
-from chatalign.rollout.generator import Generator
+from chatalign.rollout.generator_interface import Generator
 
 CPU_STEP_TOKENS = 8192  # tokens per engine step on CPUs (no chunked prefill there): the embedded model's context
 

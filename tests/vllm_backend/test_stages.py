@@ -8,7 +8,6 @@ import json
 from pathlib import Path
 
 import pytest
-import yaml
 
 from tests.vllm_backend.conftest import memory_share
 

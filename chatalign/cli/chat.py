@@ -88,12 +88,13 @@ def resolve_chat_model(run: str, step: str | None = None) -> tuple[str, str]:
 # --- decoding ------------------------------------------------------------------------------------------------
 
 
-def stop_token_ids(model, tokenizer) -> set[int]:
+def stop_token_ids(model, tokenizer, model_config=None) -> set[int]:
     """End of turn: the tokenizer's eos and `<|im_end|>` (ChatML), plus the generation config's eos ids."""
     from chatalign.rollout.engine import default_stop_token_ids
 
     ids = set(default_stop_token_ids(tokenizer))
-    eos = getattr(getattr(model, "generation_config", None), "eos_token_id", None)
+    eos = getattr(getattr(model, "generation_config", None), "eos_token_id", None) if model is not None else \
+        getattr(model_config, "eos_token_id", None)
     ids.update([eos] if isinstance(eos, int) else (eos or []))
     return ids
 
@@ -145,17 +146,20 @@ class ChatSession:
     """The conversation so far and the settings of one chat."""
 
     def __init__(self, model, tokenizer, *, system: str | None = None, temperature: float = 0.7,
-                 top_p: float = 0.9, max_new_tokens: int = 512, seed: int = 0):
+                 top_p: float = 0.9, max_new_tokens: int = 512, seed: int = 0, engine=None, model_config=None):
+        """`model`: a loaded causal LM (the native engine); or None with `engine`, a VLLMEngine, and
+        `model_config`, the model's transformers config (its context length and end-of-turn token)."""
         import torch
 
         if temperature < 0 or not 0 < top_p <= 1 or max_new_tokens < 1:
             raise UserError("chat: need --temperature >= 0, 0 < --top-p <= 1, --max-new-tokens >= 1")
-        self.model, self.tokenizer = model, tokenizer
+        self.model, self.tokenizer, self.engine, self.seed = model, tokenizer, engine, seed
         self.system, self.temperature, self.top_p, self.max_new_tokens = system, temperature, top_p, max_new_tokens
-        self.stop_ids = stop_token_ids(model, tokenizer)
-        self.generator = torch.Generator(device=next(model.parameters()).device).manual_seed(seed)
+        self.stop_ids = stop_token_ids(model, tokenizer, model_config)
+        self.generator = None if engine else torch.Generator(
+            device=next(model.parameters()).device).manual_seed(seed)
         self.turns: list[dict] = []
-        self.max_context = getattr(model.config, "max_position_embeddings", None)
+        self.max_context = getattr(model_config or model.config, "max_position_embeddings", None)
 
     @property
     def messages(self) -> list[dict]:
@@ -181,13 +185,22 @@ class ChatSession:
             ids = encode_prompt(self.tokenizer, messages)
         return ids
 
+    def answer_tokens(self, prompt_ids: list[int]) -> Iterator[int]:
+        settings = {"temperature": self.temperature, "top_p": self.top_p, "max_new_tokens": self.max_new_tokens}
+        if self.engine is None:
+            return stream_tokens(self.model, prompt_ids, stop_ids=self.stop_ids, generator=self.generator,
+                                 **settings)
+        from chatalign.rollout.vllm_engine import request_seed
+
+        # one seed per turn: the same conversation with the same --seed gets the same answers
+        return self.engine.stream(prompt_ids, stop_token_ids=sorted(self.stop_ids),
+                                  seed=request_seed(self.seed, len(self.turns) // 2), **settings)
+
     def reply(self, text: str, on_text: Callable[[str], None] | None = None) -> str:
         """Answer `text`, calling `on_text` with each new piece; the exchange joins the history when done."""
         messages = [*self.messages, {"role": "user", "content": text}]
         detok = Detokenizer(self.tokenizer)
-        for token in stream_tokens(self.model, self.prompt_ids(messages), temperature=self.temperature,
-                                   top_p=self.top_p, max_new_tokens=self.max_new_tokens, stop_ids=self.stop_ids,
-                                   generator=self.generator):
+        for token in self.answer_tokens(self.prompt_ids(messages)):
             piece = detok.push(token)
             if piece and on_text:
                 on_text(piece)
@@ -215,15 +228,36 @@ def load_session(args) -> tuple[ChatSession, str]:
         apply_named_template(tokenizer, args.chat_template)
     elif not getattr(tokenizer, "chat_template", None):
         raise UserError(f"{path}: the tokenizer has no chat template; pass --chat-template chatml|llama2|zephyr")
+    settings = dict(system=args.system, temperature=args.temperature, top_p=args.top_p,
+                    max_new_tokens=args.max_new_tokens, seed=args.seed)
+    if getattr(args, "backend", "native") == "vllm":
+        return ChatSession(None, tokenizer, engine=chat_engine(path, args),
+                           model_config=load_model_config(path), **settings), f"{label} ({path}, vLLM)"
     model = load_causal_lm(path, dtype=args.dtype)
     import torch
 
     if torch.cuda.is_available():
         model = model.to("cuda")
     model.eval()
-    session = ChatSession(model, tokenizer, system=args.system, temperature=args.temperature, top_p=args.top_p,
-                          max_new_tokens=args.max_new_tokens, seed=args.seed)
-    return session, f"{label} ({path})"
+    return ChatSession(model, tokenizer, **settings), f"{label} ({path})"
+
+
+def chat_engine(path: str, args):
+    """A vLLM engine over the chat model (`--backend vllm`); a one-line error when vLLM is not installed."""
+    import importlib.util
+
+    from chatalign.rollout.generation_config import MISSING_VLLM
+    from chatalign.rollout.vllm_engine import VLLMEngine
+
+    if importlib.util.find_spec("vllm") is None:
+        raise UserError(MISSING_VLLM.replace("generation.backend: vllm", "chat --backend vllm"))
+    return VLLMEngine(path, dtype=args.dtype, memory_share=args.memory_share)
+
+
+def load_model_config(path: str):
+    from transformers import AutoConfig
+
+    return AutoConfig.from_pretrained(path)
 
 
 def _print_piece(piece: str) -> None:

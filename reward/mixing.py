@@ -8,6 +8,9 @@ source contributes:
   safety RM's 90/10 mix of 2000 safety and 5000 helpful pairs it is N = 2222: 2000 safety + 222 helpful.
 - `total` set: N = total, and a source asked for more pairs than it has is repeated (whole shuffled
   passes, then a random remainder) and reported as oversampled.
+- `max_repeats` of a source (with `total`): it gives at most floor(max_repeats * n_i) pairs, and what it cannot
+  give goes to the other sources by their shares (a small fresh batch beside large files: drawn once or twice,
+  not dozens of times, which a reward model would learn by heart).
 
 N is split by the largest-remainder method, so the counts add up to exactly N and each is floor or ceil
 of N * s_i (ties broken by source order). Each source is drawn from with its own seeded RNG
@@ -58,6 +61,27 @@ def split_total(total: int, ratios: Sequence[float]) -> list[int]:
     return counts
 
 
+def cap_counts(counts: Sequence[int], available: Sequence[int], ratios: Sequence[float],
+               max_repeats: Sequence[float | None]) -> list[int]:
+    """Counts with source i held to floor(max_repeats_i * n_i), the excess split over the uncapped sources by
+    their ratios (largest remainder), until none exceeds its cap; the total shrinks only when all are capped."""
+    caps = [math.inf if r is None else math.floor(r * n + 1e-9) for r, n in zip(max_repeats, available, strict=True)]
+    out, fixed = list(counts), set()
+    while True:
+        over = {i for i, (k, c) in enumerate(zip(out, caps)) if k > c and i not in fixed}
+        if not over:
+            return out
+        fixed |= over
+        for i in fixed:
+            out[i] = caps[i]
+        free = [i for i in range(len(out)) if i not in fixed]
+        if not free:
+            return out
+        left = sum(counts) - sum(out[i] for i in fixed)
+        for i, k in zip(free, split_total(left, [ratios[i] for i in free]), strict=True):
+            out[i] = k
+
+
 def draw(pool: Sequence[T], k: int, rng: random.Random) -> list[T]:
     """k items of pool: without repetition when k <= len(pool), else whole shuffled passes + a remainder."""
     if k <= len(pool):
@@ -72,7 +96,7 @@ def draw(pool: Sequence[T], k: int, rng: random.Random) -> list[T]:
 
 
 def sample_mix(pools: Sequence[Sequence[T]], ratios: Sequence[float], seed: int,
-               total: int | None = None) -> MixResult[T]:
+               total: int | None = None, max_repeats: Sequence[float | None] | None = None) -> MixResult[T]:
     """Draw the mix (see the module docstring); the result is shuffled with the same seed."""
     if len(pools) != len(ratios):
         raise ValueError(f"{len(pools)} sources but {len(ratios)} ratios")
@@ -82,6 +106,8 @@ def sample_mix(pools: Sequence[Sequence[T]], ratios: Sequence[float], seed: int,
         raise ValueError(f"source(s) {empty} have no pairs to draw from")
     n_total = largest_total(available, ratios) if total is None else total
     counts = split_total(n_total, ratios)
+    if max_repeats is not None and any(r is not None for r in max_repeats):
+        counts = cap_counts(counts, available, ratios, max_repeats)
     items: list[tuple[int, T]] = []
     for i, (pool, k) in enumerate(zip(pools, counts, strict=True)):
         rng = random.Random(seed * 1_000_003 + i)

@@ -64,7 +64,8 @@ def load_mix(cfg) -> tuple[list, list[str], dict]:
             raise DataError(f"{src.path}: no usable preference pairs")
         pools.append(prefs)
         per_source[src.label] = stats
-    mix = sample_mix(pools, [s.ratio for s in cfg.data.sources], cfg.train.seed, cfg.data.total)
+    mix = sample_mix(pools, [s.ratio for s in cfg.data.sources], cfg.train.seed, cfg.data.total,
+                     [s.max_repeats for s in cfg.data.sources])
     labels = [s.label for s in cfg.data.sources]
     for label, k, over in zip(labels, mix.counts, mix.oversampled, strict=True):
         per_source[label]["drawn"] = k

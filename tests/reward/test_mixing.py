@@ -78,3 +78,28 @@ def test_safety_bins_and_exclusion():
     assert excluded == 2 and len(kept) == 5
     assert all(safety_bin(p.chosen_safe, p.rejected_safe) != UNSAFE_OVER_SAFE for p in kept)
     assert bin_counts(kept) == {SAFE_OVER_UNSAFE: 2, BOTH_SAFE: 1, BOTH_UNSAFE: 1, UNLABELLED: 1}
+
+
+def test_cap_counts_by_hand():
+    from chatalign.reward.mixing import cap_counts
+
+    # a 7-pair batch at 15% of 100 pairs would be drawn 15 times over 7 pairs; held to 2 passes (14), the other
+    # source takes the one left over
+    assert cap_counts([15, 85], [7, 1000], [0.15, 0.85], [2, None]) == [14, 86]
+    # ratios 1:1:2 of 40 -> 10, 10, 20; the first source (5 pairs, once each) gives 5; the 35 left split 1:2
+    # -> 11.67, 23.33 -> floor 11, 23, the spare one to the larger remainder -> 12, 23
+    assert cap_counts([10, 10, 20], [5, 100, 100], [1, 1, 2], [1, None, None]) == [5, 12, 23]
+    # capping one pushes another over its own cap: both held, the third takes the rest
+    assert cap_counts([10, 10, 20], [5, 11, 100], [1, 1, 2], [1, 1, None]) == [5, 11, 24]
+    # every source capped: the total shrinks
+    assert cap_counts([10, 10], [3, 4], [1, 1], [1, 1]) == [3, 4]
+    assert cap_counts([10, 10], [30, 40], [1, 1], [1, None]) == [10, 10]  # under its cap: unchanged
+
+
+def test_sample_mix_with_max_repeats_draws_a_small_source_at_most_that_often():
+    batch, big = [f"b{i}" for i in range(7)], [f"h{i}" for i in range(1000)]
+    mix = sample_mix([batch, big], [0.15, 0.85], seed=0, total=100, max_repeats=[2, None])
+    assert mix.counts == [14, 86]
+    drawn = Counter(x for i, x in mix.items if i == 0)
+    assert set(drawn) == set(batch) and set(drawn.values()) == {2}  # two whole passes, nothing more
+    assert sample_mix([batch, big], [0.15, 0.85], seed=0, total=100).counts == [15, 85]  # without: as asked

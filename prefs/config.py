@@ -9,6 +9,7 @@ from pydantic import Field, model_validator
 
 from chatalign.config import ModelRef, RecipePath, RunPath, StrictModel
 from chatalign.judges.llm import LLMJudgeConfig
+from chatalign.rollout.generation_config import GenerationConfig
 from chatalign.tracking.config import Tracked
 from chatalign.training.config import ModelConfig
 
@@ -28,7 +29,9 @@ class PrefsData(StrictModel):
     max_prompts: int | None = Field(None, gt=0, description="per file (the first ones)")
 
 
-class PrefsGeneration(StrictModel):
+class PrefsGeneration(GenerationConfig):
+    """The backend (native or vLLM, as everywhere the pipeline generates) and the answers' length, batch, seed."""
+
     max_new_tokens: int = Field(128, gt=0)
     batch_size: int = Field(16, gt=0)
     seed: int = 0

@@ -55,23 +55,21 @@ def sample_comparisons(cfg: PrefsConfig, prompts: list, progress: bool) -> list:
     """Answer A and answer B for every prompt (each slot with its model and settings, seed + slot); pairs whose
     answers are the same text (or empty) are dropped, the rest become Comparison records."""
     from chatalign.data_schemas import Comparison
-    from chatalign.models import load_causal_lm, load_tokenizer
-    from chatalign.rollout.engine import generate_rollouts
+    from chatalign.rollout.generator import ModelGenerators
     from chatalign.text.masks import encode_prompt
-    from chatalign.text.templates import apply_named_template
 
-    m, gen, texts, loaded = cfg.model, cfg.generation, [], {}
+    m, gen, texts = cfg.model, cfg.generation, []
+    # native: each model loaded in turn; vLLM: one engine, its weights swapped when answer B's model differs
+    generators = ModelGenerators(gen, m, lambda name: load_answer_model(name, m))
     for slot, (settings, name) in enumerate(zip(cfg.answers, answer_models(cfg), strict=True)):
-        if name not in loaded:
-            tok = load_tokenizer(name, m.trust_remote_code)
-            apply_named_template(tok, m.chat_template)
-            loaded = {name: (load_causal_lm(name, m.dtype, m.trust_remote_code, m.attn_implementation).eval(), tok)}
-        model, tok = loaded[name]
+        generator, tok = generators.open(name)
         ids = [encode_prompt(tok, [x.model_dump() for x in p.messages]) for p in prompts]
-        outs = generate_rollouts(model, tok, ids, max_new_tokens=gen.max_new_tokens, temperature=settings.temperature,
-                                 top_p=settings.top_p, batch_size=gen.batch_size, seed=gen.seed + slot,
-                                 return_logprobs=False, progress=progress)
+        outs = generator.rollouts(tok, ids, max_new_tokens=gen.max_new_tokens, temperature=settings.temperature,
+                                  top_p=settings.top_p, batch_size=gen.batch_size, seed=gen.seed + slot,
+                                  return_logprobs=False, progress=progress)
         texts.append([o.text.strip() for o in sorted(outs, key=lambda o: o.prompt_index)])
+        del generator
+    generators.close()
     comps = []
     for k, p in enumerate(prompts):
         a, b = texts[0][k], texts[1][k]
@@ -84,6 +82,16 @@ def sample_comparisons(cfg: PrefsConfig, prompts: list, progress: bool) -> list:
                                 category="safety" if p.is_safety else "helpfulness", check=p.check,
                                 source=p.risk_category))
     return comps
+
+
+def load_answer_model(name: str, m) -> tuple:
+    """(causal LM in eval mode, its tokenizer with the recipe's chat template) for the native engine."""
+    from chatalign.models import load_causal_lm, load_tokenizer
+    from chatalign.text.templates import apply_named_template
+
+    tok = load_tokenizer(name, m.trust_remote_code)
+    apply_named_template(tok, m.chat_template)
+    return load_causal_lm(name, m.dtype, m.trust_remote_code, m.attn_implementation).eval(), tok
 
 
 def label_comparisons(cfg: PrefsConfig, comps: list) -> tuple[list, Counter]:

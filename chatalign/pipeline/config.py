@@ -148,12 +148,12 @@ class PipelineConfig(Tracked):
 
 
     def generation_overrides(self, step: PipelineStep) -> dict[str, Any]:
-        """The pipeline's `generation:` keys for a step whose stage config takes a GenerationConfig, those the
-        step does not set itself (a stage without one, or with its own kind of `generation:`, gets none)."""
+        """The pipeline's `generation:` keys for a step whose stage config takes a GenerationConfig (or one that
+        extends it), those the step does not set itself (a stage without one gets none)."""
         if self.generation is None or any(k == "generation" or k.startswith("generation.") for k in step.set):
             return {}
         field = registry.get(step.stage).config_class().model_fields.get("generation")
-        if field is None or field.annotation is not GenerationConfig:
+        if field is None or not (isinstance(field.annotation, type) and issubclass(field.annotation, GenerationConfig)):
             return {}
         return {f"generation.{k}": v for k, v in self.generation.model_dump(exclude_unset=True).items()}
 

@@ -82,18 +82,21 @@ def same_architecture(path_a: str, path_b: str) -> bool:
 class ModelGenerators:
     """Generators for model directories used one after another (a round's evaluation of this round's, the previous
     and the SFT model; a stage's one model). Native: each model loaded by `load_model(path) -> (model, tokenizer)`
-    and freed when the caller drops it. vLLM: one engine, its weights reloaded for the next model of the same
-    architecture (a new engine only for another architecture); `close()` shuts it down."""
+    and kept until another one is asked for. vLLM: one engine, its weights reloaded for the next model of the same
+    architecture (a new engine only for another architecture); `close()` frees the model or shuts the engine."""
 
     def __init__(self, generation, model_cfg, load_model: Callable[[str], tuple]):
         self.generation, self.model_cfg, self.load_model = generation, model_cfg, load_model
-        self.engine, self.served = None, None
+        self.engine, self.native, self.served = None, None, None
 
     def open(self, path: str) -> tuple:
         """(generator, tokenizer with the recipe's chat template) for the model at `path`."""
         if self.generation.backend == "native":
-            model, tok = self.load_model(path)
-            return NativeGenerator.over(model), tok
+            if self.served != path:  # the last model is kept while it is asked for again
+                self.native, self.served = None, None
+                model, tok = self.load_model(path)
+                self.native, self.served = (NativeGenerator.over(model), tok), path
+            return self.native
         from chatalign.models import load_tokenizer, resolve_model_path
         from chatalign.text.templates import apply_named_template
 
@@ -113,7 +116,7 @@ class ModelGenerators:
     def close(self) -> None:
         if self.engine is not None:
             self.engine.close()
-        self.engine, self.served = None, None
+        self.engine, self.native, self.served = None, None, None
 
 
 def open_generator(generation, model_cfg, path: str, load_model: Callable[[str], tuple]) -> tuple:

@@ -1,5 +1,5 @@
 """The pipeline's `generation:` section: the backend of every step whose stage generates (RLHF rounds, GAtt,
-safety), unless a step sets its own; steps that do not generate (SFT, reward models) get nothing."""
+safety, prefs), unless a step sets its own; steps that do not generate (SFT, reward models) get nothing."""
 
 from __future__ import annotations
 
@@ -25,11 +25,11 @@ def test_the_keys_given_reach_every_generating_step_and_only_those(tmp_path):
     by_stage = {step.name: step.stage for step in cfg.steps}
     for name, out in expanded(cfg).items():
         keys = {k: v for k, v in out.items() if k.startswith("generation")}
-        if by_stage[name] in ("rlhf", "gatt", "safety"):
+        if by_stage[name] in ("rlhf", "gatt", "safety", "prefs"):
             assert keys == {"generation.memory_share": 0.2}, name  # only what was given: backend stays the default
         else:
             assert keys == {}, name
-    assert {"rlhf", "gatt", "safety"} <= set(by_stage.values())
+    assert {"rlhf", "gatt", "safety", "prefs"} <= set(by_stage.values())
 
 
 def test_a_step_that_sets_its_own_generation_keeps_it(tmp_path):

@@ -143,3 +143,21 @@ def test_the_head_init_is_seeded_and_leaves_the_global_generator_alone(tiny_mode
 
     reseeded = AutoModelForSequenceClassification.from_pretrained(tiny_model_dir, num_labels=1, dtype=torch.float32)
     assert torch.equal(reseeded.score.weight, first)
+
+
+def test_an_rm_saved_earlier_continues_with_its_trained_head(rm, smol_tokenizer, tmp_path):
+    """A round's RM retrained from the previous round's (model.name: an RM run, sec. 3.2.1's weekly refresh):
+    loading it keeps the trained head, so training continues where it stopped instead of from a new head."""
+    from chatalign.reward.model import load_reward_model
+
+    save_reward_model(rm, smol_tokenizer, tmp_path / "rm")
+    again = load_reward_model(tmp_path / "rm", dtype="float32", seed=123)
+    assert torch.equal(again.score.weight, rm.score.weight)
+    seqs = sequences(smol_tokenizer)
+    ids = [t for s in seqs for t in s]
+    pos = [p for s in seqs for p in range(len(s))]
+    read = torch.tensor([sum(len(s) for s in seqs[:k + 1]) - 1 for k in range(len(seqs))])
+    with torch.no_grad():
+        before = packed_rewards(rm, torch.tensor([ids]), torch.tensor([pos]), read)
+        after = packed_rewards(again.eval(), torch.tensor([ids]), torch.tensor([pos]), read)
+    assert after.tolist() == pytest.approx(before.tolist(), abs=1e-5)

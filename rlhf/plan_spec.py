@@ -6,6 +6,7 @@ from __future__ import annotations
 from chatalign.plan.phases import FrozenModel, Generation, PhaseSpec, StageSpec, TrainedModel
 from chatalign.plan.spec_parts import (
     deepspeed_changes,
+    engine_share,
     generation,
     lora_of,
     policy,
@@ -24,14 +25,14 @@ def plan_spec(cfg, shape_of, prompt_tokens: int) -> StageSpec:
     if "rs" in cfg.mode:
         rs = cfg.rs
         phases.append(generation("RS sampling", (FrozenModel("policy", start), *rms), rs.batch_size, P,
-                                 rs.max_new_tokens))
+                                 rs.max_new_tokens, cfg.generation))
         phases.append(PhaseSpec("RS fine-tune", True, trained=(policy("policy", start, rs.train, rs.lora),),
                                 zero=zero_of(rs.deepspeed)))
     if "ppo" in cfg.mode:
         phases += ppo_phases(cfg, shape_of, start, rms, P)
     if cfg.data.heldout:  # rank 0 alone: the round's model (then the earlier ones) answers, whole RMs score
         phases.append(generation("round evaluation", (FrozenModel("policy", start), *rms), cfg.eval.batch_size, P,
-                                 cfg.eval_max_new_tokens))
+                                 cfg.eval_max_new_tokens, cfg.generation))
     return StageSpec("rlhf", tuple(phases), weight_bytes(cfg.model), cfg.model.gradient_checkpointing)
 
 
@@ -51,7 +52,8 @@ def ppo_phases(cfg, shape_of, start, rms: tuple[FrozenModel, ...], P: int) -> li
     common = dict(distributed=True, trained=(pol, val), frozen=frozen, zero=zero_of(ppo.deepspeed),
                   frozen_sharded=ppo.frozen_models == "zero3")
     return [PhaseSpec("PPO generation", train_step=False,
-                      generation=Generation(ppo.gen_batch_size, P, ppo.max_new_tokens), **common),
+                      generation=Generation(ppo.gen_batch_size, P, ppo.max_new_tokens,
+                                            engine_share(cfg.generation)), **common),
             PhaseSpec("PPO update", **common)]
 
 

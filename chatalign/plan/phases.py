@@ -66,6 +66,7 @@ class Generation:
     batch: int
     prompt: int
     new: int
+    engine_share: float | None = None  # vLLM (generation.backend: vllm): the share of the GPU its engine reserves
 
 
 @dataclass(frozen=True)
@@ -88,6 +89,7 @@ class StageSpec:
     checkpointing: bool = False
     notes: tuple[str, ...] = ()
     output: ModelShape | None = None  # the shape of the model the stage writes (a later stage may read it)
+    gpu_memory: float = 0.0  # bytes per GPU: what a vLLM engine's share is a share of (set by the plan)
 
 
 @dataclass
@@ -137,8 +139,13 @@ def phase_terms(spec: StageSpec, ph: PhaseSpec, gpus: int) -> Phase:
         if ph.trained and zero.enabled and zero.stage == 3:
             n = ph.trained[0].total_params()
             out.terms.append(Term("policy gathered for generation", n * wb, f"{n:,} x {wb} B (whole 16-bit copy)"))
-        out.terms.append(kv_cache_term(policy, g.batch, g.prompt, g.new, wb))
-        out.terms.append(prefill_term(policy, g.batch, g.prompt, wb))
+        if g.engine_share is not None and spec.gpu_memory:
+            # vLLM takes its share of the whole GPU up front (its weight copy, activations, the rest KV cache)
+            out.terms.append(Term("vLLM engine (generation.memory_share)", g.engine_share * spec.gpu_memory,
+                                  f"{g.engine_share:g} x {spec.gpu_memory / 2**30:.0f} GiB: its weights and KV cache"))
+        else:
+            out.terms.append(kv_cache_term(policy, g.batch, g.prompt, g.new, wb))
+            out.terms.append(prefill_term(policy, g.batch, g.prompt, wb))
     return out
 
 

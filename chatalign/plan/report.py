@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import re
+from dataclasses import replace
 
 from chatalign import registry
 from chatalign.errors import UserError
@@ -54,7 +55,7 @@ def make_plan(inp: PlanInputs, gpus: int, gpu_memory: int, headroom: float = 0.1
     if not 0 <= headroom < 1:
         raise UserError("--headroom is a fraction of GPU memory kept free, in [0, 1)")
     cfg = load_stage(inp)
-    spec = build_spec(cfg, inp.recipe, inp)
+    spec = replace(build_spec(cfg, inp.recipe, inp), gpu_memory=gpu_memory)
     usable = gpu_memory * (1 - headroom)
     result = {"recipe": str(inp.recipe), "stage": spec.stage, "gpus": gpus, "gpu_memory_bytes": gpu_memory,
               "headroom": headroom, "usable_bytes": usable, "prompt_tokens": inp.prompt_tokens,
@@ -63,21 +64,22 @@ def make_plan(inp: PlanInputs, gpus: int, gpu_memory: int, headroom: float = 0.1
               "_output_shape": spec.output}
     result["advice"], result["combined"] = [], None
     if not result["fits"] or result["min_gpus"] is None:
-        result["advice"], result["combined"] = _advise(inp, cfg, spec, gpus, usable)
+        result["advice"], result["combined"] = _advise(inp, cfg, spec, gpus, usable, gpu_memory)
     return result
 
 
-def _spec_with(inp: PlanInputs, overrides: list[str]) -> StageSpec:
-    return build_spec(load_stage(inp, overrides), inp.recipe, inp)
+def _spec_with(inp: PlanInputs, overrides: list[str], gpu_memory: float) -> StageSpec:
+    return replace(build_spec(load_stage(inp, overrides), inp.recipe, inp), gpu_memory=gpu_memory)
 
 
-def _advise(inp: PlanInputs, cfg, base_spec: StageSpec, gpus: int, usable: float) -> tuple[list[dict], dict | None]:
+def _advise(inp: PlanInputs, cfg, base_spec: StageSpec, gpus: int, usable: float,
+            gpu_memory: float) -> tuple[list[dict], dict | None]:
     """Single changes that lower the peak; if none fits alone, the best ones stacked until the plan fits."""
     base = {p.name: p.gpu_bytes for p in plan(base_spec, gpus)}
     changes = []
     for o in registry.get(cfg.stage).plan_changes(cfg):
         try:
-            changes.append((o, _spec_with(inp, o.split())))
+            changes.append((o, _spec_with(inp, o.split(), gpu_memory)))
         except UserError:  # a combination the stage refuses (its config validators say why)
             continue
     # keep a change that lowers any phase over the limit: the peak phase may not be the only one over
@@ -91,7 +93,7 @@ def _advise(inp: PlanInputs, cfg, base_spec: StageSpec, gpus: int, usable: float
     spec = base_spec
     for a in rows:
         try:
-            spec = _spec_with(inp, [*stacked, *a["change"].split()])
+            spec = _spec_with(inp, [*stacked, *a["change"].split()], gpu_memory)
         except UserError:  # refused together with an earlier change: leave it out
             continue
         stacked += [o for o in a["change"].split() if o not in stacked]

@@ -36,9 +36,17 @@ def policy(label: str, shape: ModelShape, train, lora) -> TrainedModel:
                         trainable_layers=getattr(train, "trainable_layers", None), **lora_of(lora))
 
 
-def generation(name: str, models: tuple[FrozenModel, ...], batch: int, prompt: int, new: int) -> PhaseSpec:
-    """A one-process generation phase: `models` resident, `batch` prompts of `prompt` tokens, `new` tokens each."""
-    return PhaseSpec(name, distributed=False, frozen=models, generation=Generation(batch, prompt, new))
+def generation(name: str, models: tuple[FrozenModel, ...], batch: int, prompt: int, new: int,
+               backend=None) -> PhaseSpec:
+    """A one-process generation phase: `models` resident, `batch` prompts of `prompt` tokens, `new` tokens each;
+    `backend`: the recipe's `generation:` section (vLLM reserves its memory_share of the GPU instead)."""
+    return PhaseSpec(name, distributed=False, frozen=models,
+                     generation=Generation(batch, prompt, new, engine_share(backend)))
+
+
+def engine_share(backend) -> float | None:
+    """The GPU share a vLLM engine reserves (`generation.memory_share`), None for the native engine."""
+    return backend.memory_share if backend is not None and backend.backend == "vllm" else None
 
 
 def finetune_phase(cfg, shape: ModelShape) -> PhaseSpec:
@@ -60,8 +68,8 @@ def derived_spec(stage: str, cfg, shape: ModelShape, models: tuple[FrozenModel, 
     phase, section = making
     make, ev = getattr(cfg, section), cfg.eval
     return finetune_spec(stage, cfg, shape, [
-        generation(phase, models, make.batch_size, prompt_tokens, make.max_new_tokens),
-        generation("evaluation", models, ev.batch_size, prompt_tokens, ev.max_new_tokens)])
+        generation(phase, models, make.batch_size, prompt_tokens, make.max_new_tokens, cfg.generation),
+        generation("evaluation", models, ev.batch_size, prompt_tokens, ev.max_new_tokens, cfg.generation)])
 
 
 def deepspeed_changes(prefix: str, ds) -> list[str]:

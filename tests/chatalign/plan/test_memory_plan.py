@@ -363,3 +363,23 @@ def test_qlora_weight_estimate_matches_bitsandbytes_4bit_tensors(smol_tokenizer,
     error = (weights.bytes - measured) / measured
     print(f"4-bit weights: measured {measured:,} B, estimate {weights.bytes:,.0f} B, error {100 * error:+.2f}%")
     assert abs(error) < 0.02  # the per-tensor code tables (2 KiB each) are what the estimate leaves out
+
+
+def test_a_vllm_generation_phase_counts_the_engines_share_of_the_gpu():
+    """generation.backend: vllm: the engine reserves memory_share of the whole GPU (its weight copy and KV cache)
+    beside the resident models, instead of the native engine's KV cache and prefill."""
+    from dataclasses import replace
+    from types import SimpleNamespace
+
+    from chatalign.plan.phases import FrozenModel
+    from chatalign.plan.spec_parts import generation
+
+    vllm = SimpleNamespace(backend="vllm", memory_share=0.3)
+    gen = generation("eval", (FrozenModel("policy", L7),), 24, 1024, 1024, vllm)
+    spec = replace(StageSpec("x", (gen,), 2), gpu_memory=80 * GiB)
+    terms = {t.name: t.bytes for t in plan(spec, 1)[0].terms}
+    assert terms == {"policy weights (frozen)": P7 * 2, "vLLM engine (generation.memory_share)": 0.3 * 80 * GiB}
+    native = generation("eval", (FrozenModel("policy", L7),), 24, 1024, 1024, SimpleNamespace(backend="native",
+                                                                                             memory_share=0.3))
+    names = {t.name for t in plan(replace(spec, phases=(native,)), 1)[0].terms}
+    assert names == {"policy weights (frozen)", "KV cache", "prefill working set (1 layer)"}

@@ -41,6 +41,7 @@ def load_policy(cfg: DPOConfig, dist):
 
     from chatalign.models import load_causal_lm
     from chatalign.training.lora import quantization_kwargs
+    from chatalign.training.placement import place_for_training
 
     model = load_causal_lm(cfg.model.name, cfg.model.dtype, cfg.model.trust_remote_code,
                            cfg.model.attn_implementation, **quantization_kwargs(cfg.lora, cfg.model.dtype))
@@ -50,8 +51,8 @@ def load_policy(cfg: DPOConfig, dist):
             module.p = 0.0
         if isinstance(getattr(module, "attention_dropout", None), float):  # Llama-style attention dropout
             module.attention_dropout = 0.0
-    if torch.cuda.is_available() and cfg.lora.quantize == "none":  # before DeepSpeed places it (4-bit: placed)
-        model.to(f"cuda:{dist.local_rank}")
+    # on the GPU before DeepSpeed wraps it (its reference copy is taken from the placed model)
+    place_for_training(model, dist, quantized=cfg.lora.quantize != "none", engine_places=False)
     return model
 
 

@@ -143,17 +143,17 @@ def run_reward(cfg: RewardConfig, resume: bool = False, progress: bool = True) -
 def build_model(cfg: RewardConfig, dist, rng):
     """The RM to train, and which of its parameters a checkpoint must hold (None: all). The new head and
     LoRA's adapters are drawn from `rng`, the run's random stream."""
-    import torch
 
     from chatalign.reward.model import freeze_lower_layers, load_reward_model
     from chatalign.seeding import drawing_from
     from chatalign.training.lora import quantization_kwargs
+    from chatalign.training.placement import place_for_training
 
     model = load_reward_model(cfg.model.name, cfg.model.dtype, cfg.model.trust_remote_code,
                               cfg.model.attn_implementation, generator=rng,
                               **quantization_kwargs(cfg.lora, cfg.model.dtype, keep=["score"]))
-    if torch.cuda.is_available() and not dist.use_deepspeed(cfg.deepspeed) and cfg.lora.quantize == "none":
-        model.to(f"cuda:{dist.local_rank}")  # DeepSpeed places the model itself
+    place_for_training(model, dist, quantized=cfg.lora.quantize != "none",
+                       engine_places=dist.use_deepspeed(cfg.deepspeed))
     if cfg.model.gradient_checkpointing:
         model.gradient_checkpointing_enable(gradient_checkpointing_kwargs={"use_reentrant": False})
     if cfg.lora.enabled:

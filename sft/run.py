@@ -61,10 +61,10 @@ def run_sft(cfg: SFTConfig, resume: bool = False, progress: bool = True) -> dict
 
 
 def _run_sft(cfg: SFTConfig, run, resume: bool, progress: bool) -> dict:
-    import torch
 
     from chatalign.training.distributed import DistContext
     from chatalign.training.loop import build_backend, train
+    from chatalign.training.placement import place_for_training
 
     dist = DistContext.from_env(cfg.distributed.timeout_minutes)
     if dist.is_main:
@@ -79,8 +79,8 @@ def _run_sft(cfg: SFTConfig, run, resume: bool, progress: bool) -> dict:
                   resume=resume, allow_changed_inputs=cfg.allow_changed_inputs)
         log.info("data: %s", json.dumps(enc.stats))
     model = load_model(cfg)
-    if torch.cuda.is_available() and not dist.use_deepspeed(cfg.deepspeed) and cfg.lora.quantize == "none":
-        model.to(f"cuda:{dist.local_rank}")  # one GPU, plain torch; DeepSpeed and 4-bit loading place it themselves
+    place_for_training(model, dist, quantized=cfg.lora.quantize != "none",
+                       engine_places=dist.use_deepspeed(cfg.deepspeed))
     heldout, base_eval = evaluate_base(cfg, model, tok, run, dist)
     if cfg.lora.enabled:
         model = apply_lora(model, cfg)

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from chatalign.stage import Stage
+from chatalign.stage import Stage, imported_on_call
 
 
 class PrefsStage(Stage):
@@ -17,6 +17,8 @@ class PrefsStage(Stage):
     makes_chat_model = False
     output_files = "comparisons.jsonl, preferences.jsonl, labels.json, report.md, manifest.json"
     config_target = "chatalign.prefs.config:PrefsConfig"
+    plan_spec = imported_on_call("chatalign.prefs.plan_spec:plan_spec")
+    plan_changes = imported_on_call("chatalign.prefs.plan_spec:plan_changes")
 
     def run(self, cfg: Any, resume: bool = False, progress: bool = True) -> dict:
         from chatalign.prefs.run import run_prefs

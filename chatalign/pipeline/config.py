@@ -162,7 +162,10 @@ def load_pipeline(path: str | os.PathLike | None, overrides: list[str] | None = 
     """The pipeline recipe with its overrides. A `data.KEY=...` override that no step reads is an error (a
     misspelt key would leave the user's data unused while every step looks up to date); a key of the file that
     no step reads is only a warning (a spare entry kept for later)."""
+    step_switches, overrides = split_step_switches(overrides or [])
     cfg = load_config(PipelineConfig, path, overrides)
+    if step_switches:
+        cfg = switch_steps(cfg, step_switches, path)
     read = cfg.data_keys_read()
     for text in overrides or []:
         key, _ = parse_override(text)
@@ -173,3 +176,38 @@ def load_pipeline(path: str | os.PathLike | None, overrides: list[str] | None = 
     for key in sorted(set(cfg.data) - read):
         log.warning("%s: data.%s: no step reads this data key: the file is not used", path, key)
     return cfg
+
+
+STEP_SWITCH = re.compile(r"^steps\.([A-Za-z0-9_\-]+)\.enabled=(.*)$")
+
+
+def split_step_switches(overrides: list[str]) -> tuple[dict[str, bool], list[str]]:
+    """`steps.NAME.enabled=true|false` (turn a step of the recipe on or off) apart from the other overrides."""
+    switches, rest = {}, []
+    for text in overrides:
+        m = STEP_SWITCH.match(text.strip())
+        if m is None:
+            rest.append(text)
+            continue
+        _, value = parse_override(text)
+        if not isinstance(value, bool):
+            raise ConfigError(f"command line: steps.{m.group(1)}.enabled: true or false, not {m.group(2)!r}")
+        switches[m.group(1)] = value
+    return switches, rest
+
+
+def switch_steps(cfg: PipelineConfig, switches: dict[str, bool], path) -> PipelineConfig:
+    """The pipeline with steps turned on or off by name, validated again (an enabled step's references must
+    resolve)."""
+    from chatalign.config import validate
+
+    names = [step.name for step in cfg.steps]
+    for name in switches:
+        if name not in names:
+            near = difflib.get_close_matches(name, names, n=1)
+            hint = f"did you mean {near[0]}?" if near else f"steps: {', '.join(names)}"
+            raise ConfigError(f"command line: steps.{name}.enabled: no step named {name!r} ({hint})")
+    data = cfg.model_dump(mode="json")
+    for step in data["steps"]:
+        step["enabled"] = switches.get(step["name"], step["enabled"])
+    return validate(PipelineConfig, data, str(path), recipe_dir=Path(path).resolve().parent)

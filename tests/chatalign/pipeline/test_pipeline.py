@@ -164,10 +164,13 @@ def test_the_recipe_pipelines_pass_a_dry_run(recipe, tmp_path, capsys):
     assert "step configs valid" in out
     cfg = load_config(PipelineConfig, path)
     stages = [s.stage for s in cfg.steps if s.enabled]
-    assert stages[0] == "sft" and stages[-2:] == ["gatt", "safety"] and stages.count("reward") == 2
-    if recipe == "llama2-7b":  # the paper's rounds: rejection sampling V1-V4, PPO on top in V5
-        rounds = [s for s in cfg.steps if s.stage == "rlhf"]
+    assert stages[0] == "sft" and stages[-2:] == ["gatt", "safety"]
+    if recipe == "llama2-7b":  # the paper's rounds: rejection sampling V1-V4, PPO on top in V5, both RMs retrained
+        rounds = [s for s in cfg.steps if s.stage == "rlhf"]  # before each from V2 (test_llama2_loop.py)
         assert [s.set["mode"] for s in rounds] == ["rs"] * 4 + ["rs+ppo"]
+        assert stages.count("reward") == 2 * 5 and stages.count("prefs") == 4
+    else:
+        assert stages.count("reward") == 2
         assert "data files to provide first" not in out or "data.sft_train" in out
 
 

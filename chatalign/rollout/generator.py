@@ -92,7 +92,7 @@ class ModelGenerators:
     def open(self, path: str) -> tuple:
         """(generator, tokenizer with the recipe's chat template) for the model at `path`."""
         if self.generation.backend == "native":
-            if self.served != path:  # the last model is kept while it is asked for again
+            if self.served != path or self.native[0].get_model is None:  # kept while asked for again, unless closed
                 self.native, self.served = None, None
                 model, tok = self.load_model(path)
                 self.native, self.served = (NativeGenerator.over(model), tok), path

@@ -32,3 +32,4 @@ def test_a_lora_policy_hands_over_base_plus_adapter_under_the_plain_names(smol_t
     assert not torch.allclose(got[q], before[f"base_model.model.{q.replace('.weight', '.base_layer.weight')}"])
     for k in names:
         assert torch.allclose(got[k], merged[k], atol=1e-6), k
+

@@ -10,6 +10,7 @@ and Ctrl-C stops it cleanly between two tokens.
 from __future__ import annotations
 
 import json
+import os
 import sys
 from collections.abc import Callable, Iterator
 from pathlib import Path
@@ -251,6 +252,7 @@ def chat_engine(path: str, args):
 
     if importlib.util.find_spec("vllm") is None:
         raise UserError(MISSING_VLLM.replace("generation.backend: vllm", "chat --backend vllm"))
+    os.environ.setdefault("VLLM_LOGGING_LEVEL", "ERROR")  # vLLM logs to stdout: keep the conversation readable
     return VLLMEngine(path, dtype=args.dtype, memory_share=args.memory_share)
 
 

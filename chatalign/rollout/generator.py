@@ -41,22 +41,20 @@ class NativeGenerator(Generator):
         self.get_model = None
 
 
-def vllm_generator(generation, model_path: str, model_cfg):
-    """A VLLMEngine over `model_path` with the recipe's `generation:` settings (vLLM reads the weights itself)."""
+def vllm_generator(generation, model_path: str, model_cfg, ranks: int = 1):
+    """A VLLMEngine over `model_path` with the recipe's `generation:` settings (vLLM reads the weights itself).
+    `ranks` > 1: this rank's engine of a launch of that many, which every rank starts and calls together."""
     from chatalign.models import resolve_model_path
     from chatalign.rollout.vllm_engine import VLLMEngine
 
     return VLLMEngine(resolve_model_path(model_path), dtype=model_cfg.dtype, memory_share=generation.memory_share,
-                      max_model_len=generation.max_model_len, trust_remote_code=model_cfg.trust_remote_code)
+                      max_model_len=generation.max_model_len, trust_remote_code=model_cfg.trust_remote_code,
+                      ranks=ranks)
 
 
-def refuse_several_ranks(generation, dist) -> None:
-    """vLLM generates in one process here: a multi-rank launch gets a one-line error naming the way out."""
-    from chatalign.errors import ConfigError
-
-    if generation.backend == "vllm" and dist is not None and dist.world_size > 1:
-        raise ConfigError("generation.backend: vllm generates in one process: launch without a multi-rank "
-                          "launcher, or use generation.backend: native")
+def launch_ranks(dist) -> int:
+    """The number of ranks of this launch (1 without a process group)."""
+    return dist.world_size if dist is not None else 1
 
 
 ARCHITECTURE_KEYS = ("architectures", "model_type", "vocab_size", "hidden_size", "intermediate_size",
@@ -85,8 +83,8 @@ class ModelGenerators:
     and kept until another one is asked for. vLLM: one engine, its weights reloaded for the next model of the same
     architecture (a new engine only for another architecture); `close()` frees the model or shuts the engine."""
 
-    def __init__(self, generation, model_cfg, load_model: Callable[[str], tuple]):
-        self.generation, self.model_cfg, self.load_model = generation, model_cfg, load_model
+    def __init__(self, generation, model_cfg, load_model: Callable[[str], tuple], ranks: int = 1):
+        self.generation, self.model_cfg, self.load_model, self.ranks = generation, model_cfg, load_model, ranks
         self.engine, self.native, self.served = None, None, None
 
     def open(self, path: str) -> tuple:
@@ -107,7 +105,7 @@ class ModelGenerators:
             else:
                 self.close()
         if self.engine is None:
-            self.engine = vllm_generator(self.generation, local, self.model_cfg)
+            self.engine = vllm_generator(self.generation, local, self.model_cfg, self.ranks)
         self.served = local
         tok = load_tokenizer(path, self.model_cfg.trust_remote_code)
         apply_named_template(tok, getattr(self.model_cfg, "chat_template", None))
@@ -119,7 +117,8 @@ class ModelGenerators:
         self.engine, self.native, self.served = None, None, None
 
 
-def open_generator(generation, model_cfg, path: str, load_model: Callable[[str], tuple]) -> tuple:
+def open_generator(generation, model_cfg, path: str, load_model: Callable[[str], tuple], ranks: int = 1) -> tuple:
     """(generator, tokenizer) for one model; the caller closes the generator when done (a vLLM engine holds
-    memory, and a second one in the process would not fit beside it)."""
-    return ModelGenerators(generation, model_cfg, load_model).open(path)
+    memory, and a second one in the process would not fit beside it). `ranks` > 1: every rank of a launch of that
+    many opens its own, together (see VLLMEngine)."""
+    return ModelGenerators(generation, model_cfg, load_model, ranks).open(path)

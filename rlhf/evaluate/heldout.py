@@ -52,11 +52,19 @@ def answers_for(model_path: str, label: str, ctx, out_dir: Path, generators) -> 
 
 
 def round_generators(ctx):
-    """What generates the round's evaluation answers: per model, the native engine or one vLLM engine."""
+    """What generates the round's evaluation answers: per model, the native engine or one vLLM engine. Under a
+    launch of several ranks rank 0 evaluates alone, where a vLLM engine cannot start (every rank of a launch starts
+    its engine together): the native engine answers there."""
+    import os
+
     from chatalign.rlhf.ppo.models import load_chat_policy
     from chatalign.rollout.generator import ModelGenerators
 
-    return ModelGenerators(ctx.cfg.generation, ctx.cfg.model, lambda path: load_chat_policy(path, ctx.cfg.model))
+    generation = ctx.cfg.generation
+    if generation.backend == "vllm" and int(os.environ.get("WORLD_SIZE", "1")) > 1:
+        log.info("round evaluation: rank 0 alone, with the native engine (vLLM needs every rank of the launch)")
+        generation = generation.model_copy(update={"backend": "native"})
+    return ModelGenerators(generation, ctx.cfg.model, lambda path: load_chat_policy(path, ctx.cfg.model))
 
 
 def rule_check(prompt, answer: str) -> float | None:

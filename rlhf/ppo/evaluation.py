@@ -31,7 +31,8 @@ class HeldoutEvaluator:
     def __call__(self) -> dict:
         idx = share(list(range(len(self.prompts))), self.dist)
         with self.policy.gathered():
-            rollouts = self.sampler([self.prompt_ids[i] for i in idx], self.seed) if idx else []
+            every = idx or getattr(self.sampler, "collective", False)  # an engine per rank: every rank calls
+            rollouts = self.sampler([self.prompt_ids[i] for i in idx], self.seed) if every else []
         rewards = score_share(self.frozen, [self.prompts[i] for i in idx], rollouts)
         rows = [{**x, "length": len(r.response_ids)} for x, r in zip(rewards.rows(), rollouts)] if idx else []
         rows = gather_rows(self.dist, rows, len(self.prompts))

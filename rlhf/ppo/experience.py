@@ -88,7 +88,9 @@ class ExperienceMaker:
         mine = share(chosen, dist)
         rollouts: list = []
         with self.policy.gathered():  # a collective under ZeRO-3: every rank enters, even with no prompts
-            if mine:  # rank 0 draws with the single-process seed; the others with their own stream
+            # rank 0 draws with the single-process seed; the others with their own stream. A collective sampler
+            # (a vLLM engine per rank) is called by every rank
+            if mine or getattr(self.sampler, "collective", False):
                 rollouts = self.sampler([self.prompt_ids[i] for i in mine], seed + dist.rank)
         clock.lap("generation")
         rewards = score_share(self.frozen, [self.prompts[i] for i in mine], rollouts)

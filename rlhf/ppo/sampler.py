@@ -16,20 +16,16 @@ class PolicySampler:
 
     def __init__(self, models, generator, *, max_new_tokens: int, temperature: float, top_p: float,
                  batch_size: int, return_logprobs: bool):
-        from chatalign.rollout.generator import NativeGenerator
-
         self.models, self.generator = models, generator
-        self.engine_holds_copy = not isinstance(generator, NativeGenerator)
+        self.engine_holds_copy = generator.copies_weights
+        self.collective = generator.collective  # every rank calls, with prompts or not (an engine per rank)
         self.return_logprobs = return_logprobs
         self.settings = {"max_new_tokens": max_new_tokens, "temperature": temperature, "top_p": top_p,
                          "batch_size": batch_size}
 
     def __call__(self, prompt_ids: list[list[int]], seed: int) -> list:
-        from chatalign.rollout.weight_sync import checkpoint_weights
-
-        if self.engine_holds_copy:
-            # the policy changed since the engine's last generation (an update, a restored checkpoint)
-            self.generator.load_weights(checkpoint_weights(self.models.policy))
+        # the policy may have changed since the engine's last generation (an update, a restored checkpoint)
+        self.generator.sync_weights(self.models.policy)
         rows = self.generator.rollouts(self.models.tokenizer, prompt_ids, num_samples=1, seed=seed,
                                        return_logprobs=self.return_logprobs and not self.engine_holds_copy,
                                        **self.settings)
@@ -44,23 +40,25 @@ def recompute_logprobs(policy, rows: list, batch_size: int) -> None:
     from chatalign.rollout.logprobs import sequence_logprobs
 
     scored = [i for i, r in enumerate(rows) if r.response_ids]
-    lps = sequence_logprobs(policy, [rows[i].prompt_ids + rows[i].response_ids for i in scored],
-                            [len(rows[i].prompt_ids) for i in scored], batch_size)
     for r in rows:
         r.logprobs = []
+    if not scored:
+        return
+    lps = sequence_logprobs(policy, [rows[i].prompt_ids + rows[i].response_ids for i in scored],
+                            [len(rows[i].prompt_ids) for i in scored], batch_size)
     for i, lp in zip(scored, lps):
         rows[i].logprobs = [float(x) for x in lp]
 
 
 def ppo_generator(models, generation, model_path: str, model_cfg, dist):
     """The PPO phase's generator: the native engine on the live policy, or one vLLM engine over the starting
-    model's directory (its weights replaced by the policy's before each generation)."""
-    from chatalign.rollout.generator import refuse_several_ranks, vllm_generator
+    model's directory (its weights replaced by the policy's before each generation; under several ranks one per
+    rank, each given the weights the rank has gathered)."""
+    from chatalign.rollout.generator import launch_ranks, vllm_generator
 
     if generation.backend == "native":
         return default_generator(models)
-    refuse_several_ranks(generation, dist)
-    return vllm_generator(generation, model_path, model_cfg)
+    return vllm_generator(generation, model_path, model_cfg, launch_ranks(dist))
 
 
 def training_sampler(models, cfg, generator=None) -> PolicySampler:

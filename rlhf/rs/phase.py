@@ -71,14 +71,12 @@ def sample_phase(ctx, model_path: str, dist=None) -> dict:
 
 def load_sampler(cfg, sampler: str, dist):
     """(what draws the K answers, its tokenizer with the recipe's chat template): the native engine on the loaded
-    model, or a vLLM engine over its directory (`generation.backend: vllm`, one process)."""
+    model, or a vLLM engine over its directory (`generation.backend: vllm`; under several ranks one per rank)."""
     from chatalign.rlhf.ppo.models import load_chat_policy
-    from chatalign.rollout.generator import ModelGenerators, refuse_several_ranks
+    from chatalign.rollout.generator import launch_ranks, open_generator
 
-    refuse_several_ranks(cfg.generation, dist)
-    pool = ModelGenerators(cfg.generation, cfg.model, lambda path: load_chat_policy(path, cfg.model))
-    generator, tok = pool.open(sampler)
-    return generator, tok
+    return open_generator(cfg.generation, cfg.model, sampler, lambda path: load_chat_policy(path, cfg.model),
+                          launch_ranks(dist))
 
 
 def select_and_write(ctx, samples: list[dict], by_temp: dict) -> dict:

@@ -106,6 +106,9 @@ class PPOOptim(StrictModel):
 class ValueModel(StrictModel):
     init: str = Field("helpful", description="`helpful`, `safety` (that RM's weights) or a path to an RM")
     trainable_layers: int | None = Field(None, gt=0, description="train only the top N layers (+ norm, head)")
+    warmup_iterations: int = Field(0, ge=0, description="the first N iterations train the value model only (the "
+                                   "policy is not updated): a value model started from a reward model begins far "
+                                   "from the returns, and its first advantages are mostly noise")
 
 
 class EarlyStopping(StrictModel):

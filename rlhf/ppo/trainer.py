@@ -87,7 +87,10 @@ class PPOTrainer:
         check_guards(self.cfg.guards, iteration, record, self.checkpoints.root)
         clock.lap(None)
         g = torch.Generator().manual_seed(derived_seed(self.cfg.seed, iteration, SALT_MINIBATCH))
-        record.update(self.update(exp, g))
+        warmup = iteration < self.cfg.value.warmup_iterations  # the value model learns the returns first
+        record.update(self.update(exp, g, train_policy=not warmup))
+        if warmup:
+            record["value_warmup"] = True
         clock.lap("training")
         self.kl_control.update(record["kl"], len(exp.batch))
         record.update(clock.record())

@@ -20,6 +20,7 @@ from chatalign.errors import RunError
 from chatalign.training.distributed import all_reduce_sums, rank_micro_batches
 
 STATS = ("policy_loss", "value_loss", "clip_fraction", "approx_kl", "entropy")
+POLICY_STATS = ("policy_loss", "clip_fraction", "approx_kl", "entropy", "policy_grad_norm")
 
 
 def minibatch_order(n: int, minibatch: int, epochs: int, generator: torch.Generator) -> list[list[int]]:
@@ -39,9 +40,13 @@ class PPOUpdate:
         self.policy, self.value, self.dist = policy, value, dist
         self.minibatch, self.micro_batch, self.epochs = minibatch, micro_batch, epochs
         self.clip, self.value_clip = clip, value_clip if value_clip is not None else float("inf")
+        self.train_policy = True
 
-    def __call__(self, exp, generator: torch.Generator) -> dict:
-        """Run the update phase; return the means over steps of the loss terms and diagnostics."""
+    def __call__(self, exp, generator: torch.Generator, train_policy: bool = True) -> dict:
+        """Run the update phase; return the means over steps of the loss terms and diagnostics. Without
+        `train_policy` (a value warm-up iteration) only the value model learns, and the record has no policy
+        terms."""
+        self.train_policy = train_policy
         sums = dict.fromkeys((*STATS, "policy_grad_norm", "value_grad_norm"), 0.0)
         steps = minibatch_order(len(exp.batch), self.minibatch, self.epochs, generator)
         # train mode only switches gradient checkpointing on (dropout is 0 everywhere, see ppo.models)
@@ -54,7 +59,7 @@ class PPOUpdate:
         finally:
             self.policy.eval()
             self.value.eval()
-        out = {k: v / max(1, len(steps)) for k, v in sums.items()}
+        out = {k: v / max(1, len(steps)) for k, v in sums.items() if train_policy or k not in POLICY_STATS}
         out["gradient_steps"] = len(steps)
         return out
 
@@ -79,30 +84,34 @@ class PPOUpdate:
         sub = exp.batch.select(part)
         t = sub.mask.shape[1]
         idx = torch.as_tensor(part, dtype=torch.long)
-        logprobs, entropy = self.policy(sub.input_ids.to(self.policy.device), sub.positions, sub.targets)
-        dev = logprobs.device
-        pg_loss, clip_frac, approx_kl = ppo_policy_loss(logprobs, exp.old_logprobs[idx, :t].to(dev),
-                                                        exp.advantages[idx, :t].to(dev), sub.mask.to(dev), self.clip)
-        self.policy.backward(pg_loss * scale, last)
+        terms = {}
+        if self.train_policy:
+            logprobs, entropy = self.policy(sub.input_ids.to(self.policy.device), sub.positions, sub.targets)
+            dev = logprobs.device
+            pg_loss, clip_frac, approx_kl = ppo_policy_loss(logprobs, exp.old_logprobs[idx, :t].to(dev),
+                                                            exp.advantages[idx, :t].to(dev), sub.mask.to(dev),
+                                                            self.clip)
+            self.policy.backward(pg_loss * scale, last)
+            terms = {"policy_loss": float(pg_loss.detach()), "clip_fraction": float(clip_frac),
+                     "approx_kl": float(approx_kl), "entropy": float(masked_mean(entropy.detach(), sub.mask.to(dev)))}
         values = self.value(sub.input_ids.to(self.value.device), sub.positions)
         dev_v = values.device
         vf_loss = ppo_value_loss(values, exp.values[idx, :t].to(dev_v), exp.returns[idx, :t].to(dev_v),
                                  sub.mask.to(dev_v), self.value_clip)
         self.value.backward(vf_loss * scale, last)
-        return {"policy_loss": float(pg_loss.detach()), "value_loss": float(vf_loss.detach()),
-                "clip_fraction": float(clip_frac), "approx_kl": float(approx_kl),
-                "entropy": float(masked_mean(entropy.detach(), sub.mask.to(dev)))}
+        return {**terms, "value_loss": float(vf_loss.detach())}
 
     def apply(self, stats: dict) -> tuple[float, float]:
         """Step both networks unless a loss (or a gradient norm known before the step) is not finite: then the
         round stops with the last checkpoint intact. Returns the two gradient norms (NaN where unknown)."""
-        before = (self.policy.clip_grads(), self.value.clip_grads())  # None: an engine clips inside step()
+        before = (self.policy.clip_grads() if self.train_policy else None,
+                  self.value.clip_grads())  # None: an engine clips inside step()
         known = [stats["policy_loss"], stats["value_loss"], *(x for x in before if x is not None)]
         if not all(math.isfinite(x) for x in known):
             raise RunError(f"non-finite PPO loss or gradient (policy loss {stats['policy_loss']}, value loss "
                            f"{stats['value_loss']}, grad norms {before[0]}, {before[1]}): the round stopped before "
                            "applying it; the last checkpoint is intact. Lower the learning rate or raise ppo.beta")
-        after = (self.policy.step(), self.value.step())
+        after = (self.policy.step() if self.train_policy else None, self.value.step())
         norms = [b if b is not None else a for b, a in zip(before, after)]
         if any(x is not None and not math.isfinite(x) for x in norms):
             # an engine clips inside step(), so the update is already applied: say so, and stop the run here

@@ -32,18 +32,24 @@ def single_forward(rm, ids):
         return rm(input_ids=torch.tensor([ids]), use_cache=False).logits[0, 0].item()
 
 
-def test_packed_rewards_equal_single_sequence_forward(rm, smol_tokenizer):
-    seqs = sequences(smol_tokenizer)
+def packed_row(seqs: list[list[int]]) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+    """(ids, positions restarting at each sequence, the index of each sequence's last token) of one packed row."""
     ids = [t for s in seqs for t in s]
     pos = [p for s in seqs for p in range(len(s))]
     read = torch.tensor([sum(len(s) for s in seqs[:k + 1]) - 1 for k in range(len(seqs))])
+    return torch.tensor([ids]), torch.tensor([pos]), read
+
+
+def test_packed_rewards_equal_single_sequence_forward(rm, smol_tokenizer):
+    seqs = sequences(smol_tokenizer)
+    ids, pos, read = packed_row(seqs)
     with torch.no_grad():
-        packed = packed_rewards(rm, torch.tensor([ids]), torch.tensor([pos]), read)
+        packed = packed_rewards(rm, ids, pos, read)
     single = [single_forward(rm, s) for s in seqs]
     assert packed.tolist() == pytest.approx(single, abs=1e-4)
     # the same row without position resets lets later sequences attend to earlier ones: it must differ
     with torch.no_grad():
-        leaky = packed_rewards(rm, torch.tensor([ids]), torch.arange(len(ids))[None], read)
+        leaky = packed_rewards(rm, ids, torch.arange(ids.shape[1])[None], read)
     assert (leaky[1:] - packed[1:]).abs().max() > 1e-3
 
 
@@ -153,11 +159,8 @@ def test_an_rm_saved_earlier_continues_with_its_trained_head(rm, smol_tokenizer,
     save_reward_model(rm, smol_tokenizer, tmp_path / "rm")
     again = load_reward_model(tmp_path / "rm", dtype="float32", seed=123)
     assert torch.equal(again.score.weight, rm.score.weight)
-    seqs = sequences(smol_tokenizer)
-    ids = [t for s in seqs for t in s]
-    pos = [p for s in seqs for p in range(len(s))]
-    read = torch.tensor([sum(len(s) for s in seqs[:k + 1]) - 1 for k in range(len(seqs))])
+    ids, pos, read = packed_row(sequences(smol_tokenizer))
     with torch.no_grad():
-        before = packed_rewards(rm, torch.tensor([ids]), torch.tensor([pos]), read)
-        after = packed_rewards(again.eval(), torch.tensor([ids]), torch.tensor([pos]), read)
+        before = packed_rewards(rm, ids, pos, read)
+        after = packed_rewards(again.eval(), ids, pos, read)
     assert after.tolist() == pytest.approx(before.tolist(), abs=1e-5)

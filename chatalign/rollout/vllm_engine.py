@@ -93,8 +93,11 @@ class VLLMEngine(Generator):
                             gpu_memory_utilization=self.memory_share, max_model_len=self.max_model_len,
                             trust_remote_code=self.trust_remote_code, seed=0, **cpu, **ranks)
         except (ValueError, RuntimeError, NotImplementedError) as exc:
-            first = (str(exc).strip().splitlines() or [type(exc).__name__])[0]
-            raise UserError(f"vLLM {vllm.__version__} cannot run {self.model_path}: {first}") from None
+            first = engine_error_line(exc)
+            hint = ""
+            if "memory" in first.lower():  # on CPUs the share must also hold what this process already uses
+                hint = f" (generation.memory_share is {self.memory_share:g}: raise it, or free memory)"
+            raise UserError(f"vLLM {vllm.__version__} cannot run {self.model_path}: {first}{hint}") from None
 
     def close(self) -> None:
         """Shut the engine down (its KV cache and workers), so that another can start in this process."""
@@ -172,6 +175,15 @@ class VLLMEngine(Generator):
         prompts = [TokensPrompt(prompt_token_ids=[int(t) for t in p]) for p in prompt_ids]
         outputs = self.llm().generate(prompts, params, use_tqdm=False)
         return records(tokenizer, prompt_ids, outputs, stops, return_logprobs)
+
+
+def engine_error_line(exc: Exception) -> str:
+    """The line of vLLM's start-up error that says what is wrong: a validation error's first line only names the
+    config class ("1 validation error for ModelConfig"), the reason is on the next one; long lists are cut."""
+    lines = [x.strip() for x in str(exc).splitlines() if x.strip()] or [type(exc).__name__]
+    line = lines[1] if len(lines) > 1 and "validation error" in lines[0] else lines[0]
+    line = line.removeprefix("Value error, ").split(" Supported architectures")[0]
+    return line if len(line) <= 300 else line[:297] + "..."
 
 
 @contextmanager

@@ -9,10 +9,11 @@ from chatalign.errors import ConfigError
 from chatalign.rlhf.config import RLHFRoundConfig
 
 ROOT = Path(__file__).resolve().parents[2]
-RECIPES = [ROOT / "recipes/quickstart/rlhf_round.yaml", ROOT / "recipes/llama2-7b/rlhf_round.yaml"]
+RECIPES = [ROOT / "recipes/quickstart/rlhf_round.yaml", ROOT / "recipes/quickstart/ppo_round.yaml",
+           ROOT / "recipes/llama2-7b/rlhf_round.yaml"]
 
 
-@pytest.mark.parametrize("path", RECIPES, ids=lambda p: p.parent.name)
+@pytest.mark.parametrize("path", RECIPES, ids=lambda p: f"{p.parent.name}/{p.stem}")
 def test_recipe_validates_and_data_paths_are_relative_to_the_recipe(path):
     cfg = load_config(RLHFRoundConfig, path)
     assert cfg.stage == "rlhf"

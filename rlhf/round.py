@@ -254,4 +254,5 @@ def _evaluate(ctx: RoundContext, dist, sft_link) -> dict:
     from chatalign.rlhf.evaluate.heldout import evaluate_round
 
     sft_model = resolve_model_path(sft_link.path) if ctx.cfg.eval.compare_sft else None
-    return dist.run_on_main(lambda: evaluate_round(ctx, str(ctx.run.model_dir), ctx.start_model, sft_model))
+    return dist.run_on_main(lambda: evaluate_round(ctx, str(ctx.run.model_dir), ctx.start_model, sft_model,
+                                                  launch_ranks=dist.world_size))

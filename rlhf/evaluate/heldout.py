@@ -51,17 +51,15 @@ def answers_for(model_path: str, label: str, ctx, out_dir: Path, generators) -> 
     return rows
 
 
-def round_generators(ctx):
+def round_generators(ctx, launch_ranks: int = 1):
     """What generates the round's evaluation answers: per model, the native engine or one vLLM engine. Under a
-    launch of several ranks rank 0 evaluates alone, where a vLLM engine cannot start (every rank of a launch starts
-    its engine together): the native engine answers there."""
-    import os
-
+    launch of several ranks (`launch_ranks` > 1) rank 0 evaluates alone, where a vLLM engine cannot start (every
+    rank of a launch starts its engine together): the native engine answers there."""
     from chatalign.rlhf.ppo.models import load_chat_policy
     from chatalign.rollout.generator import ModelGenerators
 
     generation = ctx.cfg.generation
-    if generation.backend == "vllm" and int(os.environ.get("WORLD_SIZE", "1")) > 1:
+    if generation.backend == "vllm" and launch_ranks > 1:
         log.info("round evaluation: rank 0 alone, with the native engine (vLLM needs every rank of the launch)")
         generation = generation.model_copy(update={"backend": "native"})
     return ModelGenerators(generation, ctx.cfg.model, lambda path: load_chat_policy(path, ctx.cfg.model))
@@ -112,9 +110,10 @@ def mean(rows: list[dict], key: str) -> float | None:
 
 
 def evaluate_round(ctx, final_model: str, previous_model: str, sft_model: str | None,
-                   out_dir: Path | None = None) -> dict:
+                   out_dir: Path | None = None, launch_ranks: int = 1) -> dict:
     """Held-out rewards of each model and the win rates of this round's model, answers cached in `out_dir`
-    (default: the round's eval/); {} without held-out prompts."""
+    (default: the round's eval/); {} without held-out prompts. `launch_ranks`: the ranks of the launch this runs
+    under (rank 0 evaluates alone)."""
     if not ctx.heldout:
         return {}
     out_dir = out_dir or ctx.run.path / "eval"
@@ -126,7 +125,7 @@ def evaluate_round(ctx, final_model: str, previous_model: str, sft_model: str | 
         models["sft"] = sft_model
     answers: dict[str, list[dict]] = {}
     by_path: dict[str, list[dict]] = {}
-    generators = round_generators(ctx)
+    generators = round_generators(ctx, launch_ranks)
     for label, path in models.items():
         if path not in by_path:
             by_path[path] = answers_for(path, label, ctx, out_dir, generators)

@@ -17,19 +17,22 @@ class PolicySampler:
     def __init__(self, models, generator, *, max_new_tokens: int, temperature: float, top_p: float,
                  batch_size: int, return_logprobs: bool):
         self.models, self.generator = models, generator
-        self.engine_holds_copy = generator.copies_weights
-        self.collective = generator.collective  # every rank calls, with prompts or not (an engine per rank)
         self.return_logprobs = return_logprobs
         self.settings = {"max_new_tokens": max_new_tokens, "temperature": temperature, "top_p": top_p,
                          "batch_size": batch_size}
+
+    @property
+    def collective(self) -> bool:
+        """Every rank calls, with prompts or not (an engine per rank)."""
+        return self.generator.collective
 
     def __call__(self, prompt_ids: list[list[int]], seed: int) -> list:
         # the policy may have changed since the engine's last generation (an update, a restored checkpoint)
         self.generator.sync_weights(self.models.policy)
         rows = self.generator.rollouts(self.models.tokenizer, prompt_ids, num_samples=1, seed=seed,
-                                       return_logprobs=self.return_logprobs and not self.engine_holds_copy,
+                                       return_logprobs=self.return_logprobs and not self.generator.copies_weights,
                                        **self.settings)
-        if self.return_logprobs and self.engine_holds_copy:
+        if self.return_logprobs and self.generator.copies_weights:
             recompute_logprobs(self.models.policy, rows, self.settings["batch_size"])
         return rows
 

@@ -6,26 +6,15 @@ from __future__ import annotations
 
 import json
 
-from tests.vllm_backend.conftest import memory_share
+from tests.vllm_backend.conftest import memory_share, tiny_round_files
 
 
 def test_an_rs_ppo_round_draws_every_answer_with_vllm(tmp_path, smol_tokenizer, monkeypatch):
-    from chatalign.models import save_hf_atomic
-    from chatalign.reward.model import save_reward_model
     from chatalign.rlhf.config import RLHFRoundConfig
     from chatalign.rlhf.round import run_round
     from chatalign.rollout.vllm_engine import VLLMEngine
-    from tests.conftest import reward_model_from_causal_lm, tiny_llama
 
-    # head size 64: what vLLM's CPU attention kernels take (the native tests' 16-wide heads are not)
-    save_hf_atomic(tiny_llama(smol_tokenizer, hidden=128, layers=2, heads=2, kv_heads=1), smol_tokenizer,
-                   tmp_path / "policy")
-    for name, seed in (("rm_helpful", 1), ("rm_safety", 2)):
-        rm = tiny_llama(smol_tokenizer, hidden=32, layers=1, heads=2, kv_heads=1, seed=seed)
-        save_reward_model(reward_model_from_causal_lm(rm, seed=seed), smol_tokenizer, tmp_path / name)
-    prompts = [{"id": f"p{i}", "messages": [{"role": "user", "content": f"Tell me about the number {i}."}]}
-               for i in range(6)]
-    (tmp_path / "prompts.jsonl").write_text("".join(json.dumps(p) + "\n" for p in prompts))
+    tiny_round_files(tmp_path, smol_tokenizer)
     cfg = RLHFRoundConfig.model_validate({
         "output_dir": str(tmp_path / "round"), "mode": "rs+ppo", "start": str(tmp_path / "policy"),
         "model": {"dtype": "float32"},

@@ -12,7 +12,7 @@ from pathlib import Path
 import pytest
 
 from tests.conftest import requires_torchrun, torchrun_command
-from tests.vllm_backend.conftest import memory_share
+from tests.vllm_backend.conftest import memory_share, tiny_round_files
 
 pytestmark = [pytest.mark.slow, pytest.mark.distributed]
 WORKER = str(Path(__file__).with_name("ranks_worker.py"))
@@ -47,18 +47,7 @@ def test_each_ranks_engine_answers_with_the_partitioned_policys_new_weights(tmp_
 
 @requires_torchrun
 def test_an_rs_ppo_round_under_zero3_draws_its_answers_from_an_engine_per_rank(tmp_path, smol_tokenizer):
-    from chatalign.models import save_hf_atomic
-    from chatalign.reward.model import save_reward_model
-    from tests.conftest import reward_model_from_causal_lm, tiny_llama
-
-    save_hf_atomic(tiny_llama(smol_tokenizer, hidden=128, layers=2, heads=2, kv_heads=1), smol_tokenizer,
-                   tmp_path / "policy")
-    for name, seed in (("rm_helpful", 1), ("rm_safety", 2)):
-        rm = tiny_llama(smol_tokenizer, hidden=32, layers=1, heads=2, kv_heads=1, seed=seed)
-        save_reward_model(reward_model_from_causal_lm(rm, seed=seed), smol_tokenizer, tmp_path / name)
-    prompts = [{"id": f"p{i}", "messages": [{"role": "user", "content": f"Tell me about the number {i}."}]}
-               for i in range(6)]
-    (tmp_path / "prompts.jsonl").write_text("".join(json.dumps(p) + "\n" for p in prompts))
+    tiny_round_files(tmp_path, smol_tokenizer)
     zero3 = {"enabled": True, "zero_stage": 3}
     out = tmp_path / "round"
     (tmp_path / "cfg.json").write_text(json.dumps({

@@ -91,6 +91,20 @@ class IndependentRow(_Strict):
         """The stage's model is worse than the untouched base model on the independent set (alignment tax)."""
         return self.worse(self.independent.after, self.independent.base)
 
+    def regression_within_noise(self) -> bool:
+        """A regression on a share by less than two standard errors of the difference (a figure in another unit
+        carries no error here, and its regression always counts)."""
+        if not self.regression() or self.unit != PERCENT:
+            return False
+        fig = self.independent
+        return abs(fig.after - fig.base) <= 2 * share_difference_se(fig.after, fig.base, fig.n)
+
+
+def share_difference_se(a: float, b: float, n: int) -> float:
+    """SE of a - b for two shares of n items each, as independent binomial samples: sqrt(a(1-a)/n + b(1-b)/n)."""
+    # the same items answered by two models agree more often than chance, so this overstates the paired error
+    return math.sqrt((a * (1 - a) + b * (1 - b)) / n) if n > 0 else math.inf
+
 
 class Agreement(_Strict):
     what: str = Field(..., min_length=1, description="which two judges, on which answers")

@@ -14,12 +14,15 @@ from chatalign.pipeline.report_sections import Ctx, StepInfo
 
 TITLE = "Transfer: independent evaluation"
 BELOW_BASE = "▼ below base"
+WITHIN_NOISE = "▽ below base, within 2 SE"
 HOW_MADE = ("The independent sets (`data/independent/`, see its README.md for how each file was made) were "
             "written by a separate author, in other styles and with other vocabulary than the quickstart "
             "generator, and are never used for training, data selection or early stopping. **base** is the "
             "untouched base model; each other column is a step's model. A figure in brackets is the same measure "
             f"on the step's in-distribution held-out data. `{BELOW_BASE}`: worse than the base model on the "
-            "independent set (an alignment tax).")
+            f"independent set (an alignment tax); `{WITHIN_NOISE}`: a share below the base model's by at most two "
+            "standard errors of the difference (sqrt(p(1-p)/n + q(1-q)/n)): the same measure on new draws or a "
+            "new run may well come out the other way.")
 
 
 def _records(ctx: Ctx) -> tuple[list[tuple[StepInfo, IndependentRecord]], list[str]]:
@@ -41,7 +44,9 @@ def _cell(row: IndependentRow) -> str:
     text = figure(row.independent.after, row.unit)
     if row.in_distribution is not None and row.in_distribution.after is not None:
         text += f" ({figure(row.in_distribution.after, row.unit)})"
-    return f"{text} {BELOW_BASE}" if row.regression() else text
+    if not row.regression():
+        return text
+    return f"{text} {WITHIN_NOISE if row.regression_within_noise() else BELOW_BASE}"
 
 
 def _base_cell(rows: list[IndependentRow]) -> str:
@@ -86,6 +91,18 @@ def _costs(found: list[tuple[StepInfo, IndependentRecord]]) -> list:
             ("table", ["step", "suite", "model", "CPU s", "wall s"], rows)]
 
 
+def _regressions_line(found: list[tuple[StepInfo, IndependentRecord]]) -> str:
+    rows = [(step.name, r) for step, record in found for r in record.rows if r.regression()]
+    if not rows:
+        return "No step is below the base model on any independent figure."
+    beyond = [f"`{s}` {r.metric}" for s, r in rows if not r.regression_within_noise()]
+    within = [f"`{s}` {r.metric}" for s, r in rows if r.regression_within_noise()]
+    parts = [f"{len(beyond)} figure(s) below the base model" + (": " + "; ".join(beyond) if beyond else "")]
+    if within:
+        parts.append(f"{len(within)} more below it within two standard errors: " + "; ".join(within))
+    return ". ".join(parts) + "."
+
+
 def transfer_section(ctx: Ctx) -> list:
     blocks: list = [("h", 2, TITLE)]
     found, problems = _records(ctx)
@@ -95,10 +112,7 @@ def transfer_section(ctx: Ctx) -> list:
     blocks.append(("p", HOW_MADE))
     for suite in dict.fromkeys(s for _, record in found for s in record.suites()):
         blocks += suite_table(suite, found)
-    regressions = [(step.name, r.metric) for step, record in found for r in record.rows if r.regression()]
-    blocks.append(("p", f"{len(regressions)} figure(s) below the base model: "
-                        + "; ".join(f"`{s}` {m}" for s, m in regressions) + "." if regressions else
-                   "No step is below the base model on any independent figure."))
+    blocks.append(("p", _regressions_line(found)))
     agreement = [(0, f"`{step.name}`: {a.what}: {100 * a.agree:.1f}% agree (n={a.n})")
                  for step, record in found for a in record.agreement]
     if agreement:

@@ -11,6 +11,7 @@ from chatalign.evaluation.record import (
     Figures,
     IndependentRow,
     read_independent,
+    share_difference_se,
     snake_key,
     write_independent,
 )
@@ -50,6 +51,21 @@ def test_regression_follows_the_metric_direction():
     assert down.regression()
     unmeasured = IndependentRow.model_validate({**rate_row(), "independent": {"base": None, "after": 0.1, "n": 60}})
     assert not unmeasured.regression()
+
+
+def test_share_difference_se_by_hand():
+    assert share_difference_se(0.5, 0.5, 100) == pytest.approx(0.070711, abs=1e-6)  # sqrt(0.5 / 100)
+    assert share_difference_se(0.3, 0.4, 60) == pytest.approx(0.086603, abs=1e-6)  # sqrt(0.45 / 60)
+    assert share_difference_se(0.0, 1.0, 12) == 0.0
+
+
+def test_a_share_regression_within_two_standard_errors_is_noise():
+    def share(after, base, n):
+        return IndependentRow.model_validate({**rate_row(), "independent": {"base": base, "after": after, "n": n}})
+    assert share(0.0, 1 / 6, 12).regression_within_noise()  # 2 of 12 -> 0 of 12: 1.55 SE
+    assert not share(0.0, 0.5, 12).regression_within_noise()  # 6 of 12 -> 0: 3.46 SE
+    assert not share(0.5, 0.4, 60).regression_within_noise()  # better than base: no regression at all
+    assert not nll_row(after=9.0).regression_within_noise() and not nll_row(after=2.6).regression_within_noise()
 
 
 @pytest.mark.parametrize("change, field", [

@@ -8,7 +8,7 @@ import json
 from chatalign.evaluation.record import Figures, IndependentRow, write_independent
 from chatalign.pipeline.report import to_html, to_markdown
 from chatalign.pipeline.report_sections import Ctx, StepInfo
-from chatalign.pipeline.transfer_section import BELOW_BASE, transfer_section
+from chatalign.pipeline.transfer_section import BELOW_BASE, WITHIN_NOISE, transfer_section
 
 
 def step(tmp_path, name, stage, finished=True, enabled=True):
@@ -55,15 +55,26 @@ def test_tables_per_suite_with_regressions_marked(tmp_path):
     first = general[2][0]
     assert first["metric"] == "NLL of good answers (lower is better)" and first["base"] == "2.500"
     assert first["sft"] == "2.400 (1.900)" and first["rlhf_round1"] == f"2.700 {BELOW_BASE}"
-    assert general[2][1]["rlhf_round1"] == f"30.0% {BELOW_BASE}" and general[2][1]["safety"] == "-"
+    # 30% vs the base's 40% on 60 prompts: 1.15 standard errors of the difference (0.0866)
+    assert general[2][1]["rlhf_round1"] == f"30.0% {WITHIN_NOISE}" and general[2][1]["safety"] == "-"
     assert tables[1][1] == ["metric", "base", "safety", "n", "judge"] and tables[1][2][0]["safety"] == "45.0%"
     text = md(blocks)
     assert "## Transfer: independent evaluation" in text and "9.900" not in text
-    assert "2 figure(s) below the base model" in text and "`rlhf_round1` NLL of good answers" in text
+    assert "1 figure(s) below the base model: `rlhf_round1` NLL of good answers." in text
+    assert "1 more below it within two standard errors: `rlhf_round1` instructions kept." in text
     assert "`safety`: safety RM vs rule judge: 80.0% agree (n=80)" in text
     assert "| safety | safety | `embedded` | 80.5 | 41 |" in text
     assert "data/independent/" in text
     assert "<table>" in to_html(blocks, tmp_path)
+
+
+def test_a_share_below_base_by_more_than_two_standard_errors_is_a_regression(tmp_path):
+    sft = step(tmp_path, "sft", "sft")
+    write_independent(sft.dir, [kept(0.1)], [], "m", "embedded")  # 10% vs 40% of 60: 4.0 SE (0.0742)
+    blocks = transfer_section(Ctx(root=tmp_path, steps=[sft]))
+    assert [b for b in blocks if b[0] == "table"][0][2][0]["sft"] == f"10.0% {BELOW_BASE}"
+    assert "1 figure(s) below the base model: `sft` instructions kept." in md(blocks)
+    assert "within two standard errors" not in md(blocks)
 
 
 def test_absent_and_broken_records_are_said(tmp_path):

@@ -92,7 +92,7 @@ class IndependentRow(_Strict):
         return self.worse(self.independent.after, self.independent.base)
 
     def regression_within_noise(self) -> bool:
-        """A regression on a share by less than two standard errors of the difference (a figure in another unit
+        """A regression on a share by at most two standard errors of the difference (a figure in another unit
         carries no error here, and its regression always counts)."""
         if not self.regression() or self.unit != PERCENT:
             return False

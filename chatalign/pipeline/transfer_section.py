@@ -44,9 +44,15 @@ def _cell(row: IndependentRow) -> str:
     text = figure(row.independent.after, row.unit)
     if row.in_distribution is not None and row.in_distribution.after is not None:
         text += f" ({figure(row.in_distribution.after, row.unit)})"
+    mark = _mark(row)
+    return f"{text} {mark}" if mark else text
+
+
+def _mark(row: IndependentRow) -> str:
+    """'' where the step's model is not below the base model, else which of the two marks."""
     if not row.regression():
-        return text
-    return f"{text} {WITHIN_NOISE if row.regression_within_noise() else BELOW_BASE}"
+        return ""
+    return WITHIN_NOISE if row.regression_within_noise() else BELOW_BASE
 
 
 def _base_cell(rows: list[IndependentRow]) -> str:
@@ -92,11 +98,11 @@ def _costs(found: list[tuple[StepInfo, IndependentRecord]]) -> list:
 
 
 def _regressions_line(found: list[tuple[StepInfo, IndependentRecord]]) -> str:
-    rows = [(step.name, r) for step, record in found for r in record.rows if r.regression()]
-    if not rows:
+    marked = [(f"`{step.name}` {r.metric}", _mark(r)) for step, record in found for r in record.rows]
+    beyond = [what for what, mark in marked if mark == BELOW_BASE]
+    within = [what for what, mark in marked if mark == WITHIN_NOISE]
+    if not beyond and not within:
         return "No step is below the base model on any independent figure."
-    beyond = [f"`{s}` {r.metric}" for s, r in rows if not r.regression_within_noise()]
-    within = [f"`{s}` {r.metric}" for s, r in rows if r.regression_within_noise()]
     parts = [f"{len(beyond)} figure(s) below the base model" + (": " + "; ".join(beyond) if beyond else "")]
     if within:
         parts.append(f"{len(within)} more below it within two standard errors: " + "; ".join(within))

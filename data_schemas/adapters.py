@@ -12,6 +12,8 @@ Formats, per kind (`fmt=`; "auto" picks one per file from its first JSON-object 
 - ultrafeedback: scored pairs `prompt`, `chosen`, `rejected`, `score_chosen`, `score_rejected` (answers as
   strings or message lists, like trl); the strength comes from the score gap, see `SCORE_GAP_THRESHOLDS`.
 - sharegpt (conversations only): `conversations: [{from: human|gpt|system, value}]`.
+- prompt_reference (conversations only): our prompt records with a `reference` answer, which becomes the
+  assistant's turn (see prompt_reference.py); picked by "auto" for rows with `messages` and `reference`.
 
 A plain-string prompt becomes `[{"role": "user", "content": prompt}]`.
 """
@@ -33,6 +35,10 @@ from chatalign.data_schemas.adapted import (
 )
 from chatalign.data_schemas.alpaca import conversation_from_alpaca, looks_like_alpaca, prompt_from_alpaca
 from chatalign.data_schemas.hh_transcripts import conversation_from_hh, preference_from_hh
+from chatalign.data_schemas.prompt_reference import (
+    conversation_from_prompt_reference,
+    looks_like_prompt_with_reference,
+)
 from chatalign.data_schemas.records import KINDS, Strength
 
 EXTRAS = {
@@ -260,6 +266,7 @@ ADAPTERS: dict[str, dict[str, Callable[[dict[str, Any]], Adapted]]] = {
         "sharegpt": conversation_from_sharegpt,
         "hh": conversation_from_hh,
         "alpaca": lambda row: conversation_from_alpaca(row, EXTRAS["conversation"]),
+        "prompt_reference": lambda row: conversation_from_prompt_reference(row, EXTRAS["conversation"]),
     },
     "preference": {
         "canonical": canonical,
@@ -282,6 +289,8 @@ def detect_format(kind: str, row: dict[str, Any]) -> str:
     if kind == "conversation":
         if "conversations" in keys:
             return "sharegpt"
+        if looks_like_prompt_with_reference(keys):
+            return "prompt_reference"
         if "messages" in keys:
             # TRL rows look like ours; only columns we do not know tell them apart.
             return "canonical" if keys <= own_fields else "trl"

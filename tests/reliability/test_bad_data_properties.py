@@ -26,6 +26,7 @@ GOOD = {
         "canonical": {"messages": [S, U, A], "id": "c"},
         "sharegpt": {"conversations": [{"from": "human", "value": "q"}, {"from": "gpt", "value": "a"}]},
         "hh": {"text": "\n\nHuman: q\n\nAssistant: a"},
+        "prompt_reference": {"messages": [S, U], "reference": "a", "is_safety": False, "id": "p"},
     },
     "preference": {
         "canonical": {"prompt": [U], "chosen": "a", "rejected": "b", "strength": "better"},
@@ -75,6 +76,14 @@ MUTATIONS = {
         ("ends with human", ("text",), "\n\nHuman: q", "text"),
         ("no turns", ("text",), "just prose", "text"),
         ("wrong type", ("text",), 3, "text"),
+    ],
+    ("conversation", "prompt_reference"): [
+        ("missing reference", ("reference",), DELETE, "reference"),
+        ("reference not text", ("reference",), ["a"], "reference"),
+        ("empty reference", ("reference",), " ", "reference"),
+        ("prompt ends with assistant", ("messages",), [U, A], "messages.1.role"),
+        ("empty prompt content", ("messages", 1, "content"), "", "messages.1.content"),
+        ("unknown role", ("messages", 1, "role"), "robot", "messages.1.role"),
     ],
     ("preference", "canonical"): [
         ("missing chosen", ("chosen",), DELETE, "chosen"),

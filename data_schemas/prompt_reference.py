@@ -15,10 +15,11 @@ from chatalign.data_schemas.adapted import (
     dotted,
     unused_columns,
 )
+from chatalign.data_schemas.records import Prompt
 
-# Prompt fields with no place in a conversation: allowed, left out. Any other key is an error, as in our own
-# canonical records: a misspelt field must not pass silently.
-PROMPT_ONLY = ("is_safety", "risk_category", "check")
+# Every field of a prompt record is allowed (those with no place in a conversation are left out); any other key
+# is an error, as in our own canonical records: a misspelt field must not pass silently.
+PROMPT_FIELDS = tuple(Prompt.model_fields)
 
 
 def looks_like_prompt_with_reference(keys: set[str]) -> bool:
@@ -34,7 +35,7 @@ def _reference(row: dict[str, Any]) -> str:
 
 
 def conversation_from_prompt_reference(row: dict[str, Any], extras: tuple[str, ...]) -> Adapted:
-    unknown = sorted(unused_columns(row, ("messages", "reference", *PROMPT_ONLY, *extras)))
+    unknown = sorted(unused_columns(row, (*PROMPT_FIELDS, *extras)))
     if unknown:
         raise AdaptError(unknown[0], "not a field of a prompt record (misspelt?)")
     ignored: set[str] = set()

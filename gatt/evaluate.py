@@ -108,12 +108,28 @@ def summarize(by_turn: dict, key: str = "all", first: int = SUMMARY_FROM) -> dic
             "n_last": n_last, "first": first}
 
 
+def retention(runs: Sequence[DialogueRun], first: int = SUMMARY_FROM) -> dict:
+    """{"kept_at_1": dialogues whose turn-1 answer kept the instruction, "mean_from": over turns first..last, the
+    mean share of those still keeping it (of those answered at the turn; None without such turns)}.
+
+    Separates what GAtt is for (keeping an instruction over the turns, Touvron et al. 2023 sec. 3.3) from
+    whether the model can follow the instruction at all: a kind never kept at turn 1 has nothing to keep.
+    """
+    kept = [r for r in runs if r.checks and r.checks[0]["all"]]
+    shares = []
+    for t in range(first, max((len(r.checks) for r in kept), default=0) + 1):
+        answered = [r for r in kept if len(r.checks) >= t]
+        shares.append(sum(r.checks[t - 1]["all"] for r in answered) / len(answered))
+    return {"kept_at_1": len(kept), "mean_from": sum(shares) / len(shares) if shares else None}
+
+
 def group_result(group: EvalGroup, runs: Sequence[DialogueRun]) -> dict:
-    """One group's JSON: by_turn (keys are turn numbers as strings), the summary overall and per kind."""
+    """One group's JSON: by_turn (keys are turn numbers as strings), the summary overall and per kind, the
+    retention of instructions kept at turn 1."""
     by_turn = {str(t): row for t, row in adherence_by_turn(runs).items()}
     return {"suite": group.suite, "placement": group.placement, "by_turn": by_turn,
             "summary": {key: summarize(by_turn, key) for key in ["all", *kinds_of(runs)]},
-            "dialogues": [r.to_dict() for r in runs]}
+            "retention": retention(runs), "dialogues": [r.to_dict() for r in runs]}
 
 
 def evaluate_groups(model, tokenizer, groups: Sequence[EvalGroup], *, max_new_tokens: int = 128,

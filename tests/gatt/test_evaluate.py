@@ -10,12 +10,13 @@ from chatalign.gatt.evaluate import (
     format_table,
     group_result,
     limit_long_dialogues,
+    retention,
     select_dialogues,
     summarize,
 )
 from chatalign.gatt.instructions import Instruction
 from chatalign.gatt.prompt_window import drop_second_round, fit_prompt
-from chatalign.gatt.turns import Candidate, run_dialogues
+from chatalign.gatt.turns import Candidate, DialogueRun, run_dialogues
 
 UPPER = Instruction("Always answer in uppercase.", {"uppercase": True})
 UPPER_SHORT = Instruction("Format: uppercase. Length: at most 2 words",
@@ -164,3 +165,19 @@ def test_groups_run_in_one_pass_and_split_by_suite_and_placement():
     assert res["in_distribution/system"]["by_turn"]["4"]["all"] == 1.0
     assert res["in_distribution/first_user"]["summary"]["all"]["mean_from"] == 0.0
     assert res["in_distribution/system"]["summary"]["uppercase"]["n_last"] == 1
+
+
+def _run(passes):
+    return DialogueRun(Dialogue("d", tuple("q" * len(passes))), UPPER, ["a"] * len(passes),
+                       [{"all": ok, "uppercase": ok} for ok in passes])
+
+
+def test_retention_follows_only_the_dialogues_kept_at_turn_1():
+    runs = [_run([True, True, True, False, True]), _run([True, False, False, False]),
+            _run([False, True, True, True, True])]  # not kept at turn 1: left out
+    # turns 4-5: turn 4 both kept dialogues fail (0/2), turn 5 only the first answers and keeps it (1/1)
+    assert retention(runs) == {"kept_at_1": 2, "mean_from": 0.5}
+    # turns 2-5: 1/2, 1/2, 0/2, 1/1
+    assert retention(runs, first=2)["mean_from"] == (0.5 + 0.5 + 0.0 + 1.0) / 4
+    assert retention([_run([False] * 6)]) == {"kept_at_1": 0, "mean_from": None}
+    assert retention([_run([True, True])])["mean_from"] is None  # no turn from 4 on

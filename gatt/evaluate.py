@@ -110,17 +110,20 @@ def summarize(by_turn: dict, key: str = "all", first: int = SUMMARY_FROM) -> dic
 
 def retention(runs: Sequence[DialogueRun], first: int = SUMMARY_FROM) -> dict:
     """{"kept_at_1": dialogues whose turn-1 answer kept the instruction, "mean_from": over turns first..last, the
-    mean share of those still keeping it (of those answered at the turn; None without such turns)}.
+    mean share of those still keeping it (of those answered at the turn; None without such turns), "last_turn":
+    the last turn any of them reached}.
 
     Separates what GAtt is for (keeping an instruction over the turns, Touvron et al. 2023 sec. 3.3) from
     whether the model can follow the instruction at all: a kind never kept at turn 1 has nothing to keep.
     """
     kept = [r for r in runs if r.checks and r.checks[0]["all"]]
+    last = max((len(r.checks) for r in kept), default=0)
     shares = []
-    for t in range(first, max((len(r.checks) for r in kept), default=0) + 1):
+    for t in range(first, last + 1):
         answered = [r for r in kept if len(r.checks) >= t]
         shares.append(sum(r.checks[t - 1]["all"] for r in answered) / len(answered))
-    return {"kept_at_1": len(kept), "mean_from": sum(shares) / len(shares) if shares else None}
+    return {"kept_at_1": len(kept), "mean_from": sum(shares) / len(shares) if shares else None,
+            "last_turn": last or None}
 
 
 def group_result(group: EvalGroup, runs: Sequence[DialogueRun]) -> dict:

@@ -69,7 +69,7 @@ def independent_rows(results: dict[str, dict], placements, base_is_start: bool) 
                 in_distribution=_columns(results, dist, "all", stat, base_is_start), judge="rules",
                 note="independent: instruction kinds held out from training; in-distribution: the training "
                      "kinds on the bundled held-out dialogues"))
-        rows += _turn1_rows(results, p, ind, span, base_is_start)
+        rows += _turn1_rows(results, p, ind, s["first"], base_is_start)
         for kind in [k for k in any_res["summary"] if k != "all"]:
             rows.append(IndependentRow(
                 suite="gatt", metric=f"GAtt adherence, held-out kind {kind}, {PLACED[p]}, mean over {span}",
@@ -78,10 +78,10 @@ def independent_rows(results: dict[str, dict], placements, base_is_start: bool) 
     return rows
 
 
-def _turn1_rows(results: dict[str, dict], p: str, group: str, span: str, base_is_start: bool
+def _turn1_rows(results: dict[str, dict], p: str, group: str, first: int, base_is_start: bool
                 ) -> list[IndependentRow]:
     """Adherence at turn 1 (can the model follow the held-out kind at all?) and, of the dialogues that kept the
-    instruction there, the share still keeping it over `span` (what GAtt is for); [] for results without them."""
+    instruction there, the share still keeping it from turn `first` on (what GAtt is for); [] for results without them."""
     found = {c: results.get(label, {}).get("groups", {}).get(group) for c, label in COLUMNS.items()}
     if base_is_start:
         found["base"] = found["before"]
@@ -92,11 +92,13 @@ def _turn1_rows(results: dict[str, dict], p: str, group: str, span: str, base_is
     at_1 = Figures(n=n, **{c: g["by_turn"]["1"]["all"] if g else None for c, g in found.items()})
     kept = {c: g["retention"] if g and "retention" in g else None for c, g in found.items()}
     retained = Figures(n=n, **{c: r["mean_from"] if r else None for c, r in kept.items()})
-    counts = ", ".join(f"{c} {r['kept_at_1']}" for c, r in kept.items() if r)
+    counts = ", ".join(f"{c} {r['kept_at_1']}" + (f" (to turn {r['last_turn']})" if r.get("last_turn") else "")
+                       for c, r in kept.items() if r)
     return [
         IndependentRow(suite="gatt", metric=f"GAtt adherence, {PLACED[p]}, at turn 1", key=f"gatt_{p}_t1",
                        higher_is_better=True, unit="%", independent=at_1, judge="rules",
                        note="the instruction just given: whether the model can follow a held-out kind at all"),
-        IndependentRow(suite="gatt", metric=f"GAtt retention, {PLACED[p]}: kept over {span} when kept at turn 1",
+        IndependentRow(suite="gatt", metric=f"GAtt retention, {PLACED[p]}: kept from turn {first} on when kept at turn 1",
                        key=f"gatt_{p}_retained", higher_is_better=True, unit="%", independent=retained,
-                       judge="rules", note=f"n: dialogues; of them kept at turn 1: {counts}")]
+                       judge="rules", note=f"n: dialogues; of them kept at turn 1: {counts}; the mean runs to the "
+                                           "last turn those dialogues reach, which can be short of the others'")]

@@ -176,8 +176,8 @@ def test_retention_follows_only_the_dialogues_kept_at_turn_1():
     runs = [_run([True, True, True, False, True]), _run([True, False, False, False]),
             _run([False, True, True, True, True])]  # not kept at turn 1: left out
     # turns 4-5: turn 4 both kept dialogues fail (0/2), turn 5 only the first answers and keeps it (1/1)
-    assert retention(runs) == {"kept_at_1": 2, "mean_from": 0.5}
+    assert retention(runs) == {"kept_at_1": 2, "mean_from": 0.5, "last_turn": 5}
     # turns 2-5: 1/2, 1/2, 0/2, 1/1
     assert retention(runs, first=2)["mean_from"] == (0.5 + 0.5 + 0.0 + 1.0) / 4
-    assert retention([_run([False] * 6)]) == {"kept_at_1": 0, "mean_from": None}
+    assert retention([_run([False] * 6)]) == {"kept_at_1": 0, "mean_from": None, "last_turn": None}
     assert retention([_run([True, True])])["mean_from"] is None  # no turn from 4 on

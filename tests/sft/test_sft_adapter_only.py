@@ -50,7 +50,7 @@ def test_sft_with_lora_save_adapter_keeps_a_loadable_adapter_instead_of_the_mode
 
 @pytest.mark.parametrize("stage, recipe, extra", [
     ("reward", "reward_helpful.yaml", ["train.trainable_layers=null"]),
-    ("gatt", "gatt.yaml", []),
+    ("gatt", "gatt.yaml", ["train.trainable_layers=null"]),
     ("safety", "safety.yaml", ["train.trainable_layers=null"]),
 ])
 def test_stages_that_read_their_model_back_refuse_adapter_only_by_name(stage, recipe, extra, capsys):

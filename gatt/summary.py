@@ -31,12 +31,19 @@ def eval_metrics(results: dict[str, dict]) -> dict:
     return out
 
 
-def _columns(results: dict[str, dict], group: str, key: str, stat: str, base_is_start: bool) -> Figures | None:
-    """Base, before and after (shares, or None where not measured) and n of one summary statistic; None
-    without the group."""
+def _groups_by_column(results: dict[str, dict], group: str, base_is_start: bool) -> dict[str, dict | None]:
+    """{"base", "before", "after": that model's result for `group`, or None}; the start stands for the base model
+    where they are the same model."""
     found = {c: results.get(label, {}).get("groups", {}).get(group) for c, label in COLUMNS.items()}
     if base_is_start:
         found["base"] = found["before"]
+    return found
+
+
+def _columns(results: dict[str, dict], group: str, key: str, stat: str, base_is_start: bool) -> Figures | None:
+    """Base, before and after (shares, or None where not measured) and n of one summary statistic; None
+    without the group."""
+    found = _groups_by_column(results, group, base_is_start)
     if not any(found.values()):
         return None
     cols: dict = {c: g["summary"].get(key, {}).get(stat) if g else None for c, g in found.items()}
@@ -82,9 +89,7 @@ def _turn1_rows(results: dict[str, dict], p: str, group: str, first: int, base_i
                 ) -> list[IndependentRow]:
     """Adherence at turn 1 (can the model follow the held-out kind at all?) and, of the dialogues that kept the
     instruction there, the share still keeping it from turn `first` on (what GAtt is for); [] for results without them."""
-    found = {c: results.get(label, {}).get("groups", {}).get(group) for c, label in COLUMNS.items()}
-    if base_is_start:
-        found["base"] = found["before"]
+    found = _groups_by_column(results, group, base_is_start)
     present = [g for g in found.values() if g]
     if not present or "retention" not in present[0] or "1" not in present[0]["by_turn"]:
         return []

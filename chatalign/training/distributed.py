@@ -10,6 +10,7 @@ from dataclasses import dataclass
 from datetime import timedelta
 
 from chatalign.errors import UserError
+from chatalign.training.extension_builds import prepare_extension_builds
 
 log = logging.getLogger(__name__)
 
@@ -24,6 +25,7 @@ def import_deepspeed():
         import deepspeed
     except ImportError:
         raise UserError(MISSING_DEEPSPEED) from None
+    prepare_extension_builds()
     return deepspeed
 
 

@@ -1,0 +1,53 @@
+"""Where DeepSpeed builds its C++ ops on the CPU, and recovery from a build that was killed.
+
+On the CPU, `deepspeed.init_distributed` compiles its shared-memory all-reduce op with torch's JIT loader. The
+loader guards the build with a lock *file* that only the builder deletes: a build killed half-way (a timeout, a
+session that ended, Ctrl-C at the wrong second) leaves the file behind, and every later process waits on it
+forever, silently. Two defaults keep that from hanging a run:
+- the build lives in the Python environment (`<sys.prefix>/torch_extensions`), so a new environment never
+  inherits another's lock or a module built against another torch (a user's `TORCH_EXTENSIONS_DIR` wins);
+- a lock older than any real build (the op takes about a minute on 2 cores) is removed with a warning."""
+
+from __future__ import annotations
+
+import logging
+import os
+import sys
+import time
+from pathlib import Path
+
+log = logging.getLogger(__name__)
+
+STALE_LOCK_SECONDS = 15 * 60
+
+
+def default_extensions_dir() -> Path:
+    """`TORCH_EXTENSIONS_DIR` if the user set one, else `<sys.prefix>/torch_extensions`."""
+    chosen = os.environ.get("TORCH_EXTENSIONS_DIR")
+    return Path(chosen) if chosen else Path(sys.prefix) / "torch_extensions"
+
+
+def stale_build_locks(root: Path, now: float, max_age_s: float = STALE_LOCK_SECONDS) -> list[Path]:
+    """The `lock` files of the op builds under `root` (`<root>/<op>/lock`) last touched over `max_age_s` ago."""
+    if not root.is_dir():
+        return []
+    return sorted(lock for lock in root.glob("*/lock") if now - lock.stat().st_mtime > max_age_s)
+
+
+def prepare_extension_builds() -> Path | None:
+    """Point torch's JIT builds at this environment and clear locks a killed build left; None when the folder
+    cannot be written (then torch's own default stays, and nothing is removed)."""
+    root = default_extensions_dir()
+    try:
+        root.mkdir(parents=True, exist_ok=True)
+    except OSError:
+        return None
+    if not os.access(root, os.W_OK):
+        return None
+    os.environ.setdefault("TORCH_EXTENSIONS_DIR", str(root))
+    for lock in stale_build_locks(root, time.time()):
+        age_min = (time.time() - lock.stat().st_mtime) / 60
+        log.warning("removing %s: a build lock %.0f min old is left by a build that was killed (a real build "
+                    "takes about a minute); without this every process would wait on it forever", lock, age_min)
+        lock.unlink(missing_ok=True)
+    return root

@@ -78,7 +78,9 @@ def suite_table(suite: str, found: list[tuple[StepInfo, IndependentRecord]]) -> 
         for step, rows in steps:
             line[step.name] = _cell(rows[key]) if key in rows else "-"
         table.append(line)
-    return [("h", 3, f"Suite: {suite}"), ("table", columns, table)]
+    notes = [(0, f"`{step.name}` {row.metric}: {row.note}") for step, rows in steps for row in rows.values()
+             if row.note]
+    return [("h", 3, f"Suite: {suite}"), ("table", columns, table)] + ([("list", notes)] if notes else [])
 
 
 def _costs(found: list[tuple[StepInfo, IndependentRecord]]) -> list:

@@ -90,3 +90,15 @@ def test_no_regression_sentence(tmp_path):
     sft = step(tmp_path, "sft", "sft")
     write_independent(sft.dir, [nll(2.4)], [], "m", "embedded")
     assert "No step is below the base model" in md(transfer_section(Ctx(root=tmp_path, steps=[sft])))
+
+
+def test_a_rows_note_is_listed_under_its_suites_table(tmp_path):
+    gatt = step(tmp_path, "gatt", "gatt")
+    noted = kept(0.5).model_copy(update={"note": "kept at turn 1: 1 -> 3 dialogues; they run to turn 6"})
+    write_independent(gatt.dir, [noted, nll(2.4)], [], "m", "rlhf_round1")
+    blocks = transfer_section(Ctx(root=tmp_path, steps=[gatt]))
+    suite = blocks.index(("h", 3, "Suite: general"))
+    assert blocks[suite + 1][0] == "table"
+    assert blocks[suite + 2] == ("list", [(0, "`gatt` instructions kept: kept at turn 1: 1 -> 3 dialogues; they "
+                                             "run to turn 6")])
+    assert "- `gatt` instructions kept: kept at turn 1" in md(blocks)

@@ -6,7 +6,8 @@ session that ended, Ctrl-C at the wrong second) leaves the file behind, and ever
 forever, silently. Two defaults keep that from hanging a run:
 - the build lives in the Python environment (`<sys.prefix>/torch_extensions`), so a new environment never
   inherits another's lock or a module built against another torch (a user's `TORCH_EXTENSIONS_DIR` wins);
-- a lock older than any real build (the op takes about a minute on 2 cores) is removed with a warning."""
+- a lock whose build folder saw no write for 15 minutes is removed with a warning (a live build writes its
+  object files as it goes; the CPU op takes about a minute on 2 cores)."""
 
 from __future__ import annotations
 
@@ -28,10 +29,16 @@ def default_extensions_dir() -> Path:
 
 
 def stale_build_locks(root: Path, now: float, max_age_s: float = STALE_LOCK_SECONDS) -> list[Path]:
-    """The `lock` files of the op builds under `root` (`<root>/<op>/lock`) last touched over `max_age_s` ago."""
+    """The `lock` files of the op builds under `root` (`<root>/<op>/lock`) whose folder saw no write for over
+    `max_age_s`: a live build writes its object files as it goes, a long one (CUDA ops) included."""
     if not root.is_dir():
         return []
-    return sorted(lock for lock in root.glob("*/lock") if now - lock.stat().st_mtime > max_age_s)
+    return sorted(lock for lock in root.glob("*/lock") if now - last_write(lock.parent) > max_age_s)
+
+
+def last_write(folder: Path) -> float:
+    """The newest modification time of `folder` and the files in it."""
+    return max([folder.stat().st_mtime, *(f.stat().st_mtime for f in folder.iterdir() if f.is_file())])
 
 
 def prepare_extension_builds() -> Path | None:
@@ -46,8 +53,9 @@ def prepare_extension_builds() -> Path | None:
         return None
     os.environ.setdefault("TORCH_EXTENSIONS_DIR", str(root))
     for lock in stale_build_locks(root, time.time()):
-        age_min = (time.time() - lock.stat().st_mtime) / 60
-        log.warning("removing %s: a build lock %.0f min old is left by a build that was killed (a real build "
-                    "takes about a minute); without this every process would wait on it forever", lock, age_min)
+        idle_min = (time.time() - last_write(lock.parent)) / 60
+        log.warning("removing %s: a build lock whose folder saw no write for %.0f min is left by a build that was "
+                    "killed (a real build writes as it goes); without this every process would wait on it forever",
+                    lock, idle_min)
         lock.unlink(missing_ok=True)
     return root

@@ -17,10 +17,12 @@ from chatalign.training.extension_builds import (
 
 
 def lock_aged(root: Path, op: str, age_s: float, now: float) -> Path:
+    """A build folder with a lock and an object file, nothing written in it for `age_s`."""
     lock = root / op / "lock"
     lock.parent.mkdir(parents=True)
-    lock.touch()
-    os.utime(lock, (now - age_s, now - age_s))
+    for path in (lock, lock.parent / "shm.o", lock.parent):
+        path.touch()
+        os.utime(path, (now - age_s, now - age_s))
     return lock
 
 
@@ -34,6 +36,13 @@ def test_only_locks_older_than_a_real_build_are_stale(tmp_path):
     assert stale_build_locks(tmp_path / "missing", now) == []
 
 
+def test_a_lock_is_live_while_its_build_writes(tmp_path):
+    now = time.time()
+    lock = lock_aged(tmp_path, "fused_adam", 40 * 60, now)  # a long build: the lock is old...
+    os.utime(lock.parent / "shm.o", (now - 30, now - 30))  # ...but an object file was written 30 s ago
+    assert stale_build_locks(tmp_path, now) == []
+
+
 def test_prepare_removes_a_killed_builds_lock_and_keeps_a_live_one(tmp_path, monkeypatch, caplog):
     monkeypatch.setenv("TORCH_EXTENSIONS_DIR", str(tmp_path))
     now = time.time()
@@ -42,7 +51,7 @@ def test_prepare_removes_a_killed_builds_lock_and_keeps_a_live_one(tmp_path, mon
     with caplog.at_level(logging.WARNING):
         assert prepare_extension_builds() == tmp_path
     assert not old.exists() and live.exists()
-    assert str(old) in caplog.text and "60 min old" in caplog.text
+    assert str(old) in caplog.text and "no write for 60 min" in caplog.text
     assert os.environ["TORCH_EXTENSIONS_DIR"] == str(tmp_path)
 
 

@@ -52,8 +52,9 @@ def prepare_extension_builds() -> Path | None:
     if not os.access(root, os.W_OK):
         return None
     os.environ.setdefault("TORCH_EXTENSIONS_DIR", str(root))
-    for lock in stale_build_locks(root, time.time()):
-        idle_min = (time.time() - last_write(lock.parent)) / 60
+    now = time.time()
+    for lock in stale_build_locks(root, now):
+        idle_min = (now - last_write(lock.parent)) / 60
         log.warning("removing %s: a build lock whose folder saw no write for %.0f min is left by a build that was "
                     "killed (a real build writes as it goes); without this every process would wait on it forever",
                     lock, idle_min)

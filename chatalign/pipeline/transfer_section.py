@@ -78,9 +78,18 @@ def suite_table(suite: str, found: list[tuple[StepInfo, IndependentRecord]]) -> 
         for step, rows in steps:
             line[step.name] = _cell(rows[key]) if key in rows else "-"
         table.append(line)
-    notes = [(0, f"`{step.name}` {row.metric}: {row.note}") for step, rows in steps for row in rows.values()
-             if row.note]
-    return [("h", 3, f"Suite: {suite}"), ("table", columns, table)] + ([("list", notes)] if notes else [])
+    return [("h", 3, f"Suite: {suite}"), ("table", columns, table)] + _notes_list(steps)
+
+
+def _notes_list(steps: list[tuple[StepInfo, dict[str, IndependentRow]]]) -> list:
+    """The rows' notes, each once per step: rows of a step that share a note are named together before it."""
+    grouped: dict[tuple[str, str], list[str]] = {}
+    for step, rows in steps:
+        for row in rows.values():
+            if row.note:
+                grouped.setdefault((step.name, row.note), []).append(row.metric)
+    notes = [(0, f"`{name}` {'; '.join(metrics)}: {note}") for (name, note), metrics in grouped.items()]
+    return [("list", notes)] if notes else []
 
 
 def _costs(found: list[tuple[StepInfo, IndependentRecord]]) -> list:

@@ -102,3 +102,16 @@ def test_a_rows_note_is_listed_under_its_suites_table(tmp_path):
     assert blocks[suite + 2] == ("list", [(0, "`gatt` instructions kept: kept at turn 1: 1 -> 3 dialogues; they "
                                              "run to turn 6")])
     assert "- `gatt` instructions kept: kept at turn 1" in md(blocks)
+
+
+def test_rows_sharing_a_note_are_named_together_once(tmp_path):
+    gatt = step(tmp_path, "gatt", "gatt")
+    shared = "held-out kinds; in-distribution: the training kinds"
+    first = kept(0.5).model_copy(update={"note": shared})
+    second = kept(0.3).model_copy(update={"key": "kept_t20", "metric": "kept at turn 20", "note": shared})
+    third = nll(2.4).model_copy(update={"note": "another note"})
+    write_independent(gatt.dir, [first, second, third], [], "m", "rlhf_round1")
+    blocks = transfer_section(Ctx(root=tmp_path, steps=[gatt]))
+    suite = blocks.index(("h", 3, "Suite: general"))
+    assert blocks[suite + 2] == ("list", [(0, f"`gatt` instructions kept; kept at turn 20: {shared}"),
+                                          (0, "`gatt` NLL of good answers: another note")])
